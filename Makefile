@@ -1,0 +1,50 @@
+# ECS Sidecar Reconciler. `make help` lists the targets.
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+GO        ?= go
+BIN       ?= bin/reconciler
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -s -w -X main.version=$(VERSION)
+# Short fuzzing inside `make test`; `make fuzz` runs each target longer.
+FUZZTIME_TEST ?= 5s
+FUZZTIME      ?= 60s
+STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+.PHONY: help build run test fmt-check vet unit fuzz-short fuzz bench lint clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+build: ## static binary in bin/reconciler (CGO_ENABLED=0)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/reconciler
+
+run: build ## run the reconciler against the embedded AWS on 127.0.0.1:4566 (no account needed)
+	$(BIN) run --embedded $(ARGS)
+
+test: fmt-check vet unit fuzz-short ## what CI runs: gofmt, go vet, go test -race, short fuzzing
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+unit:
+	$(GO) test -race -timeout 10m ./...
+
+fuzz-short: ## every fuzz target for $(FUZZTIME_TEST)
+	scripts/fuzz.sh $(FUZZTIME_TEST)
+
+fuzz: ## every fuzz target for $(FUZZTIME) (override: make fuzz FUZZTIME=10m)
+	scripts/fuzz.sh $(FUZZTIME)
+
+bench: ## benchmarks of every package, 5 runs each
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
+
+lint: fmt-check vet ## gofmt, go vet and staticcheck
+	$(GO) run $(STATICCHECK) ./...
+
+clean:
+	rm -rf bin
