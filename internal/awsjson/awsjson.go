@@ -1,0 +1,239 @@
+// Package awsjson converts between aws-sdk-go-v2 Go values (operation inputs and outputs
+// and the types they reach) and the JSON bodies of the AWS JSON 1.0/1.1 protocols, with
+// member names exactly as the service models spell them.
+//
+// Member names come from a table generated from botocore's service models
+// (models_gen.go, go generate). A Go field is matched to the model member of its shape
+// whose name equals the field name but for case (the SDK capitalises member names). A
+// field the table does not know (an SDK newer than the table) falls back to the service's
+// casing rule; the tests list such fields and check them against the SDK's own serializer.
+//
+// Encoding follows the SDK's serializers: nil pointers, slices and maps and zero
+// non-pointer scalars are omitted; timestamps are epoch seconds with millisecond
+// precision; blobs are base64; map keys are user data and are never re-cased. Decoding
+// also accepts ISO 8601 timestamps (the aws CLI prints them), keeps millisecond precision
+// like the SDK does, and turns null into the zero value.
+package awsjson
+
+//go:generate go run ./internal/gen -o models_gen.go
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Service names an AWS service by its botocore model directory.
+type Service string
+
+// The services the reconciler talks to.
+const (
+	ECS            Service = "ecs"
+	SQS            Service = "sqs"
+	EventBridge    Service = "events"
+	SecretsManager Service = "secretsmanager"
+	ECR            Service = "ecr"
+)
+
+// ErrUnknownMember is wrapped by Unmarshal errors about input members the model does not
+// have (Strict mode only).
+var ErrUnknownMember = errors.New("unknown member")
+
+// sdkPackages maps each service to the import path of its aws-sdk-go-v2 client; its
+// shapes live there (operation inputs and outputs) and in its types subpackage.
+var sdkPackages = map[Service]string{
+	ECS:            "github.com/aws/aws-sdk-go-v2/service/ecs",
+	SQS:            "github.com/aws/aws-sdk-go-v2/service/sqs",
+	EventBridge:    "github.com/aws/aws-sdk-go-v2/service/eventbridge",
+	SecretsManager: "github.com/aws/aws-sdk-go-v2/service/secretsmanager",
+	ECR:            "github.com/aws/aws-sdk-go-v2/service/ecr",
+}
+
+// lowerCamelServices name their members in lowerCamel case; the others in PascalCase.
+// Only used for fields the generated table does not know.
+var lowerCamelServices = map[Service]bool{ECS: true, ECR: true}
+
+// serviceModel is the generated part of a service model.
+type serviceModel struct {
+	apiVersion   string
+	jsonVersion  string
+	targetPrefix string
+	operations   map[string]operation
+	structures   map[string][]string // shape name -> member wire names
+}
+
+type operation struct {
+	input, output string
+}
+
+// Codec converts between SDK v2 Go values and the service's JSON wire shape.
+type Codec struct {
+	Service Service
+	Strict  bool // unknown input members are an error when true, ignored otherwise
+}
+
+// TargetPrefix returns the prefix of the X-Amz-Target header of the service
+// ("AmazonEC2ContainerServiceV20141113" for ECS): the header is prefix + "." + operation.
+func (s Service) TargetPrefix() string {
+	if m := generatedModels[s]; m != nil {
+		return m.targetPrefix
+	}
+	return ""
+}
+
+// ContentType returns the Content-Type of the service's requests and responses,
+// application/x-amz-json-1.0 or -1.1.
+func (s Service) ContentType() string {
+	if m := generatedModels[s]; m != nil {
+		return "application/x-amz-json-" + m.jsonVersion
+	}
+	return ""
+}
+
+// Marshal encodes v, a struct or pointer to struct of the service's SDK types.
+func (c Codec) Marshal(v any) ([]byte, error) {
+	rv := reflect.ValueOf(v)
+	for rv.Kind() == reflect.Pointer {
+		if rv.IsNil() {
+			return nil, fmt.Errorf("awsjson: marshal nil %T", v)
+		}
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return nil, fmt.Errorf("awsjson: marshal %T: not a struct", v)
+	}
+	e := encoder{codec: c}
+	if err := e.value(rv, ""); err != nil {
+		return nil, err
+	}
+	return e.buf, nil
+}
+
+// MarshalIndent is Marshal with each member on its own line, indented by indent.
+func (c Codec) MarshalIndent(v any, prefix, indent string) ([]byte, error) {
+	b, err := c.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, prefix, indent); err != nil {
+		return nil, fmt.Errorf("awsjson: indent: %w", err)
+	}
+	return out.Bytes(), nil
+}
+
+// Unmarshal decodes data into v, a non-nil pointer to a struct of the service's SDK
+// types. An empty body decodes as {}.
+func (c Codec) Unmarshal(data []byte, v any) error {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("awsjson: unmarshal into %T: not a non-nil pointer", v)
+	}
+	if rv.Elem().Kind() != reflect.Struct {
+		return fmt.Errorf("awsjson: unmarshal into %T: not a pointer to struct", v)
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		data = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var tree any
+	if err := dec.Decode(&tree); err != nil {
+		return fmt.Errorf("awsjson: %w", err)
+	}
+	if _, err := dec.Token(); err == nil {
+		return fmt.Errorf("awsjson: data after the top-level value")
+	}
+	d := decoder{codec: c}
+	return d.value(rv.Elem(), tree, "")
+}
+
+// field is one member of a struct type.
+type field struct {
+	index int
+	name  string // wire name
+	known bool   // the name comes from the model table, not the casing rule
+}
+
+type structInfo struct {
+	shape  string // model shape name, "" when the table does not know the type
+	fields []field
+	byName map[string]int // wire name -> position in fields
+}
+
+type infoKey struct {
+	service Service
+	t       reflect.Type
+}
+
+// structInfos caches *structInfo by infoKey.
+var structInfos syncMap[infoKey, *structInfo]
+
+// structOf returns the members of struct type t as the service's model names them.
+func (c Codec) structOf(t reflect.Type) (*structInfo, error) {
+	key := infoKey{c.Service, t}
+	if si, ok := structInfos.Load(key); ok {
+		return si, nil
+	}
+	pkg, ok := sdkPackages[c.Service]
+	if !ok {
+		return nil, fmt.Errorf("awsjson: unknown service %q", c.Service)
+	}
+	model := generatedModels[c.Service]
+	var shape string
+	switch t.PkgPath() {
+	case pkg:
+		if op, ok := strings.CutSuffix(t.Name(), "Input"); ok {
+			shape = model.operations[op].input
+		} else if op, ok := strings.CutSuffix(t.Name(), "Output"); ok {
+			shape = model.operations[op].output
+		}
+	case pkg + "/types":
+		shape = t.Name()
+	default:
+		return nil, fmt.Errorf("awsjson: %s is not a type of the %s SDK (%s)", t, c.Service, pkg)
+	}
+	members := map[string]string{} // lower-case member name -> wire name
+	wires, shapeKnown := model.structures[shape]
+	for _, w := range wires {
+		members[strings.ToLower(w)] = w
+	}
+	if !shapeKnown {
+		shape = ""
+	}
+	si := &structInfo{shape: shape, byName: map[string]int{}}
+	isError := reflect.PointerTo(t).Implements(errorType)
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if !f.IsExported() || f.Type == metadataType || (isError && f.Name == "ErrorCodeOverride") {
+			continue
+		}
+		fl := field{index: i}
+		if w, ok := members[strings.ToLower(f.Name)]; ok {
+			fl.name, fl.known = w, true
+		} else {
+			fl.name = c.Service.casing(f.Name)
+		}
+		if _, dup := si.byName[fl.name]; dup {
+			return nil, fmt.Errorf("awsjson: %s: two fields named %q on the wire", t, fl.name)
+		}
+		si.byName[fl.name] = len(si.fields)
+		si.fields = append(si.fields, fl)
+	}
+	si, _ = structInfos.LoadOrStore(key, si)
+	return si, nil
+}
+
+// casing is the service's naming rule for members the generated table does not know.
+func (s Service) casing(goName string) string {
+	if !lowerCamelServices[s] {
+		return goName
+	}
+	r, n := utf8.DecodeRuneInString(goName)
+	return string(unicode.ToLower(r)) + goName[n:]
+}
