@@ -1,0 +1,271 @@
+// Package config is the YAML configuration of `reconciler run`, `plan`,
+// `check` and `render`: its schema, its defaults, and a Validate that reports
+// every problem at once, each with the path of the key at fault.
+//
+// The file is YAML, read as JSON (sigs.k8s.io/yaml): the keys are the json
+// tags of the types below, matched case-sensitively; unknown keys are errors.
+// config.example.yaml at the repository root documents every key.
+package config
+
+import (
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// AWS configures the SDK clients.
+	AWS AWS `json:"aws"`
+	// Queue is the SQS queue the EventBridge rule delivers events to.
+	Queue Queue `json:"queue"`
+	// Sweeps are the periodic rescans that catch what events miss.
+	Sweeps Sweeps `json:"sweeps"`
+	// Workers is the number of families reconciled at the same time (1-64).
+	Workers int `json:"workers"`
+	// Mode is what the reconciler does: "enforce" (instrument and roll out),
+	// "audit" (report only, write nothing) or "remove" (move every service back
+	// to its source revision). A policy may override it.
+	Mode string `json:"mode"`
+	// TagPrefix prefixes every tag key and docker label the reconciler reads
+	// or writes (inject, profile, source, spec, failed).
+	TagPrefix string `json:"tagPrefix"`
+	// Rollouts bounds the service updates in flight.
+	Rollouts Rollouts `json:"rollouts"`
+	// Cleanup says what the reconciler may delete.
+	Cleanup Cleanup `json:"cleanup"`
+	// Audit sends an event for every write.
+	Audit Audit `json:"audit"`
+	// Metrics is the Prometheus endpoint.
+	Metrics Metrics `json:"metrics"`
+	// Log configures the slog handler.
+	Log Log `json:"log"`
+	// DefaultProfile is the profile of a family that opts in by tag without a
+	// profile tag, and of policies that name none. Default: "lacework", or
+	// the only profile when exactly one is configured.
+	DefaultProfile string `json:"defaultProfile,omitempty"`
+	// Profiles are the injection profiles by name. When the file gives none,
+	// the built-in "lacework" profile with its defaults is the only one.
+	Profiles map[string]patch.Profile `json:"profiles,omitempty"`
+	// Policies opt families in by name, in order; the first match decides.
+	Policies []policy.Rule `json:"policies,omitempty"`
+}
+
+// AWS configures the SDK clients.
+type AWS struct {
+	// Region is the AWS Region. Empty: Load falls back to AWS_REGION, then
+	// AWS_DEFAULT_REGION, then the SDK's own resolution (profile, IMDS).
+	Region string `json:"region,omitempty"`
+	// Endpoint overrides every service endpoint (awssim, moto): an http(s) URL.
+	Endpoint string `json:"endpoint,omitempty"`
+	// MaxAttempts is the SDK's attempts per call, first one included (1-10).
+	MaxAttempts int `json:"maxAttempts"`
+	// APIBudget is the part of the account's ECS throttle buckets the
+	// reconciler may use.
+	APIBudget APIBudget `json:"apiBudget"`
+}
+
+// APIBudget is the reconciler's share of the account's ECS API rate.
+type APIBudget struct {
+	// Share is the fraction (0 < share <= 1) of each ECS throttle bucket
+	// (burst and refill) that the reconciler's client-side buckets allow.
+	Share float64 `json:"share"`
+}
+
+// Queue is the SQS queue fed by the EventBridge rule.
+type Queue struct {
+	// URL is the queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>).
+	// Required by `run`, except with --embedded.
+	URL string `json:"url,omitempty"`
+	// WaitTimeSeconds is the long-poll wait of ReceiveMessage (0-20).
+	WaitTimeSeconds int `json:"waitTimeSeconds"`
+	// VisibilityTimeout hides a received message while its family is
+	// reconciled; it is extended while the message waits (1s-12h, whole seconds).
+	VisibilityTimeout Duration `json:"visibilityTimeout"`
+	// MaxMessages is ReceiveMessage's MaxNumberOfMessages (1-10).
+	MaxMessages int `json:"maxMessages"`
+}
+
+// Sweeps are the two periodic rescans (DESIGN.md, "Data flow").
+type Sweeps struct {
+	// Services finds services on un-instrumented revisions.
+	Services ServiceSweep `json:"services"`
+	// Families finds opt-in changes and families with no service.
+	Families FamilySweep `json:"families"`
+}
+
+// ServiceSweep is the frequent sweep: ListClusters, ListServices, DescribeServices.
+type ServiceSweep struct {
+	// Interval between the starts of two sweeps.
+	Interval Duration `json:"interval"`
+	// Jitter is the fraction (0-1) of Interval added at random to each wait.
+	Jitter float64 `json:"jitter"`
+}
+
+// FamilySweep is the slow sweep: ListTaskDefinitionFamilies, newest revisions, tags.
+type FamilySweep struct {
+	// Interval between the starts of two sweeps.
+	Interval Duration `json:"interval"`
+	// Jitter is the fraction (0-1) of Interval added at random to each wait.
+	Jitter float64 `json:"jitter"`
+	// MaxCallsPerSecond caps the sweep's own ECS calls (0 < n <= 20), inside
+	// the API budget.
+	MaxCallsPerSecond float64 `json:"maxCallsPerSecond"`
+}
+
+// Rollouts bounds service updates.
+type Rollouts struct {
+	// MaxInFlight is the number of service rollouts in progress at once, account-wide.
+	MaxInFlight int `json:"maxInFlight"`
+	// MaxInFlightPerCluster is the same bound per cluster (<= MaxInFlight).
+	MaxInFlightPerCluster int `json:"maxInFlightPerCluster"`
+	// Deadline marks a rollout failed ("deadline") when it has no outcome by then.
+	Deadline Duration `json:"deadline"`
+	// Canary rolls a new spec out to one service first, and to the family's
+	// other services only once that rollout has completed.
+	Canary bool `json:"canary"`
+	// OnOptOut is what happens to services running a twin when their family
+	// opts out: "revert" (back to the source revision) or "leave".
+	OnOptOut string `json:"onOptOut"`
+}
+
+// Cleanup says what the reconciler may delete.
+type Cleanup struct {
+	// DeregisterUnusedTwins deregisters twins that no service runs and that
+	// are not their family's latest revision.
+	DeregisterUnusedTwins bool `json:"deregisterUnusedTwins"`
+}
+
+// Audit sends an EventBridge event for every write.
+type Audit struct {
+	// EventBus is an event bus name or ARN; empty sends no audit events.
+	EventBus string `json:"eventBus,omitempty"`
+}
+
+// Metrics is the Prometheus endpoint.
+type Metrics struct {
+	// Listen is the host:port of the /metrics HTTP server; port 0 picks one.
+	Listen string `json:"listen"`
+}
+
+// Log configures logging (log/slog).
+type Log struct {
+	// Format is "json" or "text".
+	Format string `json:"format"`
+	// Level is "debug", "info", "warn" or "error".
+	Level string `json:"level"`
+}
+
+// Allowed values and defaults.
+const (
+	OnOptOutRevert = "revert"
+	OnOptOutLeave  = "leave"
+
+	LogFormatJSON = "json"
+	LogFormatText = "text"
+
+	DefaultTagPrefix     = "ecs-sidecar/"
+	DefaultMetricsListen = ":9102"
+	// BuiltinProfile is the name of the profile that exists when the file
+	// gives none.
+	BuiltinProfile = patch.ProfileTypeLacework
+)
+
+// Default returns the configuration of an empty file, before validation: no
+// queue URL, no Region, and the built-in lacework profile without a token.
+func Default() *Config {
+	c := &Config{
+		AWS: AWS{
+			MaxAttempts: 3,
+			APIBudget:   APIBudget{Share: 0.5},
+		},
+		Queue: Queue{
+			WaitTimeSeconds:   20,
+			VisibilityTimeout: D(2 * time.Minute),
+			MaxMessages:       10,
+		},
+		Sweeps: Sweeps{
+			Services: ServiceSweep{Interval: D(5 * time.Minute), Jitter: 0.1},
+			Families: FamilySweep{Interval: D(30 * time.Minute), Jitter: 0.1, MaxCallsPerSecond: 2},
+		},
+		Workers:   4,
+		Mode:      policy.ModeEnforce,
+		TagPrefix: DefaultTagPrefix,
+		Rollouts: Rollouts{
+			MaxInFlight:           5,
+			MaxInFlightPerCluster: 2,
+			Deadline:              D(30 * time.Minute),
+			OnOptOut:              OnOptOutRevert,
+		},
+		Metrics: Metrics{Listen: DefaultMetricsListen},
+		Log:     Log{Format: LogFormatJSON, Level: "info"},
+	}
+	c.applyDefaults()
+	return c
+}
+
+// applyDefaults fills what depends on the decoded file: the built-in profile,
+// profile names, the default profile and the policies' opt-in style.
+func (c *Config) applyDefaults() {
+	if len(c.Profiles) == 0 {
+		c.Profiles = map[string]patch.Profile{BuiltinProfile: {}}
+	}
+	for name, p := range c.Profiles {
+		p.Name = name
+		c.Profiles[name] = p
+	}
+	if c.DefaultProfile == "" {
+		c.DefaultProfile = BuiltinProfile
+		if len(c.Profiles) == 1 {
+			for name := range c.Profiles {
+				c.DefaultProfile = name
+			}
+		}
+	}
+	for i := range c.Policies {
+		if c.Policies[i].OptIn == "" {
+			c.Policies[i].OptIn = policy.OptInTag
+		}
+	}
+}
+
+// Profile returns the named profile with its defaults applied; the empty name
+// is the default profile.
+func (c *Config) Profile(name string) (patch.Profile, bool) {
+	if name == "" {
+		name = c.DefaultProfile
+	}
+	p, ok := c.Profiles[name]
+	if !ok {
+		return patch.Profile{}, false
+	}
+	p.Name = name
+	return p.WithDefaults(), true
+}
+
+// ProfileNames returns the names of the profiles, sorted.
+func (c *Config) ProfileNames() []string {
+	names := make([]string, 0, len(c.Profiles))
+	for name := range c.Profiles {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// SlogLevel is Log.Level as a slog.Level (info when unset or unknown;
+// Validate refuses unknown levels).
+func (l Log) SlogLevel() slog.Level {
+	switch l.Level {
+	case "debug":
+		return slog.LevelDebug
+	case "warn":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}

@@ -1,0 +1,124 @@
+package config
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+
+	"sigs.k8s.io/yaml"
+)
+
+// Parse reads a configuration file's content: a strict decode over the
+// defaults (unknown keys, wrong types and duplicate keys are errors), then
+// the defaults that depend on the file, then Validate. It reports every
+// problem it finds, joined with errors.Join, each as "path: message". It reads
+// nothing from the environment (see Load).
+func Parse(data []byte) (*Config, error) {
+	return parse(data, nil)
+}
+
+// Load reads and parses the file at path. Before validating it falls back to
+// the environment for what the file leaves empty: aws.region from AWS_REGION,
+// then AWS_DEFAULT_REGION.
+func Load(path string) (*Config, error) {
+	return LoadWith(path, os.Getenv)
+}
+
+// LoadWith is Load with the environment given by getenv.
+func LoadWith(path string, getenv func(string) string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	c, err := parse(data, getenv)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	return c, nil
+}
+
+func parse(data []byte, getenv func(string) string) (*Config, error) {
+	c, errs, fatal := decode(data)
+	if fatal != nil {
+		return nil, fatal
+	}
+	c.applyDefaults()
+	if getenv != nil {
+		c.applyEnv(getenv)
+	}
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// applyEnv fills the keys that have an environment fallback.
+func (c *Config) applyEnv(getenv func(string) string) {
+	if c.AWS.Region == "" {
+		c.AWS.Region = getenv("AWS_REGION")
+	}
+	if c.AWS.Region == "" {
+		c.AWS.Region = getenv("AWS_DEFAULT_REGION")
+	}
+}
+
+// decode decodes data over the defaults. A walk of the document along the
+// schema reports every unknown key and wrong type with its path (errs); the
+// decode that follows fills the Config: strict when the walk found nothing,
+// lenient otherwise, so that Validate can still report the other problems
+// (fields of the wrong type keep their defaults). fatal is an error that
+// leaves nothing to validate: the YAML itself is broken.
+func decode(data []byte) (c *Config, errs []error, fatal error) {
+	c = Default()
+	c.Profiles = nil
+	c.DefaultProfile = ""
+
+	j, err := yaml.YAMLToJSONStrict(data)
+	if err != nil {
+		return nil, nil, errors.New(cleanYAMLError(err))
+	}
+	var doc any
+	d := json.NewDecoder(bytes.NewReader(j))
+	d.UseNumber()
+	if err := d.Decode(&doc); err != nil {
+		return nil, nil, fmt.Errorf("decode: %w", err)
+	}
+	checkValue(&errs, "", doc, configType)
+	if _, ok := doc.(map[string]any); !ok && doc != nil {
+		return nil, nil, errors.Join(errs...)
+	}
+
+	unmarshal := yaml.UnmarshalStrict
+	if len(errs) > 0 {
+		unmarshal = yaml.Unmarshal
+	}
+	if err := unmarshal(data, c); err != nil {
+		var te *json.UnmarshalTypeError
+		switch {
+		case len(errs) > 0 && errors.As(err, &te):
+			// Already reported by the walk, with its path.
+		case errors.As(err, &te) && te.Field != "":
+			// The walk accepts what the decoder accepts; this is a backstop.
+			errs = append(errs, &FieldError{Path: te.Field, Message: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)})
+		default:
+			errs = append(errs, errors.New(cleanYAMLError(err)))
+		}
+	}
+	return c, errs, nil
+}
+
+// cleanYAMLError drops the library's layers of prefixes; what is left says
+// the line ("yaml: line 3: ...").
+func cleanYAMLError(err error) string {
+	s := err.Error()
+	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: "} {
+		s = strings.TrimPrefix(s, p)
+	}
+	return s
+}

@@ -1,0 +1,424 @@
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/url"
+	"path"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// Validate reports every problem of c at once, joined with errors.Join, each
+// a *FieldError ("queue.waitTimeSeconds: must be between 0 and 20"). It
+// checks what holds for every subcommand; ValidateRun adds what `run` needs.
+// No message ever contains the value of tokenPlaintext.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(path, format string, args ...any) { fieldErr(&errs, path, format, args...) }
+
+	// aws
+	if c.AWS.Region != "" && !regionRE.MatchString(c.AWS.Region) {
+		add("aws.region", "%q is not a Region name such as us-east-1", c.AWS.Region)
+	}
+	if c.AWS.Endpoint != "" {
+		if msg := checkHTTPURL(c.AWS.Endpoint); msg != "" {
+			add("aws.endpoint", "%s", msg)
+		}
+	}
+	intRange(add, "aws.maxAttempts", c.AWS.MaxAttempts, 1, 10)
+	if !(c.AWS.APIBudget.Share > 0 && c.AWS.APIBudget.Share <= 1) {
+		add("aws.apiBudget.share", "must be greater than 0 and at most 1")
+	}
+
+	// queue
+	if c.Queue.URL != "" {
+		if msg := checkQueueURL(c.Queue.URL); msg != "" {
+			add("queue.url", "%s", msg)
+		}
+	}
+	intRange(add, "queue.waitTimeSeconds", c.Queue.WaitTimeSeconds, 0, 20)
+	if v := c.Queue.VisibilityTimeout.Duration; v < time.Second || v > 12*time.Hour || v%time.Second != 0 {
+		add("queue.visibilityTimeout", "must be whole seconds between 1s and 12h")
+	}
+	intRange(add, "queue.maxMessages", c.Queue.MaxMessages, 1, 10)
+
+	// sweeps
+	positiveDuration(add, "sweeps.services.interval", c.Sweeps.Services.Interval, time.Second)
+	fraction(add, "sweeps.services.jitter", c.Sweeps.Services.Jitter)
+	positiveDuration(add, "sweeps.families.interval", c.Sweeps.Families.Interval, time.Second)
+	fraction(add, "sweeps.families.jitter", c.Sweeps.Families.Jitter)
+	if r := c.Sweeps.Families.MaxCallsPerSecond; !(r > 0 && r <= 20) {
+		add("sweeps.families.maxCallsPerSecond", "must be greater than 0 and at most 20 (the refill rate of the task definition read bucket)")
+	}
+
+	intRange(add, "workers", c.Workers, 1, 64)
+	oneOf(add, "mode", c.Mode, policy.ModeEnforce, policy.ModeAudit, policy.ModeRemove)
+	if msg := checkTagPrefix(c.TagPrefix); msg != "" {
+		add("tagPrefix", "%s", msg)
+	}
+
+	// rollouts
+	if c.Rollouts.MaxInFlight < 1 {
+		add("rollouts.maxInFlight", "must be at least 1")
+	}
+	if c.Rollouts.MaxInFlightPerCluster < 1 {
+		add("rollouts.maxInFlightPerCluster", "must be at least 1")
+	} else if c.Rollouts.MaxInFlight >= 1 && c.Rollouts.MaxInFlightPerCluster > c.Rollouts.MaxInFlight {
+		add("rollouts.maxInFlightPerCluster", "must not exceed rollouts.maxInFlight (%d)", c.Rollouts.MaxInFlight)
+	}
+	positiveDuration(add, "rollouts.deadline", c.Rollouts.Deadline, time.Second)
+	oneOf(add, "rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert, OnOptOutLeave)
+
+	// audit, metrics, log
+	if b := c.Audit.EventBus; b != "" && !eventBusNameRE.MatchString(b) {
+		if a, ok := parseARN(b); !ok || a.service != "events" || !strings.HasPrefix(a.resource, "event-bus/") || !eventBusNameRE.MatchString(strings.TrimPrefix(a.resource, "event-bus/")) {
+			add("audit.eventBus", "must be an event bus name or an arn:...:events:<region>:<account>:event-bus/<name> ARN")
+		}
+	}
+	if msg := checkListen(c.Metrics.Listen); msg != "" {
+		add("metrics.listen", "%s", msg)
+	}
+	oneOf(add, "log.format", c.Log.Format, LogFormatJSON, LogFormatText)
+	oneOf(add, "log.level", c.Log.Level, "debug", "info", "warn", "error")
+
+	// profiles
+	for _, name := range c.ProfileNames() {
+		p := joinKey("profiles", name)
+		if !profileNameRE.MatchString(name) {
+			add(p, "profile name must be 1-64 letters, digits, '-', '_' or '.' (it is written in tag values and metric labels)")
+		}
+		validateProfile(add, p, c.Profiles[name])
+	}
+	if _, ok := c.Profiles[c.DefaultProfile]; !ok {
+		add("defaultProfile", "unknown profile %q", c.DefaultProfile)
+	}
+
+	// policies
+	seen := map[string]int{}
+	for i, r := range c.Policies {
+		p := joinIndex("policies", i)
+		if r.Name == "" {
+			add(p+".name", "required")
+		} else if j, dup := seen[r.Name]; dup {
+			add(p+".name", "%q is already the name of policies[%d]", r.Name, j)
+		} else {
+			seen[r.Name] = i
+		}
+		globs(add, p+".families.include", r.Families.Include)
+		globs(add, p+".families.exclude", r.Families.Exclude)
+		globs(add, p+".clusters", r.Clusters)
+		if r.OptIn != "" {
+			oneOf(add, p+".optIn", r.OptIn, policy.OptInTag, policy.OptInAlways)
+		}
+		if r.Profile != "" {
+			if _, ok := c.Profiles[r.Profile]; !ok {
+				add(p+".profile", "unknown profile %q", r.Profile)
+			}
+		}
+		if r.Mode != "" {
+			oneOf(add, p+".mode", r.Mode, policy.ModeEnforce, policy.ModeAudit, policy.ModeRemove)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// ValidateRun is Validate plus what `reconciler run` needs: a queue URL
+// (unless embedded, where the embedded AWS provides the queue) and, for every
+// lacework profile, a token source (tokenSecretArn, or tokenPlaintext with
+// allowPlaintextToken).
+func (c *Config) ValidateRun(embedded bool) error {
+	var errs []error
+	if err := c.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if !embedded && c.Queue.URL == "" {
+		fieldErr(&errs, "queue.url", "required by run (or use --embedded)")
+	}
+	for _, name := range c.ProfileNames() {
+		p, _ := c.Profile(name)
+		if p.Type == patch.ProfileTypeLacework && p.TokenSecretArn == "" && p.TokenPlaintext == "" {
+			fieldErr(&errs, joinKey("profiles", name)+".tokenSecretArn", "required by run: the agent needs its access token")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validateProfile(add func(string, string, ...any), base string, raw patch.Profile) {
+	at := func(key string) string { return base + "." + key }
+	p := raw.WithDefaults()
+
+	if !oneOf(add, at("type"), p.Type, patch.ProfileTypeLacework, patch.ProfileTypeCustom) {
+		return // the other checks depend on the type
+	}
+	if !containerNameRE.MatchString(p.SidecarName) {
+		add(at("sidecarName"), "must be 1-255 letters, digits, hyphens or underscores")
+	}
+	if p.Type == patch.ProfileTypeCustom && raw.SidecarImage == "" {
+		add(at("sidecarImage"), "required for a custom profile")
+	} else if !validImageRef(p.SidecarImage) {
+		add(at("sidecarImage"), "%q is not an image reference such as registry/repository:tag or repository@sha256:<64 hex>", p.SidecarImage)
+	}
+	if len(p.LogStreamPrefix) > 512 || strings.ContainsAny(p.LogStreamPrefix, ":*") {
+		add(at("logStreamPrefix"), "must be at most 512 characters, without ':' or '*'")
+	}
+
+	// The token. Never echo TokenPlaintext.
+	if p.TokenSecretArn != "" {
+		if msg := checkSecretRef(p.TokenSecretArn); msg != "" {
+			add(at("tokenSecretArn"), "%s", msg)
+		}
+	}
+	if p.TokenPlaintext != "" {
+		if !p.AllowPlaintextToken {
+			add(at("tokenPlaintext"), "requires allowPlaintextToken: true (prefer tokenSecretArn)")
+		}
+		if p.TokenSecretArn != "" {
+			add(at("tokenPlaintext"), "cannot be combined with tokenSecretArn")
+		}
+	}
+	if p.DefaultExecutionRoleArn != "" {
+		if msg := checkRoleARN(p.DefaultExecutionRoleArn); msg != "" {
+			add(at("defaultExecutionRoleArn"), "%s", msg)
+		}
+	}
+
+	switch p.ServerURL {
+	case patch.ServerUS, patch.ServerEU, patch.ServerANZ:
+	default:
+		if u, err := url.Parse(p.ServerURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			add(at("serverUrl"), "must be US, EU, ANZ or an https URL")
+		}
+	}
+	if p.LaceworkConfig != "" {
+		var obj map[string]any
+		if err := json.Unmarshal([]byte(p.LaceworkConfig), &obj); err != nil || obj == nil {
+			add(at("laceworkConfig"), "must be a JSON object, such as {\"fim\":{\"mode\":\"enable\"}}")
+		}
+	}
+	oneOf(add, at("distroless"), p.Distroless, patch.DistrolessAuto, patch.DistrolessTrue, patch.DistrolessFalse)
+	oneOf(add, at("nonRoot"), p.NonRoot, patch.NonRootSkip, patch.NonRootSudo)
+	globs(add, at("containers.include"), p.Containers.Include)
+	globs(add, at("containers.exclude"), p.Containers.Exclude)
+
+	switch {
+	case p.Type == patch.ProfileTypeLacework && p.Custom != nil:
+		add(at("custom"), "only for type custom")
+	case p.Type == patch.ProfileTypeCustom && p.Custom == nil:
+		add(at("custom"), "required for type custom")
+	case p.Type == patch.ProfileTypeCustom:
+		validateCustom(add, at("custom"), p.Custom)
+	}
+}
+
+func validateCustom(add func(string, string, ...any), base string, c *patch.CustomProfile) {
+	if len(c.Wrapper) == 0 {
+		add(base+".wrapper", "required: the command prepended to each instrumented entrypoint")
+	}
+	for i, w := range c.Wrapper {
+		if w == "" {
+			add(joinIndex(base+".wrapper", i), "must not be empty")
+		}
+	}
+	for _, k := range sortedKeys(c.Environment) {
+		if !envNameRE.MatchString(k) {
+			add(joinKey(base+".environment", k), "not a variable name (letters, digits, '_', not starting with a digit)")
+		}
+	}
+	for _, k := range sortedKeys(c.Secrets) {
+		p := joinKey(base+".secrets", k)
+		if !envNameRE.MatchString(k) {
+			add(p, "not a variable name (letters, digits, '_', not starting with a digit)")
+		}
+		if msg := checkSecretRef(c.Secrets[k]); msg != "" {
+			add(p, "%s", msg)
+		}
+	}
+	if c.DependsOnCondition != "" {
+		oneOf(add, base+".dependsOnCondition", c.DependsOnCondition, "START", "COMPLETE", "SUCCESS", "HEALTHY")
+	}
+}
+
+var (
+	partitionRE     = regexp.MustCompile(`^aws(-[a-z]+)*$`)
+	regionRE        = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]+$`)
+	accountRE       = regexp.MustCompile(`^[0-9]{12}$`)
+	secretNameRE    = regexp.MustCompile(`^[A-Za-z0-9/_+=.@-]{1,512}$`)
+	parameterRE     = regexp.MustCompile(`^parameter/[A-Za-z0-9_./-]+$`)
+	roleRE          = regexp.MustCompile(`^role/(?:[!-~]*/)?[\w+=,.@-]{1,64}$`)
+	containerNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	profileNameRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	envNameRE       = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	eventBusNameRE  = regexp.MustCompile(`^[/.\-_A-Za-z0-9]{1,256}$`)
+	queueNameRE     = regexp.MustCompile(`^(?:[A-Za-z0-9_-]{1,80}|[A-Za-z0-9_-]{1,75}\.fifo)$`)
+	tagKeyRE        = regexp.MustCompile(`^[\p{L}\p{Z}\p{N}_.:/=+\-@]*$`)
+
+	// imageRefRE follows the distribution reference grammar:
+	// [domain[:port]/]path[:tag][@sha256:digest].
+	imageRefRE = func() *regexp.Regexp {
+		const (
+			domainPart = `(?:[A-Za-z0-9]|[A-Za-z0-9][A-Za-z0-9-]*[A-Za-z0-9])`
+			domain     = domainPart + `(?:\.` + domainPart + `)*(?::[0-9]+)?`
+			pathPart   = `[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*`
+			name       = `(?:` + domain + `/)?` + pathPart + `(?:/` + pathPart + `)*`
+			tag        = `[\w][\w.-]{0,127}`
+			digest     = `sha256:[a-f0-9]{64}`
+		)
+		return regexp.MustCompile(`^(` + name + `)(?::` + tag + `)?(?:@` + digest + `)?$`)
+	}()
+)
+
+type arn struct{ partition, service, region, account, resource string }
+
+func parseARN(s string) (arn, bool) {
+	parts := strings.SplitN(s, ":", 6)
+	if len(parts) != 6 || parts[0] != "arn" || !partitionRE.MatchString(parts[1]) || parts[2] == "" || parts[5] == "" {
+		return arn{}, false
+	}
+	return arn{parts[1], parts[2], parts[3], parts[4], parts[5]}, true
+}
+
+// checkSecretRef accepts what ECS accepts as a secret's valueFrom by ARN: a
+// Secrets Manager secret (optionally :json-key:version-stage:version-id) or
+// an SSM parameter.
+func checkSecretRef(s string) string {
+	a, ok := parseARN(s)
+	if !ok {
+		return "not an ARN"
+	}
+	const want = "must be a Secrets Manager secret (arn:<partition>:secretsmanager:<region>:<account>:secret:<name>) or SSM parameter (arn:<partition>:ssm:<region>:<account>:parameter/<name>) ARN"
+	if !regionRE.MatchString(a.region) || !accountRE.MatchString(a.account) {
+		return want
+	}
+	switch a.service {
+	case "secretsmanager":
+		rest, ok := strings.CutPrefix(a.resource, "secret:")
+		if !ok {
+			return want
+		}
+		fields := strings.Split(rest, ":")
+		if len(fields) > 4 || !secretNameRE.MatchString(fields[0]) {
+			return want
+		}
+		return ""
+	case "ssm":
+		if !parameterRE.MatchString(a.resource) || len(a.resource) > len("parameter/")+2048 {
+			return want
+		}
+		return ""
+	}
+	return want
+}
+
+func checkRoleARN(s string) string {
+	a, ok := parseARN(s)
+	if !ok {
+		return "not an ARN"
+	}
+	if a.service != "iam" || a.region != "" || !accountRE.MatchString(a.account) || !roleRE.MatchString(a.resource) {
+		return "must be an IAM role ARN (arn:<partition>:iam::<account>:role/<name>)"
+	}
+	return ""
+}
+
+func checkHTTPURL(s string) string {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "must be an http:// or https:// URL"
+	}
+	return ""
+}
+
+// checkQueueURL accepts <scheme>://<host>/<account>/<queue name>, the form of
+// SQS queue URLs on AWS and on its emulators.
+func checkQueueURL(s string) string {
+	const want = "must be an SQS queue URL such as https://sqs.us-east-1.amazonaws.com/123456789012/name"
+	if checkHTTPURL(s) != "" {
+		return want
+	}
+	u, _ := url.Parse(s)
+	parts := strings.Split(strings.Trim(u.Path, "/"), "/")
+	if len(parts) != 2 || !accountRE.MatchString(parts[0]) || !queueNameRE.MatchString(parts[1]) || u.RawQuery != "" || u.Fragment != "" {
+		return want
+	}
+	return ""
+}
+
+func checkTagPrefix(s string) string {
+	switch {
+	case !strings.HasSuffix(s, "/"):
+		return "must end in '/'"
+	case utf8.RuneCountInString(s) > 128-len("profile"):
+		return "too long: tag keys are at most 128 characters"
+	case !tagKeyRE.MatchString(s):
+		return `must match the tag key pattern [\p{L}\p{Z}\p{N}_.:/=+\-@]*`
+	case strings.HasPrefix(strings.ToLower(s), "aws:"):
+		return "must not start with aws: (reserved by AWS)"
+	}
+	return ""
+}
+
+func checkListen(s string) string {
+	const want = "must be host:port, such as :9102 or 127.0.0.1:9102"
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return want
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n > 65535 {
+		return want
+	}
+	return ""
+}
+
+func validImageRef(s string) bool {
+	m := imageRefRE.FindStringSubmatch(s)
+	return m != nil && len(m[1]) <= 255
+}
+
+func intRange(add func(string, string, ...any), path string, v, lo, hi int) {
+	if v < lo || v > hi {
+		add(path, "must be between %d and %d", lo, hi)
+	}
+}
+
+func fraction(add func(string, string, ...any), path string, v float64) {
+	if !(v >= 0 && v <= 1) {
+		add(path, "must be between 0 and 1")
+	}
+}
+
+func positiveDuration(add func(string, string, ...any), path string, d Duration, lo time.Duration) {
+	if d.Duration < lo {
+		add(path, "must be at least %s", D(lo))
+	}
+}
+
+// oneOf reports v unless it is one of allowed, and says whether it is.
+func oneOf(add func(string, string, ...any), path, v string, allowed ...string) bool {
+	for _, a := range allowed {
+		if v == a {
+			return true
+		}
+	}
+	add(path, "%q is not one of %s", v, strings.Join(allowed, ", "))
+	return false
+}
+
+func globs(add func(string, string, ...any), base string, patterns []string) {
+	for i, g := range patterns {
+		if g == "" {
+			add(joinIndex(base, i), "empty pattern")
+			continue
+		}
+		if _, err := path.Match(g, ""); err != nil {
+			add(joinIndex(base, i), "bad glob %q: %v", g, err)
+		}
+	}
+}
