@@ -118,7 +118,7 @@ func (f *filler) fill(v reflect.Value, depth int) {
 	case reflect.Float32, reflect.Float64:
 		v.SetFloat(float64(f.n) + 0.5)
 	case reflect.Slice:
-		if depth > 8 {
+		if depth > 8 || isUnion(t.Elem()) {
 			return
 		}
 		s := reflect.MakeSlice(t, 2, 2)
@@ -126,7 +126,7 @@ func (f *filler) fill(v reflect.Value, depth int) {
 		f.fill(s.Index(1), depth+1)
 		v.Set(s)
 	case reflect.Map:
-		if depth > 8 {
+		if depth > 8 || isUnion(t.Elem()) {
 			return
 		}
 		m := reflect.MakeMap(t)
@@ -143,6 +143,11 @@ func (f *filler) fill(v reflect.Value, depth int) {
 			}
 		}
 	}
+}
+
+// isUnion reports whether t is the interface of an SDK union (not a document).
+func isUnion(t reflect.Type) bool {
+	return t.Kind() == reflect.Interface && t != reflect.TypeFor[ecsdocument.Interface]()
 }
 
 // filled returns a pointer to a fully populated value of struct type t.
