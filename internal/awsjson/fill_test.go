@@ -75,13 +75,14 @@ func operations(client reflect.Type) []op {
 
 // filler sets every field it can reach to a distinct non-zero value.
 type filler struct {
-	n int
+	n      int
+	onPath map[reflect.Type]bool // struct types being filled: recursive shapes stop here
 }
 
 // fillTime is a time with millisecond precision: the precision of AWS and of the SDK.
 var fillTime = time.Date(2021, 8, 25, 11, 20, 8, 202_000_000, time.UTC)
 
-func (f *filler) fill(v reflect.Value, depth int) {
+func (f *filler) fill(v reflect.Value) {
 	f.n++
 	t := v.Type()
 	switch {
@@ -96,11 +97,8 @@ func (f *filler) fill(v reflect.Value, depth int) {
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		if depth > 8 {
-			return
-		}
 		p := reflect.New(t.Elem())
-		f.fill(p.Elem(), depth+1)
+		f.fill(p.Elem())
 		v.Set(p)
 	case reflect.Interface:
 		if t == reflect.TypeFor[ecsdocument.Interface]() {
@@ -118,28 +116,36 @@ func (f *filler) fill(v reflect.Value, depth int) {
 	case reflect.Float32, reflect.Float64:
 		v.SetFloat(float64(f.n) + 0.5)
 	case reflect.Slice:
-		if depth > 8 || isUnion(t.Elem()) {
+		if isUnion(t.Elem()) {
 			return
 		}
 		s := reflect.MakeSlice(t, 2, 2)
-		f.fill(s.Index(0), depth+1)
-		f.fill(s.Index(1), depth+1)
+		f.fill(s.Index(0))
+		f.fill(s.Index(1))
 		v.Set(s)
 	case reflect.Map:
-		if depth > 8 || isUnion(t.Elem()) {
+		if isUnion(t.Elem()) {
 			return
 		}
 		m := reflect.MakeMap(t)
 		for _, k := range []string{"Foo-Bar", "baz_Qux/2"} {
 			e := reflect.New(t.Elem()).Elem()
-			f.fill(e, depth+1)
+			f.fill(e)
 			m.SetMapIndex(reflect.ValueOf(k).Convert(t.Key()), e)
 		}
 		v.Set(m)
 	case reflect.Struct:
+		if f.onPath == nil {
+			f.onPath = map[reflect.Type]bool{}
+		}
+		if f.onPath[t] {
+			return
+		}
+		f.onPath[t] = true
+		defer delete(f.onPath, t)
 		for i := range t.NumField() {
 			if t.Field(i).IsExported() {
-				f.fill(v.Field(i), depth+1)
+				f.fill(v.Field(i))
 			}
 		}
 	}
@@ -153,7 +159,7 @@ func isUnion(t reflect.Type) bool {
 // filled returns a pointer to a fully populated value of struct type t.
 func filled(t reflect.Type) any {
 	p := reflect.New(t)
-	(&filler{}).fill(p.Elem(), 0)
+	(&filler{}).fill(p.Elem())
 	return p.Interface()
 }
 

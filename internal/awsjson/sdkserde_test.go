@@ -49,7 +49,7 @@ type structOrMap struct {
 
 func num(s string) any { return json.Number(s) }
 
-func (s *treeSerializer) Bytes() []byte                        { return nil }
+func (s *treeSerializer) Bytes() []byte                         { return nil }
 func (s *treeSerializer) WriteInt8(sc *smithy.Schema, v int8)   { s.put(sc, num(strconv.Itoa(int(v)))) }
 func (s *treeSerializer) WriteInt16(sc *smithy.Schema, v int16) { s.put(sc, num(strconv.Itoa(int(v)))) }
 func (s *treeSerializer) WriteInt32(sc *smithy.Schema, v int32) { s.put(sc, num(strconv.Itoa(int(v)))) }
