@@ -1,0 +1,348 @@
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// SQSAPI is the part of the SQS client the consumer uses.
+type SQSAPI interface {
+	ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error)
+	DeleteMessageBatch(ctx context.Context, in *sqs.DeleteMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.DeleteMessageBatchOutput, error)
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
+}
+
+// Outcomes of a message, as metric label values.
+const (
+	OutcomeQueued      = "queued"      // a reconcile of its family was asked for
+	OutcomeUnparseable = "unparseable" // deleted at once
+	OutcomeIgnored     = "ignored"     // deleted at once
+	OutcomeUnresolved  = "unresolved"  // its service no longer exists: deleted
+	OutcomeRetry       = "retry"       // resolving it failed: left for redelivery
+)
+
+// Outcomes lists every outcome, for pre-creating metric label values.
+var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeUnresolved, OutcomeRetry}
+
+// ErrNoFamily is returned by a Resolver for a service that does not exist
+// (any more): its message is deleted.
+var ErrNoFamily = errors.New("service has no task definition family")
+
+// Resolver maps a service event that does not name its task definition to
+// the family the service runs (the controller's service cache, else
+// DescribeServices).
+type Resolver func(ctx context.Context, ev Event) (family string, err error)
+
+// ConsumerOptions configures a Consumer.
+type ConsumerOptions struct {
+	QueueURL string
+	// WaitTime is the long-poll wait (0-20s, default 20s).
+	WaitTime time.Duration
+	// Visibility is the visibility timeout the consumer keeps on messages it
+	// holds; it extends them every Visibility/3 (default 60s).
+	Visibility time.Duration
+	// MaxMessages per receive (1-10, default 10).
+	MaxMessages int32
+	// Enqueue asks for a reconcile of a family. It must not block for long.
+	Enqueue func(family string)
+	// Resolve maps service events without a family; nil drops them as
+	// unresolved.
+	Resolve Resolver
+	// Observe is told the kind ("" when unknown) and outcome of each message.
+	Observe func(kind Kind, outcome string)
+	// Lag is told, for each event handled, the time from the event to the
+	// success of the reconcile that covered it.
+	Lag    func(kind Kind, lag time.Duration)
+	Logger *slog.Logger
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+// held is a message waiting for a reconcile of its family.
+type held struct {
+	receipt string
+	arrived time.Time
+	kind    Kind
+	evTime  time.Time
+}
+
+// Consumer reads the queue and turns messages into family keys. Delivery is
+// at least once: a message is deleted only after a reconcile of its family
+// that started after the message arrived has succeeded (Done); until then
+// its visibility is extended. A process killed at any point loses nothing.
+type Consumer struct {
+	client SQSAPI
+	o      ConsumerOptions
+	log    *slog.Logger
+
+	mu   sync.Mutex
+	held map[string][]held // by family
+}
+
+// NewConsumer checks the options and returns a consumer.
+func NewConsumer(client SQSAPI, o ConsumerOptions) (*Consumer, error) {
+	if o.QueueURL == "" {
+		return nil, errors.New("watch: no queue URL")
+	}
+	if o.Enqueue == nil {
+		return nil, errors.New("watch: no Enqueue function")
+	}
+	if o.WaitTime == 0 {
+		o.WaitTime = 20 * time.Second
+	}
+	if o.WaitTime < 0 || o.WaitTime > 20*time.Second {
+		return nil, fmt.Errorf("watch: wait time %v: must be between 0 and 20s", o.WaitTime)
+	}
+	if o.Visibility == 0 {
+		o.Visibility = 60 * time.Second
+	}
+	if o.Visibility < 3*time.Second || o.Visibility > 12*time.Hour {
+		return nil, fmt.Errorf("watch: visibility %v: must be between 3s and 12h", o.Visibility)
+	}
+	if o.MaxMessages == 0 {
+		o.MaxMessages = 10
+	}
+	if o.MaxMessages < 1 || o.MaxMessages > 10 {
+		return nil, fmt.Errorf("watch: max messages %d: must be between 1 and 10", o.MaxMessages)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Consumer{client: client, o: o, log: log, held: map[string][]held{}}, nil
+}
+
+// Run receives until ctx ends, extending the visibility of held messages
+// meanwhile. On return, the messages still held are made visible again at
+// once, so that another replica (or the next start) takes them.
+func (c *Consumer) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		c.extendLoop(ctx)
+	}()
+	defer func() {
+		wg.Wait()
+		release, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		c.releaseAll(release)
+	}()
+	backoff := time.Second
+	for ctx.Err() == nil {
+		if err := c.receiveOnce(ctx); err != nil {
+			if ctx.Err() != nil {
+				break
+			}
+			c.log.Warn("receive from queue failed; retrying", "queue", c.o.QueueURL, "err", err, "retry_in", backoff)
+			select {
+			case <-ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+	}
+	return nil
+}
+
+// receiveOnce long-polls once and handles what arrives.
+func (c *Consumer) receiveOnce(ctx context.Context) error {
+	out, err := c.client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{
+		QueueUrl:            aws.String(c.o.QueueURL),
+		MaxNumberOfMessages: c.o.MaxMessages,
+		WaitTimeSeconds:     int32(c.o.WaitTime / time.Second),
+		VisibilityTimeout:   int32(c.o.Visibility / time.Second),
+	})
+	if err != nil {
+		return fmt.Errorf("receive: %w", err)
+	}
+	var drop []sqstypes.Message
+	for _, m := range out.Messages {
+		if !c.handle(ctx, m) {
+			drop = append(drop, m)
+		}
+	}
+	if len(drop) > 0 {
+		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(drop))
+		for i, m := range drop {
+			entries[i] = sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: m.ReceiptHandle}
+		}
+		c.deleteEntries(ctx, entries)
+	}
+	return nil
+}
+
+// handle decides what becomes of one message: it returns false when the
+// message is to be deleted at once.
+func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
+	arrived := c.o.Now()
+	ev, err := Parse([]byte(aws.ToString(m.Body)))
+	switch {
+	case errors.Is(err, ErrUnparseable):
+		c.observe("", OutcomeUnparseable)
+		c.log.Warn("deleting a message that is not an EventBridge event", "message_id", aws.ToString(m.MessageId), "reason", err)
+		return false
+	case errors.Is(err, ErrIgnored):
+		c.observe("", OutcomeIgnored)
+		c.log.Debug("deleting an event the reconciler does not act on", "message_id", aws.ToString(m.MessageId), "reason", err)
+		return false
+	case err != nil:
+		c.observe("", OutcomeUnparseable)
+		return false
+	}
+	family := ev.Family
+	if family == "" {
+		if c.o.Resolve == nil {
+			c.observe(ev.Kind, OutcomeUnresolved)
+			return false
+		}
+		family, err = c.o.Resolve(ctx, ev)
+		switch {
+		case errors.Is(err, ErrNoFamily):
+			c.observe(ev.Kind, OutcomeUnresolved)
+			c.log.Info("deleting an event of a service that no longer exists", "event_id", ev.ID, "service", ev.Service)
+			return false
+		case err != nil:
+			// Leave it: it becomes visible again and is retried.
+			c.observe(ev.Kind, OutcomeRetry)
+			c.log.Warn("cannot map a service event to its family; it will be redelivered", "event_id", ev.ID, "service", ev.Service, "err", err)
+			return true
+		}
+	}
+	c.mu.Lock()
+	c.held[family] = append(c.held[family], held{receipt: aws.ToString(m.ReceiptHandle), arrived: arrived, kind: ev.Kind, evTime: ev.Time})
+	c.mu.Unlock()
+	c.observe(ev.Kind, OutcomeQueued)
+	c.log.Debug("event queued a reconcile", "family", family, "kind", ev.Kind, "event_id", ev.ID)
+	c.o.Enqueue(family)
+	return true
+}
+
+// Done tells the consumer that a reconcile of family which started at
+// started has succeeded: the messages of that family that arrived before it
+// started are deleted.
+func (c *Consumer) Done(ctx context.Context, family string, started time.Time) {
+	c.mu.Lock()
+	var done []held
+	keep := c.held[family][:0]
+	for _, h := range c.held[family] {
+		if h.arrived.Before(started) {
+			done = append(done, h)
+		} else {
+			keep = append(keep, h)
+		}
+	}
+	if len(keep) == 0 {
+		delete(c.held, family)
+	} else {
+		c.held[family] = keep
+	}
+	c.mu.Unlock()
+	if len(done) == 0 {
+		return
+	}
+	now := c.o.Now()
+	entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(done))
+	for i, h := range done {
+		entries[i] = sqstypes.DeleteMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(h.receipt)}
+		if c.o.Lag != nil && !h.evTime.IsZero() {
+			c.o.Lag(h.kind, now.Sub(h.evTime))
+		}
+	}
+	c.deleteEntries(ctx, entries)
+}
+
+// Held returns the number of messages waiting for a reconcile.
+func (c *Consumer) Held() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, hs := range c.held {
+		n += len(hs)
+	}
+	return n
+}
+
+// deleteEntries deletes in batches of 10. A failed delete is only logged:
+// the message comes back and its reconcile is a no-op.
+func (c *Consumer) deleteEntries(ctx context.Context, entries []sqstypes.DeleteMessageBatchRequestEntry) {
+	for start := 0; start < len(entries); start += 10 {
+		batch := entries[start:min(start+10, len(entries))]
+		out, err := c.client.DeleteMessageBatch(ctx, &sqs.DeleteMessageBatchInput{QueueUrl: aws.String(c.o.QueueURL), Entries: batch})
+		if err != nil {
+			c.log.Warn("delete messages failed; they will be redelivered", "count", len(batch), "err", err)
+			continue
+		}
+		for _, f := range out.Failed {
+			c.log.Warn("delete message failed; it will be redelivered", "code", aws.ToString(f.Code))
+		}
+	}
+}
+
+// extendLoop keeps held messages invisible while their reconcile waits.
+func (c *Consumer) extendLoop(ctx context.Context) {
+	t := time.NewTicker(c.o.Visibility / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.setVisibility(ctx, int32(c.o.Visibility/time.Second))
+		}
+	}
+}
+
+// releaseAll makes every held message visible again (shutdown).
+func (c *Consumer) releaseAll(ctx context.Context) {
+	n := c.Held()
+	if n == 0 {
+		return
+	}
+	c.log.Info("returning unhandled messages to the queue", "count", n)
+	c.setVisibility(ctx, 0)
+	c.mu.Lock()
+	c.held = map[string][]held{}
+	c.mu.Unlock()
+}
+
+func (c *Consumer) setVisibility(ctx context.Context, seconds int32) {
+	c.mu.Lock()
+	var receipts []string
+	for _, hs := range c.held {
+		for _, h := range hs {
+			receipts = append(receipts, h.receipt)
+		}
+	}
+	c.mu.Unlock()
+	for start := 0; start < len(receipts); start += 10 {
+		batch := receipts[start:min(start+10, len(receipts))]
+		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, len(batch))
+		for i, r := range batch {
+			entries[i] = sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r), VisibilityTimeout: seconds}
+		}
+		if _, err := c.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(c.o.QueueURL), Entries: entries}); err != nil {
+			c.log.Warn("change message visibility failed", "count", len(entries), "err", err)
+		}
+	}
+}
+
+func (c *Consumer) observe(k Kind, outcome string) {
+	if c.o.Observe != nil {
+		c.o.Observe(k, outcome)
+	}
+}
