@@ -1,0 +1,67 @@
+package awssim
+
+import "reflect"
+
+// deepCopy returns a copy of v that shares no pointers, slices or maps with
+// it, so that state kept by the simulator cannot be changed by a Go caller
+// that keeps or edits what it passed in or got back. It is written for the
+// SDK's data types: structs are copied whole (so time.Time and the SDK's
+// unexported marker fields come along), then their exported reference fields
+// are copied deeply.
+func deepCopy[T any](v T) T {
+	src := reflect.ValueOf(&v).Elem()
+	dst := reflect.New(src.Type()).Elem()
+	copyValue(dst, src)
+	return dst.Interface().(T)
+}
+
+func copyValue(dst, src reflect.Value) {
+	switch src.Kind() {
+	case reflect.Pointer:
+		if src.IsNil() {
+			return
+		}
+		p := reflect.New(src.Type().Elem())
+		copyValue(p.Elem(), src.Elem())
+		dst.Set(p)
+	case reflect.Slice:
+		if src.IsNil() {
+			return
+		}
+		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
+		for i := 0; i < src.Len(); i++ {
+			copyValue(s.Index(i), src.Index(i))
+		}
+		dst.Set(s)
+	case reflect.Map:
+		if src.IsNil() {
+			return
+		}
+		m := reflect.MakeMapWithSize(src.Type(), src.Len())
+		it := src.MapRange()
+		for it.Next() {
+			val := reflect.New(src.Type().Elem()).Elem()
+			copyValue(val, it.Value())
+			m.SetMapIndex(it.Key(), val)
+		}
+		dst.Set(m)
+	case reflect.Struct:
+		dst.Set(src)
+		t := src.Type()
+		for i := 0; i < src.NumField(); i++ {
+			if !t.Field(i).IsExported() {
+				continue
+			}
+			copyValue(dst.Field(i), src.Field(i))
+		}
+	case reflect.Interface:
+		if src.IsNil() {
+			return
+		}
+		inner := reflect.New(src.Elem().Type()).Elem()
+		copyValue(inner, src.Elem())
+		dst.Set(inner)
+	default:
+		dst.Set(src)
+	}
+}

@@ -1,0 +1,393 @@
+// Package awssim is an embedded AWS for tests, benchmarks and demos: the
+// subset of ECS, Secrets Manager and ECR that the reconciler uses, served over
+// the real AWS JSON 1.1 protocol (Sim.Handler), so that aws-sdk-go-v2
+// clients, the aws CLI and boto3 talk to it with only an endpoint override.
+//
+// It is deterministic (ids come from counters, listings are sorted, rollouts
+// complete when a Clock says so), concurrency-safe (one mutex) and keeps a
+// journal of every mutating call and every deployment state change so that
+// tests can check histories, not only end states.
+//
+// The package imports nothing of the reconciler: only the SDK's types and
+// internal/awsjson, the codec between those types and the wire.
+package awssim
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// Defaults for Options.
+const (
+	DefaultRegion  = "us-east-1"
+	DefaultAccount = "123456789012"
+)
+
+// Options configure a Sim. The zero value is usable.
+type Options struct {
+	Region  string // default DefaultRegion
+	Account string // default DefaultAccount
+	Clock   Clock  // default RealClock()
+
+	// RolloutDelay is how long after it starts a deployment reaches its
+	// outcome (COMPLETED, or failure per RolloutRule). Zero: at the first
+	// call or Step after it started.
+	RolloutDelay time.Duration
+
+	// RolloutRule decides whether the rollout of a task definition fails.
+	// Nil: every rollout succeeds. See FailImages.
+	RolloutRule RolloutRule
+
+	// ECRPassword is the password inside ECR authorization tokens.
+	// Default "awssim".
+	ECRPassword string
+
+	// Logger receives one debug line per HTTP request. Default: discard.
+	Logger *slog.Logger
+
+	// NoJournal turns the journal off (observers still run). For
+	// benchmarks that measure the simulator's own footprint.
+	NoJournal bool
+}
+
+// RolloutRule returns a non-empty reason when a rollout of td must fail.
+// It is called with the Sim's lock held and must not call the Sim.
+type RolloutRule func(td *types.TaskDefinition) (failReason string)
+
+// FailImages is a RolloutRule: rollouts of task definitions with a container
+// image matching re fail, with ECS's circuit-breaker reason.
+func FailImages(re *regexp.Regexp) RolloutRule {
+	return func(td *types.TaskDefinition) string {
+		for _, c := range td.ContainerDefinitions {
+			if c.Image != nil && re.MatchString(*c.Image) {
+				return reasonTasksFailed
+			}
+		}
+		return ""
+	}
+}
+
+// reasonTasksFailed is the rolloutStateReason ECS gives a deployment that
+// its circuit breaker failed.
+const reasonTasksFailed = "ECS deployment circuit breaker: tasks failed to start."
+
+// Call is one API call as observers and the journal see it.
+type Call struct {
+	Seq       int64
+	Time      time.Time
+	Service   string // "ecs", "secretsmanager", "ecr"
+	Operation string // "RegisterTaskDefinition"
+	Input     any    // *ecs.RegisterTaskDefinitionInput ...
+	Output    any    // nil when Err is set
+	Err       *Error
+}
+
+// DeploymentChange is a deployment reaching a new rollout state (the source
+// of ECS's "ECS Deployment State Change" and "ECS Service Action" events).
+type DeploymentChange struct {
+	Seq            int64
+	Time           time.Time
+	ClusterArn     string
+	ServiceArn     string
+	DeploymentID   string
+	TaskDefinition string
+	// State is IN_PROGRESS (started, or rollback started), COMPLETED or FAILED.
+	State  types.DeploymentRolloutState
+	Reason string
+	// Impaired is set when tasks fail to start but no circuit breaker is on:
+	// the deployment stays IN_PROGRESS (ECS's SERVICE_TASK_START_IMPAIRED).
+	Impaired bool
+}
+
+// Entry is one line of the journal: a mutating call or a deployment change.
+type Entry struct {
+	Seq        int64
+	Time       time.Time
+	Call       *Call             // set for calls
+	Deployment *DeploymentChange // set for deployment changes
+}
+
+// Request describes a call about to be served, for gates.
+type Request struct {
+	Service   string
+	Operation string
+	Mutating  bool
+}
+
+// Gate runs before each call, outside the Sim's lock: a non-nil error is
+// returned to the client instead of serving the call (an *Error as is, any
+// other error as a ServerException). It is the place for throttling and
+// fault injection.
+type Gate func(ctx context.Context, r Request) error
+
+// Sim is the simulated AWS account and Region. Create it with New.
+type Sim struct {
+	region, account string
+	clock           Clock
+	log             *slog.Logger
+	ecrPassword     string
+	noJournal       bool
+
+	gatesMu sync.RWMutex
+	gates   []Gate
+
+	mu           sync.Mutex
+	rolloutDelay time.Duration
+	rolloutRule  RolloutRule
+	seq          int64 // journal and observer order
+	ids          int64 // deployment ids, request ids
+	journal      []Entry
+	onCall       []func(Call)
+	onDeploy     []func(DeploymentChange)
+
+	clusters     map[string]*cluster
+	clusterNames []string // sorted
+	families     map[string]*family
+	familyNames  []string // sorted
+	rollouts     rolloutQueue
+	secrets      map[string]*secret // by name
+	secretNames  []string           // creation order
+}
+
+// New returns an empty simulator.
+func New(o Options) *Sim {
+	s := &Sim{
+		region:       o.Region,
+		account:      o.Account,
+		clock:        o.Clock,
+		log:          o.Logger,
+		ecrPassword:  o.ECRPassword,
+		noJournal:    o.NoJournal,
+		rolloutDelay: o.RolloutDelay,
+		rolloutRule:  o.RolloutRule,
+		clusters:     map[string]*cluster{},
+		families:     map[string]*family{},
+		secrets:      map[string]*secret{},
+	}
+	if s.region == "" {
+		s.region = DefaultRegion
+	}
+	if s.account == "" {
+		s.account = DefaultAccount
+	}
+	if s.clock == nil {
+		s.clock = RealClock()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if s.ecrPassword == "" {
+		s.ecrPassword = "awssim"
+	}
+	return s
+}
+
+// Region and Account the simulator serves.
+func (s *Sim) Region() string  { return s.region }
+func (s *Sim) Account() string { return s.account }
+
+// SetRollout changes the rollout delay and rule for deployments that start
+// from now on.
+func (s *Sim) SetRollout(delay time.Duration, rule RolloutRule) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rolloutDelay, s.rolloutRule = delay, rule
+}
+
+// OnCall registers an observer of every mutating call, successful or not, in
+// journal order. Observers run with the Sim's lock held: they must be quick
+// and must not call the Sim.
+func (s *Sim) OnCall(f func(Call)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onCall = append(s.onCall, f)
+}
+
+// OnDeployment registers an observer of deployment state changes, with the
+// same rules as OnCall.
+func (s *Sim) OnDeployment(f func(DeploymentChange)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.onDeploy = append(s.onDeploy, f)
+}
+
+// AddGate adds a gate in front of every call; gates run in the order added.
+func (s *Sim) AddGate(g Gate) {
+	s.gatesMu.Lock()
+	defer s.gatesMu.Unlock()
+	s.gates = append(s.gates, g)
+}
+
+// Journal returns the journal so far, oldest first. Entries share their
+// inputs and outputs with the simulator: read them, do not modify them.
+func (s *Sim) Journal() []Entry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Entry(nil), s.journal...)
+}
+
+// Step brings rollouts up to the clock's time. Calls do it too; a server on
+// a real clock calls Step on a ticker so that deployment changes are
+// observed when they happen.
+func (s *Sim) Step() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.advanceLocked(s.clock.Now())
+}
+
+// mutating lists the operations that change state: the journal's calls.
+var mutating = map[string]bool{
+	"CreateCluster": true, "RegisterTaskDefinition": true, "DeregisterTaskDefinition": true,
+	"TagResource": true, "UntagResource": true, "CreateService": true, "UpdateService": true,
+	"DeleteService": true, "CreateSecret": true,
+}
+
+// invoke serves one call: gates, then under the lock: rollouts up to now,
+// the operation, the journal and observers. goCaller copies the input and
+// output so that a Go caller shares no memory with the simulator's state.
+func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn func(*Sim, *I) (*O, error), goCaller bool) (*O, error) {
+	if in == nil {
+		in = new(I)
+	}
+	if goCaller {
+		in = deepCopy(in)
+	}
+	gateErr := s.runGates(ctx, Request{Service: service, Operation: op, Mutating: mutating[op]})
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.clock.Now()
+	s.advanceLocked(now)
+	var out *O
+	var err error
+	if gateErr != nil {
+		err = gateErr
+	} else {
+		out, err = callSafely(s, in, fn)
+	}
+	var apiErr *Error
+	if err != nil && !errors.As(err, &apiErr) {
+		apiErr = &Error{Code: codeServer, Message: err.Error(), Status: 500}
+	}
+	if mutating[op] {
+		c := Call{Time: now, Service: service, Operation: op, Input: in, Err: apiErr}
+		if apiErr == nil {
+			c.Output = out
+		}
+		s.recordCallLocked(c)
+	}
+	if apiErr != nil {
+		return nil, apiErr
+	}
+	if goCaller {
+		out = deepCopy(out)
+	}
+	return out, nil
+}
+
+// callSafely turns a panic of an operation into a ServerException, as a
+// service would, instead of killing the server.
+func callSafely[I, O any](s *Sim, in *I, fn func(*Sim, *I) (*O, error)) (out *O, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, &Error{Code: codeServer, Message: "internal error", Status: 500}
+			s.log.Error("awssim: operation panicked", "panic", r)
+		}
+	}()
+	return fn(s, in)
+}
+
+func (s *Sim) runGates(ctx context.Context, r Request) error {
+	s.gatesMu.RLock()
+	gates := s.gates
+	s.gatesMu.RUnlock()
+	for _, g := range gates {
+		if err := g(ctx, r); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Sim) recordCallLocked(c Call) {
+	s.seq++
+	c.Seq = s.seq
+	if !s.noJournal {
+		s.journal = append(s.journal, Entry{Seq: c.Seq, Time: c.Time, Call: &c})
+	}
+	for _, f := range s.onCall {
+		f(c)
+	}
+}
+
+func (s *Sim) recordDeploymentLocked(d DeploymentChange) {
+	s.seq++
+	d.Seq = s.seq
+	if !s.noJournal {
+		s.journal = append(s.journal, Entry{Seq: d.Seq, Time: d.Time, Deployment: &d})
+	}
+	for _, f := range s.onDeploy {
+		f(d)
+	}
+}
+
+func (s *Sim) nextID() int64 {
+	s.ids++
+	return s.ids
+}
+
+// advanceLocked processes every rollout due at or before now, in due order,
+// each at its own due time.
+func (s *Sim) advanceLocked(now time.Time) {
+	for len(s.rollouts) > 0 && !s.rollouts[0].due.After(now) {
+		it := heap.Pop(&s.rollouts).(*rolloutItem)
+		s.finishRolloutLocked(it.svc, it.dep, it.due)
+	}
+}
+
+// insertSorted inserts v into the sorted slice xs if it is not there.
+func insertSorted(xs []string, v string) []string {
+	i, found := searchStrings(xs, v)
+	if found {
+		return xs
+	}
+	xs = append(xs, "")
+	copy(xs[i+1:], xs[i:])
+	xs[i] = v
+	return xs
+}
+
+func removeSorted(xs []string, v string) []string {
+	i, found := searchStrings(xs, v)
+	if !found {
+		return xs
+	}
+	return append(xs[:i], xs[i+1:]...)
+}
+
+// searchStrings is sort.SearchStrings with a found flag.
+func searchStrings(xs []string, v string) (int, bool) {
+	lo, hi := 0, len(xs)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if xs[m] < v {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(xs) && xs[lo] == v
+}
+
+func hasPrefixFold(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+}
