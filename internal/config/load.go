@@ -70,10 +70,11 @@ func (c *Config) applyEnv(getenv func(string) string) {
 
 // decode decodes data over the defaults. A walk of the document along the
 // schema reports every unknown key and wrong type with its path (errs); the
-// decode that follows fills the Config: strict when the walk found nothing,
-// lenient otherwise, so that Validate can still report the other problems
-// (fields of the wrong type keep their defaults). fatal is an error that
-// leaves nothing to validate: the YAML itself is broken.
+// decode that follows fills the Config: the library's strict decode when the
+// walk found nothing, otherwise a decode of the document without what the
+// walk refused, so that Validate can still report the other problems (keys
+// of the wrong type keep their defaults). fatal is an error that leaves
+// nothing to validate: the YAML itself is broken, or is not a mapping.
 func decode(data []byte) (c *Config, errs []error, fatal error) {
 	c = Default()
 	c.Profiles = nil
@@ -89,26 +90,37 @@ func decode(data []byte) (c *Config, errs []error, fatal error) {
 	if err := d.Decode(&doc); err != nil {
 		return nil, nil, fmt.Errorf("decode: %w", err)
 	}
-	checkValue(&errs, "", doc, configType)
-	if _, ok := doc.(map[string]any); !ok && doc != nil {
-		return nil, nil, errors.Join(errs...)
+	clean, _ := checkValue(&errs, "", doc, configType)
+	if _, ok := clean.(map[string]any); !ok {
+		if len(errs) > 0 {
+			return nil, nil, errors.Join(errs...)
+		}
+		return c, nil, nil // an empty document
 	}
 
-	unmarshal := yaml.UnmarshalStrict
-	if len(errs) > 0 {
-		unmarshal = yaml.Unmarshal
-	}
-	if err := unmarshal(data, c); err != nil {
-		var te *json.UnmarshalTypeError
-		switch {
-		case len(errs) > 0 && errors.As(err, &te):
-			// Already reported by the walk, with its path.
-		case errors.As(err, &te) && te.Field != "":
-			// The walk accepts what the decoder accepts; this is a backstop.
-			errs = append(errs, &FieldError{Path: te.Field, Message: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)})
-		default:
-			errs = append(errs, errors.New(cleanYAMLError(err)))
+	if len(errs) == 0 {
+		// The common case: the library's strict decode, which the walk
+		// agrees with; its errors are a backstop.
+		if err := yaml.UnmarshalStrict(data, c); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				errs = append(errs, &FieldError{Path: te.Field, Message: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)})
+			} else {
+				errs = append(errs, errors.New(cleanYAMLError(err)))
+			}
 		}
+		return c, errs, nil
+	}
+	// Problems were reported: decode what is left of the document, so
+	// that Validate can still report the other problems.
+	b, err := json.Marshal(clean)
+	if err == nil {
+		d := json.NewDecoder(bytes.NewReader(b))
+		d.DisallowUnknownFields()
+		err = d.Decode(c)
+	}
+	if err != nil {
+		errs = append(errs, fmt.Errorf("decode: %w", err))
 	}
 	return c, errs, nil
 }

@@ -78,10 +78,13 @@ func jsonFields(t reflect.Type) map[string]reflect.Type {
 
 // checkValue walks the decoded document v along the type t and reports
 // unknown keys and values the decoder would refuse, with their paths. Values
-// are never echoed: they may be secrets.
-func checkValue(errs *[]error, path string, v any, t reflect.Type) {
+// are never echoed: they may be secrets. It returns v without what it
+// reported (unknown keys, values of the wrong type), with the scalars given
+// for strings turned into strings as the YAML decoder does; ok is false when
+// v itself is refused.
+func checkValue(errs *[]error, path string, v any, t reflect.Type) (clean any, ok bool) {
 	if v == nil {
-		return // null leaves the default
+		return nil, true // null leaves the default
 	}
 	if reflect.PointerTo(t).Implements(unmarshalerTy) {
 		b, err := json.Marshal(v)
@@ -90,89 +93,108 @@ func checkValue(errs *[]error, path string, v any, t reflect.Type) {
 		}
 		if err != nil {
 			fieldErr(errs, path, "%s", err.Error())
+			return nil, false
 		}
-		return
+		return v, true
+	}
+	bad := func(format string, args ...any) (any, bool) {
+		fieldErr(errs, path, format, args...)
+		return nil, false
 	}
 	switch t.Kind() {
 	case reflect.Pointer:
-		checkValue(errs, path, v, t.Elem())
+		return checkValue(errs, path, v, t.Elem())
 	case reflect.Interface:
+		return v, true
 	case reflect.Struct:
 		m, ok := v.(map[string]any)
 		if !ok {
-			fieldErr(errs, path, "must be a mapping, got %s", kindOf(v))
-			return
+			return bad("must be a mapping, got %s", kindOf(v))
 		}
 		fields := jsonFields(t)
+		out := make(map[string]any, len(m))
 		for _, k := range sortedKeys(m) {
-			ft, ok := fields[k]
-			if !ok {
+			ft, known := fields[k]
+			if !known {
 				fieldErr(errs, joinKey(path, k), "unknown key%s", suggest(k, fields))
 				continue
 			}
-			checkValue(errs, joinKey(path, k), m[k], ft)
+			if c, ok := checkValue(errs, joinKey(path, k), m[k], ft); ok {
+				out[k] = c
+			}
 		}
+		return out, true
 	case reflect.Map:
 		m, ok := v.(map[string]any)
 		if !ok {
-			fieldErr(errs, path, "must be a mapping, got %s", kindOf(v))
-			return
+			return bad("must be a mapping, got %s", kindOf(v))
 		}
+		out := make(map[string]any, len(m))
 		for _, k := range sortedKeys(m) {
-			checkValue(errs, joinKey(path, k), m[k], t.Elem())
+			if c, ok := checkValue(errs, joinKey(path, k), m[k], t.Elem()); ok {
+				out[k] = c
+			}
 		}
+		return out, true
 	case reflect.Slice:
 		a, ok := v.([]any)
 		if !ok {
-			fieldErr(errs, path, "must be a list, got %s", kindOf(v))
-			return
+			return bad("must be a list, got %s", kindOf(v))
 		}
+		out := make([]any, len(a))
 		for i, e := range a {
-			checkValue(errs, joinIndex(path, i), e, t.Elem())
+			// A refused element becomes null, so that the indices of the
+			// others stay those of the file.
+			out[i], _ = checkValue(errs, joinIndex(path, i), e, t.Elem())
 		}
+		return out, true
 	case reflect.String:
-		// The YAML decoder turns numbers and booleans given for strings
-		// into strings.
-		switch v.(type) {
-		case map[string]any, []any:
-			fieldErr(errs, path, "must be a string, got %s", kindOf(v))
+		switch v := v.(type) {
+		case string:
+			return v, true
+		case json.Number:
+			return v.String(), true
+		case bool:
+			return strconv.FormatBool(v), true
 		}
+		return bad("must be a string, got %s", kindOf(v))
 	case reflect.Bool:
 		if _, ok := v.(bool); !ok {
-			fieldErr(errs, path, "must be true or false, got %s", kindOf(v))
+			return bad("must be true or false, got %s", kindOf(v))
 		}
+		return v, true
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		n, ok := v.(json.Number)
 		if !ok {
-			fieldErr(errs, path, "must be an integer, got %s", kindOf(v))
-			return
+			return bad("must be an integer, got %s", kindOf(v))
 		}
 		if _, err := strconv.ParseInt(n.String(), 10, t.Bits()); err != nil {
 			if errors.Is(err, strconv.ErrRange) {
-				fieldErr(errs, path, "integer out of range")
-			} else {
-				fieldErr(errs, path, "must be an integer")
+				return bad("integer out of range")
 			}
+			return bad("must be an integer")
 		}
+		return v, true
 	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		n, ok := v.(json.Number)
 		if !ok {
-			fieldErr(errs, path, "must be a non-negative integer, got %s", kindOf(v))
-			return
+			return bad("must be a non-negative integer, got %s", kindOf(v))
 		}
 		if _, err := strconv.ParseUint(n.String(), 10, t.Bits()); err != nil {
-			fieldErr(errs, path, "must be a non-negative integer in range")
+			return bad("must be a non-negative integer in range")
 		}
+		return v, true
 	case reflect.Float32, reflect.Float64:
 		n, ok := v.(json.Number)
 		if !ok {
-			fieldErr(errs, path, "must be a number, got %s", kindOf(v))
-			return
+			return bad("must be a number, got %s", kindOf(v))
 		}
 		if _, err := strconv.ParseFloat(n.String(), t.Bits()); err != nil {
-			fieldErr(errs, path, "number out of range")
+			return bad("number out of range")
 		}
+		return v, true
 	}
+	return bad("unsupported type %s", t)
 }
 
 func kindOf(v any) string {
@@ -202,7 +224,11 @@ func sortedKeys[V any](m map[string]V) []string {
 
 // suggest names the known key closest to an unknown one, if one is close.
 func suggest(key string, fields map[string]reflect.Type) string {
-	best, bestD := "", 3
+	limit := 2
+	if len(key) >= 6 {
+		limit = 3
+	}
+	best, bestD := "", limit+1
 	for _, k := range sortedKeys(fields) {
 		if strings.EqualFold(k, key) {
 			return fmt.Sprintf(" (did you mean %q?)", k)

@@ -379,7 +379,16 @@ func checkListen(s string) string {
 
 func validImageRef(s string) bool {
 	m := imageRefRE.FindStringSubmatch(s)
-	return m != nil && len(m[1]) <= 255
+	if m == nil || len(m[1]) > 255 {
+		return false
+	}
+	// As in Docker, the first component is a registry only if it looks like
+	// a host (a dot, a port, or localhost); otherwise it is part of the
+	// repository path, which is lowercase.
+	if first, _, found := strings.Cut(m[1], "/"); found && !strings.ContainsAny(first, ".:") && first != "localhost" {
+		return first == strings.ToLower(first)
+	}
+	return true
 }
 
 func intRange(add func(string, string, ...any), path string, v, lo, hi int) {
