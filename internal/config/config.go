@@ -16,7 +16,8 @@ import (
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
 
-// Config is the whole configuration file.
+// Config is the whole configuration file. Print it through a *Config (String,
+// LogValue) or Redacted: those never show a plaintext token.
 type Config struct {
 	// AWS configures the SDK clients.
 	AWS AWS `json:"aws"`

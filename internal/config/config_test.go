@@ -198,6 +198,9 @@ func TestDefaults(t *testing.T) {
 			}
 		})
 	}
+	if err := Default().Validate(); err != nil {
+		t.Errorf("Default().Validate() = %v", err)
+	}
 	if diff := cmp.Diff(c, Default()); diff != "" {
 		t.Errorf("Parse(\"\") differs from Default() (-got +want)\n%s", diff)
 	}

@@ -82,7 +82,7 @@ func decode(data []byte) (c *Config, errs []error, fatal error) {
 
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return nil, nil, errors.New(cleanYAMLError(err))
+		return nil, nil, yamlError{err}
 	}
 	var doc any
 	d := json.NewDecoder(bytes.NewReader(j))
@@ -106,7 +106,7 @@ func decode(data []byte) (c *Config, errs []error, fatal error) {
 			if errors.As(err, &te) && te.Field != "" {
 				errs = append(errs, &FieldError{Path: te.Field, Message: fmt.Sprintf("must be %s, got %s", te.Type, te.Value)})
 			} else {
-				errs = append(errs, errors.New(cleanYAMLError(err)))
+				errs = append(errs, yamlError{err})
 			}
 		}
 		return c, errs, nil
@@ -125,12 +125,16 @@ func decode(data []byte) (c *Config, errs []error, fatal error) {
 	return c, errs, nil
 }
 
-// cleanYAMLError drops the library's layers of prefixes; what is left says
-// the line ("yaml: line 3: ...").
-func cleanYAMLError(err error) string {
-	s := err.Error()
+// yamlError is an error of the YAML library without its layers of prefixes;
+// what is left says the line ("yaml: line 3: ...").
+type yamlError struct{ err error }
+
+func (e yamlError) Error() string {
+	s := e.err.Error()
 	for _, p := range []string{"error converting YAML to JSON: ", "error unmarshaling JSON: ", "while decoding JSON: "} {
 		s = strings.TrimPrefix(s, p)
 	}
 	return s
 }
+
+func (e yamlError) Unwrap() error { return e.err }
