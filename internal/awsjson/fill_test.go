@@ -1,6 +1,7 @@
 package awsjson
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -174,7 +175,10 @@ func sameDocument(a, b ecsdocument.Interface) bool {
 		return false
 	}
 	var va, vb any
-	if json.Unmarshal(ja, &va) != nil || json.Unmarshal(jb, &vb) != nil {
+	da, db := json.NewDecoder(bytes.NewReader(ja)), json.NewDecoder(bytes.NewReader(jb))
+	da.UseNumber()
+	db.UseNumber()
+	if da.Decode(&va) != nil || db.Decode(&vb) != nil {
 		return false
 	}
 	return reflect.DeepEqual(va, vb)
