@@ -23,12 +23,12 @@ var update = flag.Bool("update", false, "rewrite the golden files from the curre
 // wire names, which encoding/json matches to the SDK's field names
 // case-insensitively.
 type goldenCase struct {
-	Description    string               `json:"description"`
+	Description    string                `json:"description"`
 	TaskDefinition *types.TaskDefinition `json:"taskDefinition"`
-	Tags           []types.Tag          `json:"tags"`
-	Profile        Profile              `json:"profile"`
-	Images         map[string]Image     `json:"images"`
-	Options        Options              `json:"options"`
+	Tags           []types.Tag           `json:"tags"`
+	Profile        Profile               `json:"profile"`
+	Images         map[string]Image      `json:"images"`
+	Options        Options               `json:"options"`
 }
 
 func loadCase(t testing.TB, path string) goldenCase {

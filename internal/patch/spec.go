@@ -41,10 +41,10 @@ func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, pl
 	tagless := *src
 	tagless.Tags = nil
 	doc := struct {
-		Engine  string                          `json:"engine"`
-		Profile Profile                         `json:"profile"`
-		Prefix  string                          `json:"prefix"`
-		Images  map[string]specImage            `json:"images"`
+		Engine  string                           `json:"engine"`
+		Profile Profile                          `json:"profile"`
+		Prefix  string                           `json:"prefix"`
+		Images  map[string]specImage             `json:"images"`
 		Source  *ecs.RegisterTaskDefinitionInput `json:"source"`
 	}{engineVersion, p, prefix, imgs, &tagless}
 	b, err := json.Marshal(doc)
