@@ -70,7 +70,7 @@ func TestRegisterDescribeRoundTrip(t *testing.T) {
 	in.TaskRoleArn = aws.String("arn:aws:iam::123456789012:role/app")
 	in.ContainerDefinitions = append(in.ContainerDefinitions, types.ContainerDefinition{
 		Name: aws.String("init"), Image: aws.String("busybox"), Essential: aws.Bool(false),
-		Command: []string{"sh", "-c", "true"},
+		Command:         []string{"sh", "-c", "true"},
 		LinuxParameters: &types.LinuxParameters{Capabilities: &types.KernelCapabilities{Add: []string{"SYS_PTRACE"}}},
 		Secrets:         []types.Secret{{Name: aws.String("TOKEN"), ValueFrom: aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:tok-AbCdEf")}},
 	})

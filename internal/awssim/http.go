@@ -190,11 +190,9 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Write(b)
 }
 
-func (s *Sim) requestID() int64 {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.nextID()
-}
+// requestID numbers requests on their own counter, so that deployment ids
+// do not depend on how many requests were served.
+func (s *Sim) requestID() int64 { return s.requests.Add(1) }
 
 // JournalEntryJSON is the wire form of a journal entry on GET /_sim/journal:
 // inputs and outputs in the service's own JSON shape.

@@ -113,7 +113,17 @@ func (s *Sim) finishRolloutLocked(sv *service, d *deployment, at time.Time) {
 	change.State, change.Reason = d.state, d.reason
 	s.recordDeploymentLocked(change)
 	if cb.Rollback && !d.rollback && sv.lastGood != nil {
-		reason := fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", sv.lastGood.id)
-		s.startDeploymentLocked(sv, sv.lastGood.taskDef, at, reason, true)
+		// The rollback deployment takes over the last good deployment's
+		// tasks: that one leaves the list.
+		good := sv.lastGood
+		kept := sv.deployments[:0]
+		for _, x := range sv.deployments {
+			if x != good {
+				kept = append(kept, x)
+			}
+		}
+		sv.deployments = kept
+		reason := fmt.Sprintf("ECS deployment circuit breaker: rolling back to deploymentId %s.", good.id)
+		s.startDeploymentLocked(sv, good.taskDef, at, reason, true)
 	}
 }

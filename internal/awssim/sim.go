@@ -21,6 +21,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -136,6 +137,8 @@ type Sim struct {
 	log             *slog.Logger
 	ecrPassword     string
 	noJournal       bool
+
+	requests atomic.Int64 // HTTP request ids
 
 	gatesMu sync.RWMutex
 	gates   []Gate
