@@ -1,14 +1,130 @@
 package main
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"regexp"
+	"syscall"
+	"time"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
+)
+
+// cmdSim serves the embedded AWS (internal/awssim) until SIGINT or SIGTERM.
 func cmdSim(e env, args []string) int {
 	fs := newFlagSet(e, "sim", "[flags]")
-	fs.String("listen", "127.0.0.1:4566", "address to serve the embedded AWS on")
-	fs.String("seed", "", "initial state: empty, or \"demo\"")
+	listen := fs.String("listen", "127.0.0.1:4566", "address to serve the embedded AWS on (loopback only unless --allow-remote)")
+	allowRemote := fs.Bool("allow-remote", false, "allow a --listen address that is not loopback (the simulator has no authentication)")
+	seed := fs.String("seed", "", "initial state: empty, or \"demo\"")
+	region := fs.String("region", awssim.DefaultRegion, "AWS Region the simulator answers for")
+	rolloutDelay := fs.Duration("rollout-delay", 5*time.Second, "time a service deployment takes to reach its outcome")
+	failImage := fs.String("fail-image", "", "regexp: rollouts of task definitions with a matching container image fail")
+	logLevel := fs.String("log-level", "info", "debug (one line per request), info, warn or error")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
 	if code, done := noArgs(e, fs); done {
 		return code
 	}
-	return notBuilt(e, "sim", "the embedded AWS (issue 4)")
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(e.stderr, "reconciler sim: "+format+"\n", a...)
+		return exitUsage
+	}
+	if *seed != "" && *seed != "demo" {
+		return usageErr("--seed: unknown seed %q (want \"\" or \"demo\")", *seed)
+	}
+	if err := checkLoopback(*listen, *allowRemote); err != nil {
+		return usageErr("--listen: %v", err)
+	}
+	var rule awssim.RolloutRule
+	if *failImage != "" {
+		re, err := regexp.Compile(*failImage)
+		if err != nil {
+			return usageErr("--fail-image: %v", err)
+		}
+		rule = awssim.FailImages(re)
+	}
+	if *rolloutDelay < 0 {
+		return usageErr("--rollout-delay: must not be negative")
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
+		return usageErr("--log-level: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	sim := awssim.New(awssim.Options{
+		Region: *region, Clock: awssim.RealClock(), RolloutDelay: *rolloutDelay, RolloutRule: rule, Logger: log,
+	})
+	if *seed == "demo" {
+		if err := sim.SeedDemo(ctx); err != nil {
+			fmt.Fprintf(e.stderr, "reconciler sim: seeding: %v\n", err)
+			return exitFail
+		}
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "reconciler sim: %v\n", err)
+		return exitFail
+	}
+	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	fmt.Fprintf(e.stdout, "reconciler sim: serving ECS, Secrets Manager and ECR on http://%s (region %s, seed %q); journal at /_sim/journal, state at /_sim/state\n",
+		ln.Addr(), *region, *seed)
+
+	// Rollouts complete on the wall clock: Step makes them happen (and be
+	// journaled) on time even when nobody calls.
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-tick.C:
+			sim.Step()
+		case err := <-served:
+			fmt.Fprintf(e.stderr, "reconciler sim: %v\n", err)
+			return exitFail
+		case <-ctx.Done():
+			log.Info("stopping")
+			shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(shutdownCtx); err != nil {
+				fmt.Fprintf(e.stderr, "reconciler sim: shutdown: %v\n", err)
+				return exitFail
+			}
+			if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+				fmt.Fprintf(e.stderr, "reconciler sim: %v\n", err)
+				return exitFail
+			}
+			return exitOK
+		}
+	}
+}
+
+// checkLoopback refuses an address that is not on loopback, unless allowed:
+// the simulator answers anyone, with no authentication.
+func checkLoopback(addr string, allowRemote bool) error {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return err
+	}
+	if allowRemote {
+		return nil
+	}
+	if host == "localhost" {
+		return nil
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%s is not a loopback address (use --allow-remote to serve on it)", addr)
+	}
+	return nil
 }

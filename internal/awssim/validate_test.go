@@ -61,7 +61,9 @@ func TestRegisterValidationOverSDK(t *testing.T) {
 			in.ContainerDefinitions[0].LinuxParameters = &types.LinuxParameters{Capabilities: &types.KernelCapabilities{Add: []string{"SYS_PTRACE", "NET_ADMIN"}}}
 		}, "ClientException", "only supports the SYS_PTRACE"},
 		{"Fargate pair", func(in *ecs.RegisterTaskDefinitionInput) { in.Memory = aws.String("4096") }, "ClientException", "No Fargate configuration exists for given values: 256 CPU, 4096 memory."},
-		{"Fargate pair in vCPU/GB", func(in *ecs.RegisterTaskDefinitionInput) { in.Cpu, in.Memory = aws.String("1 vCPU"), aws.String("1 GB") }, "ClientException", "No Fargate configuration exists"},
+		{"Fargate pair in vCPU/GB", func(in *ecs.RegisterTaskDefinitionInput) {
+			in.Cpu, in.Memory = aws.String("1 vCPU"), aws.String("1 GB")
+		}, "ClientException", "No Fargate configuration exists"},
 		{"Fargate cpu", func(in *ecs.RegisterTaskDefinitionInput) { in.Cpu = nil }, "ClientException", "Fargate requires that 'cpu' be defined at the task level."},
 		{"Fargate network mode", func(in *ecs.RegisterTaskDefinitionInput) { in.NetworkMode = types.NetworkModeBridge }, "ClientException", "Fargate only supports network mode 'awsvpc'."},
 		{"no memory anywhere (EC2)", func(in *ecs.RegisterTaskDefinitionInput) {
