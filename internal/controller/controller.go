@@ -1,0 +1,263 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// Observer is told what the controller does, for metrics. Every method must
+// be safe for concurrent use.
+type Observer interface {
+	Reconciled(result string, d time.Duration)
+	TwinRegistered()
+	ServiceUpdated()
+	ServiceSkipped(reason string)
+	RolloutFailed(code string)
+	Refused(r *patch.Refusal)
+	SweepDone(sweep string, d time.Duration, err error)
+}
+
+// Reconcile results, as metric label values.
+const (
+	ResultSuccess = "success"
+	ResultError   = "error"
+	ResultPanic   = "panic"
+)
+
+// NopObserver observes nothing.
+type NopObserver struct{}
+
+func (NopObserver) Reconciled(string, time.Duration)       {}
+func (NopObserver) TwinRegistered()                        {}
+func (NopObserver) ServiceUpdated()                        {}
+func (NopObserver) ServiceSkipped(string)                  {}
+func (NopObserver) RolloutFailed(string)                   {}
+func (NopObserver) Refused(*patch.Refusal)                 {}
+func (NopObserver) SweepDone(string, time.Duration, error) {}
+
+// Options configure a Controller.
+type Options struct {
+	ECS ECSAPI
+	// TagPrefix of every tag and label (default "ecs-sidecar/").
+	TagPrefix string
+	// Rules are the policies, tried in order.
+	Rules []policy.Rule
+	// Profile returns a profile, with its defaults, by name.
+	Profile func(name string) (patch.Profile, bool)
+	// DefaultProfile is used when neither a tag nor a rule names one.
+	DefaultProfile string
+	// Mode is enforce (default) or audit (decide and log, write nothing).
+	Mode string
+	// RevertOnOptOut returns the services of opted-out families to the
+	// source of the twin they run.
+	RevertOnOptOut bool
+	// Images reads image configs; nil means the task definitions must state
+	// what the wrapper needs.
+	Images ImageResolver
+	// Workers reconcile different families in parallel (default 4).
+	Workers int
+	// ServiceSweep and FamilySweep are the sweep intervals (defaults 5m and
+	// 30m); Jitter spreads them by up to that fraction.
+	ServiceSweep, FamilySweep time.Duration
+	Jitter                    float64
+	// FamilySweepRate caps the family sweep's calls per second (default 5).
+	FamilySweepRate float64
+	// ReconcileTimeout bounds one reconcile (default 2m).
+	ReconcileTimeout time.Duration
+	// OnSuccess is called after a reconcile of family that started at
+	// started has succeeded (the SQS consumer deletes what it covered).
+	OnSuccess func(ctx context.Context, family string, started time.Time)
+	Observer  Observer
+	Logger    *slog.Logger
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+}
+
+// Controller runs reconciles from a rate-limited workqueue keyed by family:
+// a family is never reconciled by two workers at once, and a family queued
+// many times while waiting is reconciled once.
+type Controller struct {
+	o     Options
+	ecs   ECSAPI
+	log   *slog.Logger
+	st    *state
+	queue workqueue.TypedRateLimitingInterface[string]
+
+	sweepOnce sync.Once
+	swept     chan struct{} // closed when the first service sweep is done
+}
+
+// New checks the options and returns a controller.
+func New(o Options) (*Controller, error) {
+	if o.ECS == nil {
+		return nil, errors.New("controller: no ECS client")
+	}
+	if o.Profile == nil {
+		return nil, errors.New("controller: no profile lookup")
+	}
+	if o.DefaultProfile == "" {
+		o.DefaultProfile = patch.ProfileTypeLacework
+	}
+	if o.TagPrefix == "" {
+		o.TagPrefix = patch.DefaultTagPrefix
+	}
+	if o.Mode == "" {
+		o.Mode = policy.ModeEnforce
+	}
+	if o.Workers == 0 {
+		o.Workers = 4
+	}
+	if o.ServiceSweep == 0 {
+		o.ServiceSweep = 5 * time.Minute
+	}
+	if o.FamilySweep == 0 {
+		o.FamilySweep = 30 * time.Minute
+	}
+	if o.FamilySweepRate == 0 {
+		o.FamilySweepRate = 5
+	}
+	if o.ReconcileTimeout == 0 {
+		o.ReconcileTimeout = 2 * time.Minute
+	}
+	if o.Observer == nil {
+		o.Observer = NopObserver{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	q := workqueue.NewTypedRateLimitingQueueWithConfig(
+		workqueue.DefaultTypedControllerRateLimiter[string](),
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "families"},
+	)
+	return &Controller{o: o, ecs: o.ECS, log: log, st: newState(), queue: q, swept: make(chan struct{})}, nil
+}
+
+// Enqueue asks for a reconcile of a family.
+func (c *Controller) Enqueue(family string) {
+	if family != "" {
+		c.queue.Add(family)
+	}
+}
+
+// Swept is closed once the first service sweep has completed.
+func (c *Controller) Swept() <-chan struct{} { return c.swept }
+
+// QueueLen is the number of families waiting.
+func (c *Controller) QueueLen() int { return c.queue.Len() }
+
+// Run sweeps once, then runs the workers and the periodic sweeps until ctx
+// ends. It then stops taking work and lets in-flight reconciles finish.
+func (c *Controller) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for range c.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNext(ctx) {
+			}
+		}()
+	}
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		c.every(ctx, c.o.ServiceSweep, "services", c.SweepServices)
+	}()
+	go func() {
+		defer wg.Done()
+		c.every(ctx, c.o.FamilySweep, "families", c.SweepFamilies)
+	}()
+	<-ctx.Done()
+	c.log.Info("stopping: letting in-flight reconciles finish")
+	c.queue.ShutDownWithDrain()
+	wg.Wait()
+	return nil
+}
+
+// every runs sweep at once and then every interval (jittered) until ctx ends.
+func (c *Controller) every(ctx context.Context, interval time.Duration, name string, sweep func(context.Context) error) {
+	for {
+		start := c.o.Now()
+		err := sweep(ctx)
+		d := c.o.Now().Sub(start)
+		c.o.Observer.SweepDone(name, d, err)
+		if err != nil && ctx.Err() == nil {
+			c.log.Warn("sweep failed; the next one will retry", "sweep", name, "err", err, "duration", d)
+		} else if err == nil {
+			c.log.Debug("sweep done", "sweep", name, "duration", d)
+			if name == "services" {
+				c.sweepOnce.Do(func() { close(c.swept) })
+			}
+		}
+		wait := interval
+		if c.o.Jitter > 0 {
+			wait += time.Duration(rand.Float64() * c.o.Jitter * float64(interval))
+		}
+		if err != nil {
+			wait = min(wait, 30*time.Second)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+	}
+}
+
+// processNext takes one family off the queue and reconciles it; false when
+// the queue is shut down.
+func (c *Controller) processNext(ctx context.Context) bool {
+	family, shutdown := c.queue.Get()
+	if shutdown {
+		return false
+	}
+	defer c.queue.Done(family)
+	started := c.o.Now()
+	// In-flight reconciles finish after ctx ends (drain); each is bounded.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.ReconcileTimeout)
+	defer cancel()
+	err := c.safeReconcile(rctx, family)
+	d := c.o.Now().Sub(started)
+	switch {
+	case err == nil:
+		c.queue.Forget(family)
+		c.o.Observer.Reconciled(ResultSuccess, d)
+		if c.o.OnSuccess != nil {
+			c.o.OnSuccess(rctx, family, started)
+		}
+	case errors.Is(err, errPanic):
+		c.o.Observer.Reconciled(ResultPanic, d)
+		c.log.Error("reconcile panicked; retrying later", "family", family, "err", err)
+		c.queue.AddRateLimited(family)
+	default:
+		c.o.Observer.Reconciled(ResultError, d)
+		c.log.Warn("reconcile failed; retrying later", "family", family, "err", err, "retries", c.queue.NumRequeues(family))
+		c.queue.AddRateLimited(family)
+	}
+	return true
+}
+
+var errPanic = errors.New("panic")
+
+func (c *Controller) safeReconcile(ctx context.Context, family string) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v\n%s", errPanic, r, debug.Stack())
+		}
+	}()
+	return c.Reconcile(ctx, family)
+}

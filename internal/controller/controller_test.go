@@ -1,0 +1,484 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"net/http/httptest"
+	"regexp"
+	"slices"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+const (
+	testCluster = "prod"
+	tokenArn    = "arn:aws:secretsmanager:us-east-1:123456789012:secret:lacework-token-AbCdEf"
+)
+
+// world is an embedded AWS served on 127.0.0.1 and the real ECS client.
+type world struct {
+	sim *awssim.Sim
+	ecs *ecs.Client
+	// calls counts every attempt the client made, by operation.
+	calls *callCounter
+}
+
+type callCounter struct {
+	n atomic.Int64
+	m map[string]*atomic.Int64
+}
+
+func newWorld(t *testing.T) *world {
+	t.Helper()
+	sim := awssim.New(awssim.Options{})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	cc := &callCounter{m: map[string]*atomic.Int64{}}
+	for _, op := range []string{"ListClusters", "ListServices", "DescribeServices", "UpdateService", "ListTaskDefinitionFamilies",
+		"ListTaskDefinitions", "DescribeTaskDefinition", "RegisterTaskDefinition", "ListTagsForResource", "TagResource", "CreateService", "CreateCluster"} {
+		cc.m[op] = &atomic.Int64{}
+	}
+	big := map[cloud.Category]cloud.Bucket{}
+	for c := range cloud.Buckets() {
+		big[c] = cloud.Bucket{Burst: 100000, Refill: 100000}
+	}
+	cfg, _, err := cloud.New(context.Background(), cloud.Options{
+		Region: "us-east-1", Endpoint: srv.URL, StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
+		BudgetShare: 1, Buckets: big, MaxAttempts: 1,
+		Observe: func(service, op, code string) {
+			cc.n.Add(1)
+			if c, ok := cc.m[op]; ok {
+				c.Add(1)
+			}
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := &world{sim: sim, ecs: ecs.NewFromConfig(cfg), calls: cc}
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(testCluster)})
+		return err
+	})
+	return w
+}
+
+func (w *world) must(t *testing.T, f func(ctx context.Context) error) {
+	t.Helper()
+	if err := f(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (w *world) count(op string) int64 { return w.calls.m[op].Load() }
+
+// register registers a task definition whose container states its command,
+// so that no image config is needed.
+func (w *world) register(t *testing.T, family, image string, tags map[string]string) string {
+	t.Helper()
+	in := &ecs.RegisterTaskDefinitionInput{
+		Family:                  aws.String(family),
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		NetworkMode:             types.NetworkModeAwsvpc,
+		Cpu:                     aws.String("256"),
+		Memory:                  aws.String("512"),
+		ExecutionRoleArn:        aws.String("arn:aws:iam::123456789012:role/ecsTaskExecutionRole"),
+		ContainerDefinitions: []types.ContainerDefinition{{
+			Name: aws.String("app"), Image: aws.String(image), Essential: aws.Bool(true),
+			EntryPoint: []string{"/docker-entrypoint.sh"}, Command: []string{"nginx", "-g", "daemon off;"},
+		}},
+	}
+	for k, v := range tags {
+		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
+	}
+	out, err := w.ecs.RegisterTaskDefinition(context.Background(), in)
+	if err != nil {
+		t.Fatalf("register %s: %v", family, err)
+	}
+	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+}
+
+func (w *world) createService(t *testing.T, name, taskDef string, controller types.DeploymentControllerType) {
+	t.Helper()
+	_, err := w.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
+		Cluster: aws.String(testCluster), ServiceName: aws.String(name), TaskDefinition: aws.String(taskDef),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+		DeploymentController: &types.DeploymentController{Type: controller},
+		DeploymentConfiguration: &types.DeploymentConfiguration{
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+		},
+	})
+	if err != nil {
+		t.Fatalf("create service %s: %v", name, err)
+	}
+}
+
+// taskDefOf returns the task definition a service runs.
+func (w *world) taskDefOf(t *testing.T, name string) string {
+	t.Helper()
+	out, err := w.ecs.DescribeServices(context.Background(), &ecs.DescribeServicesInput{Cluster: aws.String(testCluster), Services: []string{name}})
+	if err != nil || len(out.Services) != 1 {
+		t.Fatalf("describe service %s: %v %v", name, err, out)
+	}
+	return aws.ToString(out.Services[0].TaskDefinition)
+}
+
+// callEntries counts the write calls in the journal (deployment changes left out).
+func (w *world) callEntries() int {
+	n := 0
+	for _, e := range w.sim.Journal() {
+		if e.Call != nil {
+			n++
+		}
+	}
+	return n
+}
+
+// writes lists the journal's successful calls of an operation.
+func (w *world) writes(op string) []awssim.Call {
+	var out []awssim.Call
+	for _, e := range w.sim.Journal() {
+		if e.Call != nil && e.Call.Operation == op && e.Call.Err == nil {
+			out = append(out, *e.Call)
+		}
+	}
+	return out
+}
+
+func (w *world) controller(t *testing.T, mutate ...func(*Options)) *Controller {
+	t.Helper()
+	o := Options{
+		ECS: w.ecs,
+		Profile: func(name string) (patch.Profile, bool) {
+			if name != "lacework" {
+				return patch.Profile{}, false
+			}
+			return patch.Profile{Name: "lacework", TokenSecretArn: tokenArn}.WithDefaults(), true
+		},
+		RevertOnOptOut: true,
+	}
+	for _, m := range mutate {
+		m(&o)
+	}
+	c, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func reconcile(t *testing.T, c *Controller, family string) {
+	t.Helper()
+	if err := c.Reconcile(context.Background(), family); err != nil {
+		t.Fatalf("Reconcile(%s): %v", family, err)
+	}
+}
+
+// drain reconciles what the queue holds, as the workers would, and returns
+// the families in the order reconciled.
+func drain(t *testing.T, c *Controller) []string {
+	t.Helper()
+	var got []string
+	for c.QueueLen() > 0 {
+		f, _ := c.queue.Get()
+		got = append(got, f)
+		if err := c.Reconcile(context.Background(), f); err != nil {
+			t.Errorf("Reconcile(%s): %v", f, err)
+		}
+		c.queue.Forget(f)
+		c.queue.Done(f)
+	}
+	return got
+}
+
+func sweep(t *testing.T, c *Controller) {
+	t.Helper()
+	if err := c.SweepServices(context.Background()); err != nil {
+		t.Fatalf("SweepServices: %v", err)
+	}
+}
+
+// isTwinOf checks that arn is a twin of source with our sidecar.
+func (w *world) isTwinOf(t *testing.T, arn string, source int32) {
+	t.Helper()
+	out, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{
+		TaskDefinition: aws.String(arn), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	class := patch.Classify(out.TaskDefinition, out.Tags, nil, patch.Options{})
+	if class.Kind != patch.KindTwin || class.SourceRevision != source {
+		t.Fatalf("%s is %+v, want a twin of revision %d", arn, class, source)
+	}
+}
+
+func TestOptedInFamilyGetsItsTwinAndServicesMove(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	w.createService(t, "web-canary", src, types.DeploymentControllerTypeEcs)
+	w.createService(t, "web-bluegreen", src, types.DeploymentControllerTypeCodeDeploy)
+	plain := w.register(t, "plain", "busybox", nil)
+	w.createService(t, "plain", plain, types.DeploymentControllerTypeEcs)
+
+	c := w.controller(t)
+	sweep(t, c)
+	if got := drain(t, c); !slices.Equal(got, []string{"plain", "web"}) && !slices.Equal(got, []string{"web", "plain"}) {
+		t.Fatalf("the first sweep queued %v, want web and plain", got)
+	}
+
+	regs := w.writes("RegisterTaskDefinition")
+	if len(regs) != 3 { // web:1, plain:1, and the twin
+		t.Fatalf("registrations = %d, want 3 (two sources and one twin)", len(regs))
+	}
+	twin := aws.ToString(regs[2].Output.(*ecs.RegisterTaskDefinitionOutput).TaskDefinition.TaskDefinitionArn)
+	w.isTwinOf(t, twin, 1)
+	for _, s := range []string{"web", "web-canary"} {
+		if got := w.taskDefOf(t, s); got != twin {
+			t.Errorf("service %s runs %s, want the twin %s", s, got, twin)
+		}
+	}
+	if got := w.taskDefOf(t, "web-bluegreen"); got != src {
+		t.Errorf("the CODE_DEPLOY service runs %s, want it left on %s", got, src)
+	}
+	if got := w.taskDefOf(t, "plain"); got != plain {
+		t.Errorf("the family without opt-in runs %s, want it untouched on %s", got, plain)
+	}
+	for _, u := range w.writes("UpdateService") {
+		in := u.Input.(*ecs.UpdateServiceInput)
+		// Only the task definition, as a full ARN, and nothing else.
+		want := &ecs.UpdateServiceInput{Cluster: in.Cluster, Service: in.Service, TaskDefinition: aws.String(twin)}
+		if aws.ToString(in.TaskDefinition) != twin || !slices.Equal([]string{aws.ToString(in.Cluster)}, []string{aws.ToString(want.Cluster)}) ||
+			in.DesiredCount != nil || in.DeploymentConfiguration != nil || in.NetworkConfiguration != nil {
+			t.Errorf("UpdateService %+v: want only cluster, service and the twin's full ARN", in)
+		}
+	}
+
+	// Converged: reconciling again writes nothing.
+	before := w.callEntries()
+	reconcile(t, c, "web")
+	reconcile(t, c, "plain")
+	if after := w.callEntries(); after != before {
+		t.Errorf("a converged reconcile made %d write calls", after-before)
+	}
+	// And the service sweep finds nothing to queue.
+	sweep(t, c)
+	if n := c.QueueLen(); n != 0 {
+		for range n {
+			f, _ := c.queue.Get()
+			t.Errorf("an idle sweep queued %s", f)
+			c.queue.Done(f)
+		}
+	}
+}
+
+func TestRevisionWithoutTagsInheritsOptIn(t *testing.T) {
+	w := newWorld(t)
+	w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	two := w.register(t, "web", "nginx:1.28", nil) // a CI pipeline that drops tags
+	w.createService(t, "web", two, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	got := w.taskDefOf(t, "web")
+	w.isTwinOf(t, got, 2)
+}
+
+func TestOwnTwinEventIsANoOp(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	regs := len(w.writes("RegisterTaskDefinition"))
+	// The twin's own RegisterTaskDefinition event queues the family again,
+	// twice (a duplicate delivery): nothing new is registered.
+	reconcile(t, c, "web")
+	reconcile(t, c, "web")
+	if got := len(w.writes("RegisterTaskDefinition")); got != regs {
+		t.Errorf("registrations went from %d to %d", regs, got)
+	}
+}
+
+func TestTagAddedLaterOptsIn(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "billing", "busybox", nil)
+	w.createService(t, "billing", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "billing")
+	if got := w.taskDefOf(t, "billing"); got != src {
+		t.Fatalf("before the tag the service runs %s, want %s", got, src)
+	}
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.TagResource(ctx, &ecs.TagResourceInput{ResourceArn: aws.String(src),
+			Tags: []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("true")}}})
+		return err
+	})
+	// The family sweep notices the tag without an event.
+	if err := c.SweepFamilies(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if c.QueueLen() != 1 {
+		t.Fatalf("the family sweep queued %d families, want 1", c.QueueLen())
+	}
+	reconcile(t, c, "billing")
+	w.isTwinOf(t, w.taskDefOf(t, "billing"), 1)
+}
+
+func TestCrashBetweenRegisterAndUpdateReusesTheTwin(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	var failUpdate atomic.Bool
+	failUpdate.Store(true)
+	w.sim.AddGate(func(ctx context.Context, r awssim.Request) error {
+		if r.Operation == "UpdateService" && failUpdate.Load() {
+			return errors.New("the process died here")
+		}
+		return nil
+	})
+	first := w.controller(t)
+	sweep(t, first)
+	if err := first.Reconcile(context.Background(), "web"); err == nil {
+		t.Fatal("Reconcile succeeded although UpdateService failed")
+	}
+	failUpdate.Store(false)
+	// A new process: empty cache.
+	second := w.controller(t)
+	sweep(t, second)
+	reconcile(t, second, "web")
+	if got := len(w.writes("RegisterTaskDefinition")); got != 2 {
+		t.Errorf("registrations = %d, want 2 (the source and one twin)", got)
+	}
+	w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
+}
+
+func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	c := w.controller(t, func(o *Options) { o.ServiceSweep = 50 * time.Millisecond; o.FamilySweep = time.Hour })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	<-c.Swept()
+	w.createService(t, "late", src, types.DeploymentControllerTypeEcs)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		got := w.taskDefOf(t, "late")
+		if got != src {
+			w.isTwinOf(t, got, 1)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the service created later was not moved within 20s")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestRolledBackTwinIsNotReapplied(t *testing.T) {
+	w := newWorld(t)
+	w.sim.SetRollout(0, awssim.FailImages(regexp.MustCompile(`datacollector`)))
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	if n := len(w.writes("UpdateService")); n != 1 {
+		t.Fatalf("UpdateService calls = %d, want 1", n)
+	}
+	// The circuit breaker rolls the service back to its source.
+	w.sim.Step()
+	if got := w.taskDefOf(t, "web"); got != src {
+		t.Fatalf("after the failed rollout the service runs %s, want its source %s", got, src)
+	}
+	for range 3 {
+		sweep(t, c)
+		reconcile(t, c, "web")
+	}
+	if n := len(w.writes("UpdateService")); n != 1 {
+		t.Errorf("UpdateService calls = %d after the rollback, want still 1", n)
+	}
+	tags := w.writes("TagResource")
+	if len(tags) != 1 || aws.ToString(tags[0].Input.(*ecs.TagResourceInput).Tags[0].Key) != "ecs-sidecar/failed" {
+		t.Fatalf("TagResource calls %v, want one failed mark", tags)
+	}
+	// The mark survives a restart.
+	fresh := w.controller(t)
+	sweep(t, fresh)
+	reconcile(t, fresh, "web")
+	if n := len(w.writes("UpdateService")); n != 1 {
+		t.Errorf("a restarted controller re-applied the failed twin (%d UpdateService calls)", n)
+	}
+}
+
+func TestAuditModeWritesNothing(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	before := w.callEntries()
+	c := w.controller(t, func(o *Options) { o.Mode = policy.ModeAudit })
+	sweep(t, c)
+	reconcile(t, c, "web")
+	if after := w.callEntries(); after != before {
+		t.Errorf("audit mode made %d write calls", after-before)
+	}
+}
+
+func TestOptOutReturnsServicesToTheirSource(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.TagResource(ctx, &ecs.TagResourceInput{ResourceArn: aws.String(src),
+			Tags: []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("false")}}})
+		return err
+	})
+	reconcile(t, c, "web")
+	if got := w.taskDefOf(t, "web"); got != src {
+		t.Errorf("after opt-out the service runs %s, want its source %s", got, src)
+	}
+}
+
+// The calls of one first reconcile of a family with one revision and one
+// service, against the minimum: list revisions, describe the one revision,
+// register the twin, describe the service, update it.
+func TestCallsOfOneReconcile(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	base := w.calls.n.Load()
+	reconcile(t, c, "web")
+	got := w.calls.n.Load() - base
+	const minimum = 5 // DescribeServices, ListTaskDefinitions, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService
+	if got != minimum {
+		t.Errorf("one reconcile made %d calls, want the minimum %d", got, minimum)
+	}
+	// An idle service sweep describes no task definition.
+	describes := w.count("DescribeTaskDefinition")
+	sweep(t, c)
+	if got := w.count("DescribeTaskDefinition"); got != describes {
+		t.Errorf("an idle sweep described %d task definitions", got-describes)
+	}
+}

@@ -1,0 +1,581 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// Reasons a service is left alone, as log fields and metric label values.
+const (
+	SkipDeploymentController = "deployment_controller" // CODE_DEPLOY or EXTERNAL: UpdateService cannot set a task definition
+	SkipInactiveService      = "service_inactive"
+	SkipTwinFailed           = "twin_failed"
+	SkipRolloutInProgress    = "rollout_in_progress"
+	SkipRefused              = "refused"
+	SkipCovered              = "covered"
+	SkipSourceInactive       = "source_inactive"
+)
+
+// Failure codes written in the failed tag of a twin (codes, never text).
+const (
+	FailedRolledBack    = "rolled_back"
+	FailedRolloutFailed = "rollout_failed"
+)
+
+// maxRevisionsPerList is the page of ListTaskDefinitions a reconcile reads.
+const maxRevisionsPerList = 100
+
+// plan is what one reconcile found and decided, for logs and the sweeps.
+type plan struct {
+	family   string
+	revs     []*revision // ACTIVE revisions of the family, newest first, as far as read
+	twins    map[twinKey]*revision
+	newest   *revision // newest ACTIVE source revision
+	deciding *revision // newest source revision carrying the inject tag
+	services []*service
+	decision policy.Decision
+	mode     string // the global mode, or the matching rule's
+}
+
+type twinKey struct {
+	source int32
+	spec   string
+}
+
+// Reconcile brings one family to the invariant. It reads state from AWS
+// (through the cache for immutable revisions), never from an event. It
+// returns an error only for what a retry may fix; a task definition that
+// cannot be instrumented is a decision, logged and kept, not an error.
+func (c *Controller) Reconcile(ctx context.Context, family string) error {
+	log := c.log.With("family", family)
+	services, err := c.refreshServices(ctx, family)
+	if err != nil {
+		return err
+	}
+	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}}
+	if err := c.readRevisions(ctx, p); err != nil {
+		return err
+	}
+	p.decision = c.decide(p)
+	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), ok: map[string]bool{}}
+	if len(p.revs) > 0 {
+		st.newest = p.revs[0].arn
+	}
+	if p.newest != nil {
+		st.newestSource = p.newest.arn
+	}
+	if p.deciding != nil {
+		st.deciding = p.deciding.arn
+		st.decidingTags = c.optInTags(p.deciding.tags)
+	}
+	if !p.decision.Instrument {
+		err := c.optedOut(ctx, log, p, st)
+		c.st.setFamily(family, st)
+		return err
+	}
+	err = c.instrument(ctx, log, p, st)
+	c.st.setFamily(family, st)
+	return err
+}
+
+// refreshServices describes the services known to run a revision of the
+// family, by ten per cluster, and updates the index.
+func (c *Controller) refreshServices(ctx context.Context, family string) ([]*service, error) {
+	known := c.st.servicesOf(family)
+	byCluster := map[string][]string{}
+	for _, s := range known {
+		byCluster[s.cluster] = append(byCluster[s.cluster], s.arn)
+	}
+	var out []*service
+	for _, cluster := range sortedKeys(byCluster) {
+		fresh, err := c.describeServices(ctx, cluster, byCluster[cluster])
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range fresh {
+			if s.family() == family {
+				out = append(out, s)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].arn < out[j].arn })
+	return out, nil
+}
+
+// describeServices describes services of one cluster by ten, updating the
+// index: services that are gone are dropped from it.
+func (c *Controller) describeServices(ctx context.Context, cluster string, arns []string) ([]*service, error) {
+	var out []*service
+	for start := 0; start < len(arns); start += 10 {
+		batch := arns[start:min(start+10, len(arns))]
+		resp, err := c.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: batch})
+		if err != nil {
+			return nil, fmt.Errorf("describe services of %s: %w", cluster, err)
+		}
+		for _, f := range resp.Failures {
+			if aws.ToString(f.Reason) == "MISSING" {
+				c.st.dropService(aws.ToString(f.Arn))
+			}
+		}
+		for _, s := range resp.Services {
+			svc := serviceFromSDK(s)
+			if svc.status != "ACTIVE" {
+				c.st.dropService(svc.arn)
+				continue
+			}
+			c.st.putService(svc)
+			out = append(out, svc)
+		}
+	}
+	return out, nil
+}
+
+// readRevisions lists the family's ACTIVE revisions newest first and reads
+// as many as the decision needs: down to the newest source revision that
+// carries the inject tag, and to every source revision a service runs.
+func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
+	out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
+		FamilyPrefix: aws.String(p.family),
+		Status:       types.TaskDefinitionStatusActive,
+		Sort:         types.SortOrderDesc,
+		MaxResults:   aws.Int32(maxRevisionsPerList),
+	})
+	if err != nil {
+		return fmt.Errorf("list revisions of %s: %w", p.family, err)
+	}
+	// The sources the services run must be reached by the walk, so that
+	// their twins (always newer than their source) are seen too.
+	need := map[int32]bool{}
+	fresh := map[string]bool{} // revisions whose tags this reconcile read
+	for _, s := range p.services {
+		rev, described, err := c.revision(ctx, s.taskDef)
+		if err != nil {
+			return err
+		}
+		fresh[rev.arn] = fresh[rev.arn] || described
+		if rev.class.Kind == patch.KindTwin {
+			need[rev.class.SourceRevision] = true
+			p.twinSeen(rev)
+		} else {
+			need[rev.number] = true
+		}
+	}
+	injectKey := c.o.TagPrefix + patch.KeyInject
+	for _, arn := range out.TaskDefinitionArns {
+		if familyOf(arn) != p.family { // the prefix matches longer names too
+			continue
+		}
+		rev, described, err := c.revision(ctx, arn)
+		if err != nil {
+			return err
+		}
+		fresh[rev.arn] = fresh[rev.arn] || described
+		p.revs = append(p.revs, rev)
+		if rev.class.Kind == patch.KindTwin {
+			p.twinSeen(rev)
+			continue
+		}
+		delete(need, rev.number)
+		if p.newest == nil {
+			p.newest = rev
+		}
+		if p.deciding == nil {
+			tags := rev.tags
+			if !fresh[rev.arn] {
+				if tags, err = c.refreshTags(ctx, rev); err != nil {
+					return err
+				}
+				fresh[rev.arn] = true
+			}
+			if _, ok := tagValue(tags, injectKey); ok {
+				p.deciding = rev
+			}
+		}
+		if p.deciding != nil && len(need) == 0 {
+			break
+		}
+	}
+	return nil
+}
+
+func (p *plan) twinSeen(rev *revision) {
+	p.twins[twinKey{rev.class.SourceRevision, rev.class.Spec}] = rev
+}
+
+// optInTags renders the tags that decide opt-in, to notice their change.
+func (c *Controller) optInTags(tags []types.Tag) string {
+	inject, _ := tagValue(tags, c.o.TagPrefix+patch.KeyInject)
+	profile, _ := tagValue(tags, c.o.TagPrefix+patch.KeyProfile)
+	return inject + "\x00" + profile
+}
+
+// decide applies the policy to what was read.
+func (c *Controller) decide(p *plan) policy.Decision {
+	in := policy.Input{Family: p.family, TagPrefix: c.o.TagPrefix, Rules: c.o.Rules}
+	// The revisions read, newest first, down to the deciding one: their
+	// tags were read by this reconcile.
+	for _, r := range p.revs {
+		in.Revisions = append(in.Revisions, policy.Revision{Number: r.number, Tags: tagMap(r.tags), Twin: r.class.Kind == patch.KindTwin})
+		if r == p.deciding {
+			break
+		}
+	}
+	for _, s := range p.services {
+		in.Clusters = append(in.Clusters, clusterName(s.cluster))
+	}
+	d := policy.Decide(in)
+	if d.Profile == "" {
+		d.Profile = c.o.DefaultProfile
+	}
+	p.mode = c.o.Mode
+	if d.Mode != "" {
+		p.mode = d.Mode
+	}
+	return d
+}
+
+// instrument registers the twins the family needs and moves its services.
+func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, st *familyState) error {
+	profile, ok := c.o.Profile(p.decision.Profile)
+	if !ok {
+		// Config validation prevents this; a tag naming an unknown profile does not.
+		log.Warn("family opts in with an unknown profile; nothing done", "profile", p.decision.Profile, "reason", p.decision.Reason)
+		st.instrument = false
+		st.reason = "unknown_profile"
+		return nil
+	}
+	// The sources to instrument: each one a service runs, and the newest
+	// (so that RunTask by family name runs instrumented). The newest goes
+	// last, so that its twin ends up as the family's latest revision.
+	sources := map[int32]*revision{}
+	for _, s := range p.services {
+		src, err := c.sourceOf(ctx, p, s)
+		if err != nil {
+			return err
+		}
+		if src != nil {
+			sources[src.number] = src
+		}
+	}
+	if p.newest != nil {
+		sources[p.newest.number] = p.newest
+	}
+	nums := make([]int32, 0, len(sources))
+	for n := range sources {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	if p.newest != nil {
+		nums = slices.DeleteFunc(nums, func(n int32) bool { return n == p.newest.number })
+		nums = append(nums, p.newest.number)
+	}
+
+	twinOf := map[int32]*revision{}
+	var errs []error
+	for _, n := range nums {
+		src := sources[n]
+		twin, err := c.ensureTwin(ctx, log, p, profile, src)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if twin == nil {
+			st.ok[src.arn] = true // refused: services may stay on it
+			continue
+		}
+		twinOf[n] = twin
+		st.ok[twin.arn] = true
+	}
+	for _, s := range p.services {
+		moved, err := c.moveService(ctx, log, p.mode, s, twinOf)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		if !moved {
+			// Left where it is on purpose: the sweeps need not queue it again.
+			st.ok[s.taskDef] = true
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// sourceOf returns the source revision a service runs: the revision itself,
+// or the source of the twin it runs. nil for revisions that are not to be
+// instrumented (covered by hand, Windows).
+func (c *Controller) sourceOf(ctx context.Context, p *plan, s *service) (*revision, error) {
+	rev, _, err := c.revision(ctx, s.taskDef)
+	if err != nil {
+		return nil, err
+	}
+	switch rev.class.Kind {
+	case patch.KindPlain:
+		return rev, nil
+	case patch.KindTwin:
+		src, _, err := c.revision(ctx, arnOfRevision(rev.arn, rev.class.SourceRevision))
+		if err != nil {
+			return nil, err
+		}
+		return src, nil
+	default:
+		return nil, nil
+	}
+}
+
+// ensureTwin returns the current twin of src, registering it if it does not
+// exist. It returns nil, nil when src cannot be instrumented (logged).
+func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, profile patch.Profile, src *revision) (*revision, error) {
+	var images map[string]patch.Image
+	if c.o.Images != nil {
+		var ierrs []error
+		images, ierrs = c.o.Images.Images(ctx, src.td)
+		for _, e := range ierrs {
+			log.Info("image config unknown", "revision", src.number, "err", e)
+		}
+	}
+	opts := patch.Options{TagPrefix: c.o.TagPrefix, SourceRevision: src.number}
+	res, err := patch.Instrument(src.td, src.tags, profile, images, opts)
+	var refusal *patch.Refusal
+	if errors.As(err, &refusal) {
+		log.Info("revision not instrumented", "revision", src.number, "reasons", refusal.Error())
+		c.o.Observer.Refused(refusal)
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("instrument %s: %w", src.arn, err)
+	}
+	for _, w := range res.Warnings {
+		log.Info("instrumented with a warning", "revision", src.number, "code", w.Code, "container", w.Container)
+	}
+	key := twinKey{src.number, res.Spec}
+	mode := p.mode
+	if twin, ok := p.twins[key]; ok {
+		return twin, nil
+	}
+	if twin := c.cachedTwin(p.family, key); twin != nil {
+		return twin, nil
+	}
+	if mode == policy.ModeAudit {
+		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
+		return nil, nil
+	}
+	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
+	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
+	if err != nil {
+		return nil, fmt.Errorf("register twin of %s: %w", src.arn, err)
+	}
+	td := out.TaskDefinition
+	twin := &revision{
+		arn: aws.ToString(td.TaskDefinitionArn), family: aws.ToString(td.Family), number: td.Revision,
+		td: td, tags: res.Input.Tags,
+		class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec},
+	}
+	c.st.mu.Lock()
+	c.st.revisions[twin.arn] = twin
+	c.st.mu.Unlock()
+	p.twins[key] = twin
+	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
+	c.o.Observer.TwinRegistered()
+	return twin, nil
+}
+
+// cachedTwin looks for a twin among the revisions already in the cache (it
+// may be older than the page the reconcile read).
+func (c *Controller) cachedTwin(family string, key twinKey) *revision {
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	var best *revision
+	for _, r := range c.st.revisions {
+		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
+			if best == nil || r.number > best.number {
+				best = r
+			}
+		}
+	}
+	return best
+}
+
+// moveService points a service at the twin of its source, unless it must
+// be left alone (with the reason logged). moved is false when the service
+// stays where it is.
+func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twinOf map[int32]*revision) (moved bool, err error) {
+	log = log.With("cluster", clusterName(s.cluster), "service", s.name)
+	if s.controller != types.DeploymentControllerTypeEcs {
+		log.Info("service skipped", "reason", SkipDeploymentController, "deployment_controller", s.controller)
+		c.o.Observer.ServiceSkipped(SkipDeploymentController)
+		return false, nil
+	}
+	rev, _, err := c.revision(ctx, s.taskDef)
+	if err != nil {
+		return false, err
+	}
+	source := rev.number
+	if rev.class.Kind == patch.KindTwin {
+		source = rev.class.SourceRevision
+	} else if rev.class.Kind != patch.KindPlain {
+		return false, nil // covered another way, or Windows
+	}
+	twin := twinOf[source]
+	if twin == nil || s.taskDef == twin.arn {
+		return false, nil // refused, audit mode, or already there
+	}
+	c.st.mu.Lock()
+	code, failed := c.st.failed[twin.arn]
+	last := c.st.moved[s.arn]
+	c.st.mu.Unlock()
+	if failed {
+		log.Info("service skipped", "reason", SkipTwinFailed, "twin", twin.number, "code", code)
+		c.o.Observer.ServiceSkipped(SkipTwinFailed)
+		return false, nil
+	}
+	if code, rolledBack := c.rolledBack(s, twin, last); rolledBack {
+		return false, c.markFailed(ctx, log, mode, twin, code)
+	}
+	if inProgress(s, twin.arn) {
+		return true, nil
+	}
+	if mode == policy.ModeAudit {
+		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
+		return false, nil
+	}
+	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
+	if _, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(twin.arn),
+	}); err != nil {
+		return false, fmt.Errorf("update service %s: %w", s.arn, err)
+	}
+	c.st.mu.Lock()
+	c.st.moved[s.arn] = twin.arn
+	c.st.mu.Unlock()
+	log.Info("updated service", "to", twin.arn)
+	c.o.Observer.ServiceUpdated()
+	return true, nil
+}
+
+// rolledBack tells whether ECS gave up on a rollout of twin for service s:
+// a deployment of it FAILED (the circuit breaker), or the controller moved
+// the service to it and the service now runs something else of the same
+// source again.
+func (c *Controller) rolledBack(s *service, twin *revision, moved string) (string, bool) {
+	for _, d := range s.deployments {
+		if aws.ToString(d.TaskDefinition) == twin.arn && d.RolloutState == types.DeploymentRolloutStateFailed {
+			return FailedRolloutFailed, true
+		}
+	}
+	if moved == twin.arn && s.taskDef != twin.arn && !inProgress(s, twin.arn) {
+		return FailedRolledBack, true
+	}
+	return "", false
+}
+
+// inProgress reports whether a deployment of arn is still rolling out.
+func inProgress(s *service, arn string) bool {
+	for _, d := range s.deployments {
+		if aws.ToString(d.TaskDefinition) == arn && d.RolloutState == types.DeploymentRolloutStateInProgress {
+			return true
+		}
+	}
+	return false
+}
+
+// markFailed tags the twin so that its spec is not tried again, even after
+// a restart.
+func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode string, twin *revision, code string) error {
+	c.st.mu.Lock()
+	c.st.failed[twin.arn] = code
+	c.st.mu.Unlock()
+	c.o.Observer.RolloutFailed(code)
+	if mode == policy.ModeAudit {
+		log.Warn("audit: rollout of twin failed; would mark it", "twin", twin.number, "code", code)
+		return nil
+	}
+	log.Warn("rollout of twin failed; marking it and not retrying this spec", "twin", twin.number, "code", code)
+	_, err := c.ecs.TagResource(ctx, &ecs.TagResourceInput{
+		ResourceArn: aws.String(twin.arn),
+		Tags:        []types.Tag{{Key: aws.String(c.o.TagPrefix + patch.KeyFailed), Value: aws.String(code)}},
+	})
+	if err != nil {
+		return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
+	}
+	return nil
+}
+
+// optedOut handles a family that is not (or no longer) opted in: services on
+// a twin go back to its source when so configured; nothing new is made.
+func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st *familyState) error {
+	log.Debug("family not instrumented", "reason", p.decision.Reason)
+	mode := p.mode
+	var errs []error
+	for _, s := range p.services {
+		rev, _, err := c.revision(ctx, s.taskDef)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if rev.class.Kind != patch.KindTwin {
+			st.ok[rev.arn] = true
+			continue
+		}
+		if !c.o.RevertOnOptOut || s.controller != types.DeploymentControllerTypeEcs {
+			st.ok[rev.arn] = true
+			continue
+		}
+		source := arnOfRevision(rev.arn, rev.class.SourceRevision)
+		src, _, err := c.revision(ctx, source)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if src.td.Status != types.TaskDefinitionStatusActive {
+			log.Warn("service left on the twin: its source is deregistered", "service", s.name, "reason", SkipSourceInactive, "source", src.number)
+			st.ok[rev.arn] = true
+			continue
+		}
+		if mode == policy.ModeAudit {
+			log.Info("audit: would return service to its source", "service", s.name, "to", source)
+			continue
+		}
+		log.Info("returning service to its source", "service", s.name, "from", rev.arn, "to", source, "reason", p.decision.Reason)
+		if _, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
+		}); err != nil {
+			errs = append(errs, fmt.Errorf("update service %s: %w", s.arn, err))
+			continue
+		}
+		c.o.Observer.ServiceUpdated()
+	}
+	return errors.Join(errs...)
+}
+
+func tagMap(tags []types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// clusterName returns the name of a cluster ARN (or the name itself).
+func clusterName(cluster string) string {
+	return cluster[strings.LastIndexByte(cluster, '/')+1:]
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

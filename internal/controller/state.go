@@ -1,0 +1,232 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+)
+
+// revision is one task definition revision. Its content never changes
+// (revisions are immutable), so it is cached by ARN for good; only its tags
+// change, and they are re-read where a decision depends on them.
+type revision struct {
+	arn    string
+	family string
+	number int32
+	td     *types.TaskDefinition
+	class  patch.Class
+	tags   []types.Tag
+}
+
+// service is what the controller knows of a service from DescribeServices.
+type service struct {
+	arn         string
+	cluster     string // cluster ARN
+	name        string
+	taskDef     string // the service's task definition: its primary deployment's
+	controller  types.DeploymentControllerType
+	status      string
+	deployments []types.Deployment
+}
+
+func (s *service) family() string { return familyOf(s.taskDef) }
+
+// familyState is what the last reconcile of a family concluded, for the
+// sweeps to tell at no cost whether a service needs work.
+type familyState struct {
+	instrument bool
+	reason     string
+	// newest is the newest ACTIVE revision the reconcile saw.
+	newest string
+	// deciding is the revision whose tags decided opt-in ("" when none
+	// carries the tag), and its tag values as read.
+	deciding     string
+	decidingTags string
+	// newestSource is the newest ACTIVE source revision: the family sweep
+	// watches its tags when no revision carries the inject tag.
+	newestSource string
+	// ok holds the revisions a service may run without another reconcile:
+	// current twins, and sources that cannot be instrumented (refused).
+	ok map[string]bool
+}
+
+// state is the controller's cache. Everything in it can be rebuilt from AWS.
+type state struct {
+	mu        sync.Mutex
+	revisions map[string]*revision    // by ARN
+	services  map[string]*service     // by service ARN
+	families  map[string]*familyState // by family
+	moved     map[string]string       // service ARN -> twin ARN the controller moved it to
+	failed    map[string]string       // twin ARN -> failure code
+}
+
+func newState() *state {
+	return &state{
+		revisions: map[string]*revision{},
+		services:  map[string]*service{},
+		families:  map[string]*familyState{},
+		moved:     map[string]string{},
+		failed:    map[string]string{},
+	}
+}
+
+func (st *state) servicesOf(family string) []*service {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []*service
+	for _, s := range st.services {
+		if s.family() == family {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (st *state) putService(s *service) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.services[s.arn] = s
+}
+
+func (st *state) dropService(arn string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.services, arn)
+	delete(st.moved, arn)
+}
+
+func (st *state) family(name string) (*familyState, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	f, ok := st.families[name]
+	return f, ok
+}
+
+func (st *state) setFamily(name string, f *familyState) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.families[name] = f
+}
+
+// serviceFromSDK converts what DescribeServices says.
+func serviceFromSDK(s types.Service) *service {
+	out := &service{
+		arn:         aws.ToString(s.ServiceArn),
+		cluster:     aws.ToString(s.ClusterArn),
+		name:        aws.ToString(s.ServiceName),
+		taskDef:     aws.ToString(s.TaskDefinition),
+		status:      aws.ToString(s.Status),
+		deployments: s.Deployments,
+		controller:  types.DeploymentControllerTypeEcs,
+	}
+	if s.DeploymentController != nil {
+		out.controller = s.DeploymentController.Type
+	}
+	for _, d := range s.Deployments {
+		if aws.ToString(d.Status) == "PRIMARY" && d.TaskDefinition != nil {
+			out.taskDef = aws.ToString(d.TaskDefinition)
+		}
+	}
+	return out
+}
+
+// familyOf returns the family of a task definition ARN or family:revision.
+func familyOf(ref string) string {
+	if i := strings.Index(ref, ":task-definition/"); i >= 0 {
+		ref = ref[i+len(":task-definition/"):]
+	}
+	if i := strings.LastIndexByte(ref, ':'); i >= 0 {
+		ref = ref[:i]
+	}
+	return ref
+}
+
+// revisionNumber returns the revision number of a task definition ARN.
+func revisionNumber(arn string) int32 {
+	i := strings.LastIndexByte(arn, ':')
+	if i < 0 {
+		return 0
+	}
+	n, err := strconv.ParseInt(arn[i+1:], 10, 32)
+	if err != nil {
+		return 0
+	}
+	return int32(n)
+}
+
+// arnOfRevision replaces the revision number of a task definition ARN.
+func arnOfRevision(arn string, n int32) string {
+	i := strings.LastIndexByte(arn, ':')
+	if i < 0 {
+		return arn
+	}
+	return arn[:i+1] + strconv.Itoa(int(n))
+}
+
+// revision returns the content of a revision: from the cache, or from
+// DescribeTaskDefinition with its tags (the only time a revision is
+// described). fresh is true when the tags were read just now.
+func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, fresh bool, err error) {
+	c.st.mu.Lock()
+	rev, ok := c.st.revisions[arn]
+	c.st.mu.Unlock()
+	if ok {
+		return rev, false, nil
+	}
+	out, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+		TaskDefinition: aws.String(arn),
+		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("describe task definition %s: %w", arn, err)
+	}
+	td := out.TaskDefinition
+	if td == nil {
+		return nil, false, fmt.Errorf("describe task definition %s: no task definition in the answer", arn)
+	}
+	rev = &revision{
+		arn:    aws.ToString(td.TaskDefinitionArn),
+		family: aws.ToString(td.Family),
+		number: td.Revision,
+		td:     td,
+		tags:   out.Tags,
+	}
+	rev.class = patch.Classify(td, out.Tags, nil, patch.Options{TagPrefix: c.o.TagPrefix})
+	c.st.mu.Lock()
+	c.st.revisions[rev.arn] = rev
+	if code, ok := tagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
+		c.st.failed[rev.arn] = code
+	}
+	c.st.mu.Unlock()
+	return rev, true, nil
+}
+
+// refreshTags re-reads a revision's tags (they can change) and updates the
+// cache.
+func (c *Controller) refreshTags(ctx context.Context, rev *revision) ([]types.Tag, error) {
+	out, err := c.ecs.ListTagsForResource(ctx, &ecs.ListTagsForResourceInput{ResourceArn: aws.String(rev.arn)})
+	if err != nil {
+		return nil, fmt.Errorf("list tags of %s: %w", rev.arn, err)
+	}
+	c.st.mu.Lock()
+	rev.tags = out.Tags
+	c.st.mu.Unlock()
+	return out.Tags, nil
+}
+
+func tagValue(tags []types.Tag, key string) (string, bool) {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
+}

@@ -1,0 +1,226 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"golang.org/x/time/rate"
+
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
+)
+
+// ErrServiceGone is returned by ResolveService for a service that does not
+// exist (any more).
+var ErrServiceGone = errors.New("service does not exist")
+
+// SweepServices lists every service of every cluster and queues the families
+// whose services run something other than what their last reconcile left
+// them on. It describes no task definition: an idle fleet costs
+// ListClusters and ListServices pages plus DescribeServices by ten.
+func (c *Controller) SweepServices(ctx context.Context) error {
+	clusters, err := c.listClusters(ctx)
+	if err != nil {
+		return err
+	}
+	queued := map[string]bool{}
+	for _, cluster := range clusters {
+		arns, err := c.listServices(ctx, cluster)
+		if err != nil {
+			return err
+		}
+		listed := make(map[string]bool, len(arns))
+		for _, a := range arns {
+			listed[a] = true
+		}
+		c.st.mu.Lock()
+		for arn, s := range c.st.services {
+			if s.cluster == cluster && !listed[arn] {
+				delete(c.st.services, arn)
+			}
+		}
+		c.st.mu.Unlock()
+		services, err := c.describeServices(ctx, cluster, arns)
+		if err != nil {
+			return err
+		}
+		for _, s := range services {
+			if f := s.family(); !queued[f] && c.needsWork(s) {
+				queued[f] = true
+				c.Enqueue(f)
+			}
+		}
+	}
+	if len(queued) > 0 {
+		c.log.Info("service sweep queued families", "count", len(queued))
+	}
+	return nil
+}
+
+// needsWork reports whether a service's family must be reconciled for it.
+func (c *Controller) needsWork(s *service) bool {
+	st, ok := c.st.family(s.family())
+	if !ok {
+		return true
+	}
+	if s.controller != types.DeploymentControllerTypeEcs {
+		return false
+	}
+	return !st.ok[s.taskDef]
+}
+
+func (c *Controller) listClusters(ctx context.Context) ([]string, error) {
+	var out []string
+	p := ecs.NewListClustersPaginator(c.ecs, &ecs.ListClustersInput{MaxResults: aws.Int32(100)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list clusters: %w", err)
+		}
+		out = append(out, page.ClusterArns...)
+	}
+	return out, nil
+}
+
+func (c *Controller) listServices(ctx context.Context, cluster string) ([]string, error) {
+	var out []string
+	p := ecs.NewListServicesPaginator(c.ecs, &ecs.ListServicesInput{Cluster: aws.String(cluster), MaxResults: aws.Int32(100)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list services of %s: %w", cluster, err)
+		}
+		out = append(out, page.ServiceArns...)
+	}
+	return out, nil
+}
+
+// familySweepPage is how many revisions the family sweep lists per family:
+// the prefix filter also matches longer family names, which sort first.
+const familySweepPage = 10
+
+// SweepFamilies lists the families with ACTIVE revisions and queues those
+// never reconciled, those with a new revision, and those whose opt-in tags
+// changed. It costs, per known family, one ListTaskDefinitions and one
+// ListTagsForResource, at most FamilySweepRate calls per second, and it
+// describes no revision.
+func (c *Controller) SweepFamilies(ctx context.Context) error {
+	lim := rate.NewLimiter(rate.Limit(c.o.FamilySweepRate), 1)
+	var families []string
+	p := ecs.NewListTaskDefinitionFamiliesPaginator(c.ecs, &ecs.ListTaskDefinitionFamiliesInput{
+		Status: types.TaskDefinitionFamilyStatusActive, MaxResults: aws.Int32(100),
+	})
+	for p.HasMorePages() {
+		if err := lim.Wait(ctx); err != nil {
+			return err
+		}
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list families: %w", err)
+		}
+		families = append(families, page.Families...)
+	}
+	queued := 0
+	for _, family := range families {
+		changed, err := c.familyChanged(ctx, lim, family)
+		if err != nil {
+			return err
+		}
+		if changed {
+			queued++
+			c.Enqueue(family)
+		}
+	}
+	if queued > 0 {
+		c.log.Info("family sweep queued families", "count", queued)
+	}
+	return nil
+}
+
+func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, family string) (bool, error) {
+	st, ok := c.st.family(family)
+	if !ok {
+		return true, nil
+	}
+	if err := lim.Wait(ctx); err != nil {
+		return false, err
+	}
+	out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
+		FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive,
+		Sort: types.SortOrderDesc, MaxResults: aws.Int32(familySweepPage),
+	})
+	if err != nil {
+		return false, fmt.Errorf("list revisions of %s: %w", family, err)
+	}
+	newest := ""
+	for _, arn := range out.TaskDefinitionArns {
+		if familyOf(arn) == family {
+			newest = arn
+			break
+		}
+	}
+	if newest != st.newest {
+		return true, nil
+	}
+	watched := st.deciding
+	if watched == "" {
+		watched = st.newestSource
+	}
+	if watched == "" {
+		return false, nil
+	}
+	if err := lim.Wait(ctx); err != nil {
+		return false, err
+	}
+	tags, err := c.ecs.ListTagsForResource(ctx, &ecs.ListTagsForResourceInput{ResourceArn: aws.String(watched)})
+	if err != nil {
+		return false, fmt.Errorf("list tags of %s: %w", watched, err)
+	}
+	return c.optInTags(tags.Tags) != st.decidingTags, nil
+}
+
+// ResolveService returns the family of a service's task definition, reading
+// the service afresh (events are triggers, never state). cluster may be ""
+// (the cluster of a new-format service ARN, else "default").
+func (c *Controller) ResolveService(ctx context.Context, cluster, svc string) (string, error) {
+	if cluster == "" {
+		cluster = clusterOfServiceArn(svc)
+	}
+	if cluster == "" {
+		cluster = "default"
+	}
+	out, err := c.ecs.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String(cluster), Services: []string{svc}})
+	if err != nil {
+		if cloud.IsNotFound(err) {
+			return "", fmt.Errorf("%w: %s in %s", ErrServiceGone, svc, cluster)
+		}
+		return "", fmt.Errorf("describe service %s: %w", svc, err)
+	}
+	for _, s := range out.Services {
+		got := serviceFromSDK(s)
+		if got.status != "ACTIVE" {
+			c.st.dropService(got.arn)
+			return "", fmt.Errorf("%w: %s is %s", ErrServiceGone, got.arn, got.status)
+		}
+		c.st.putService(got)
+		return got.family(), nil
+	}
+	return "", fmt.Errorf("%w: %s in %s", ErrServiceGone, svc, cluster)
+}
+
+// clusterOfServiceArn returns the cluster of a new-format service ARN.
+func clusterOfServiceArn(arn string) string {
+	i := strings.Index(arn, ":service/")
+	if !strings.HasPrefix(arn, "arn:") || i < 0 {
+		return ""
+	}
+	parts := strings.Split(arn[i+len(":service/"):], "/")
+	if len(parts) != 2 {
+		return ""
+	}
+	return parts[0]
+}
