@@ -1,9 +1,335 @@
 package main
 
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/awsjson"
+	"github.com/ecs-sidecar/reconciler/internal/config"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+)
+
+// renderFlags are render's command line; profile flags override --config.
+type renderFlags struct {
+	config, profile, output string
+	diff                    bool
+
+	tokenSecretArn, tokenPlaintext string
+	allowPlaintext                 bool
+	serverURL, laceworkConfig      string
+	verbose                        bool
+	distroless, nonRoot            string
+	sidecarImage, executionRole    string
+	include, exclude               listFlag
+
+	imageEntrypoint, imageCmd, imageUser, imageDigest string
+	imageContainers                                   listFlag
+	sourceRevision                                    int
+	tagPrefix                                         string
+}
+
+// listFlag is a repeatable, comma-separated flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, x := range strings.Split(s, ",") {
+		if x = strings.TrimSpace(x); x != "" {
+			*l = append(*l, x)
+		}
+	}
+	return nil
+}
+
 func cmdRender(e env, args []string) int {
-	fs := newFlagSet(e, "render", "[flags] [FILE|-]")
+	fs := newFlagSet(e, "render", "[flags] [FILE|-]\n\n"+
+		"Reads a task definition (describe-task-definition --include TAGS output, a bare task\n"+
+		"definition, or register-task-definition --cli-input-json input) from FILE or stdin and\n"+
+		"writes its instrumented twin as register-task-definition --cli-input-json input.\n"+
+		"Exit 0 with output, 1 when it refuses (one line per reason on stderr), 2 on bad usage.")
+	var f renderFlags
+	fs.StringVar(&f.config, "config", "", "configuration `file` to take the profile and tag prefix from")
+	fs.StringVar(&f.profile, "profile", "", "profile `name` in --config (default: the config's default profile)")
+	fs.StringVar(&f.output, "output", "", "write the output to `file` instead of stdout")
+	fs.BoolVar(&f.diff, "diff", false, "print a diff of the source and the instrumented revision instead")
+	fs.StringVar(&f.tokenSecretArn, "token-secret-arn", "", "Secrets Manager `arn` of the agent access token (injected as a container secret)")
+	fs.StringVar(&f.tokenPlaintext, "token-plaintext", "", "agent access `token` as a plain variable (needs --allow-plaintext-token)")
+	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "accept --token-plaintext")
+	fs.StringVar(&f.serverURL, "server-url", "", "agent server: US (default), EU, ANZ or an https `URL`")
+	fs.StringVar(&f.laceworkConfig, "lacework-config", "", "LaceworkConfig `json`, e.g. {\"fim\":{\"mode\":\"enable\",\"coolingperiod\":\"0\"}}")
+	fs.BoolVar(&f.verbose, "verbose-agent", false, "set LaceworkVerbose=true")
+	fs.StringVar(&f.distroless, "distroless", "", "distroless app images: auto (default), true or false")
+	fs.StringVar(&f.nonRoot, "non-root", "", "containers running as non-root: skip (default) or sudo")
+	fs.StringVar(&f.sidecarImage, "sidecar-image", "", "the whole sidecar image `reference` (default lacework/datacollector:latest-sidecar)")
+	fs.StringVar(&f.executionRole, "execution-role-arn", "", "execution role `arn` for task definitions that have none")
+	fs.Var(&f.include, "include", "instrument only these container `names` (globs, comma-separated, repeatable)")
+	fs.Var(&f.exclude, "exclude", "never instrument these container `names` (globs, comma-separated, repeatable)")
+	fs.StringVar(&f.imageEntrypoint, "image-entrypoint", "", "the image's ENTRYPOINT as a JSON `array`")
+	fs.StringVar(&f.imageCmd, "image-cmd", "", "the image's CMD as a JSON `array`")
+	fs.StringVar(&f.imageUser, "image-user", "", "the image's USER")
+	fs.StringVar(&f.imageDigest, "image-digest", "", "the image's `digest` (part of the spec hash)")
+	fs.Var(&f.imageContainers, "image-container", "the container `names` the --image-* flags describe (default: every container)")
+	fs.IntVar(&f.sourceRevision, "source-revision", 0, "source revision `number` for the marker tag (default: the input's revision)")
+	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "tag and label prefix (default: the config's, else ecs-sidecar/)")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
-	return notBuilt(e, "render", "the patch engine (issue 3)")
+	if fs.NArg() > 1 {
+		fmt.Fprintf(e.stderr, "render: at most one input file, got %d arguments\n", fs.NArg())
+		fs.Usage()
+		return exitUsage
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if set["token-plaintext"] && !f.allowPlaintext {
+		fmt.Fprintln(e.stderr, "render: --token-plaintext needs --allow-plaintext-token (the token ends up in the task definition in clear)")
+		return exitUsage
+	}
+	img, hasImage, err := f.image(set)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitUsage
+	}
+
+	prof, opts, err := f.profileAndOptions(e, set)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+
+	data, err := readInput(e, fs.Arg(0))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+	td, tags, err := parseRenderInput(data)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+
+	var images map[string]patch.Image
+	if hasImage {
+		images = map[string]patch.Image{}
+		for _, c := range td.ContainerDefinitions {
+			name := derefString(c.Name)
+			if len(f.imageContainers) == 0 || contains(f.imageContainers, name) {
+				images[name] = img
+			}
+		}
+	}
+
+	res, err := patch.Instrument(td, tags, prof, images, opts)
+	var ref *patch.Refusal
+	if errors.As(err, &ref) {
+		for _, r := range ref.Reasons {
+			fmt.Fprintf(e.stderr, "refused: %s\n", r)
+		}
+		return exitFail
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+	for _, w := range res.Warnings {
+		fmt.Fprintf(e.stderr, "warning: %s\n", w)
+	}
+	for _, s := range res.Skipped {
+		fmt.Fprintf(e.stderr, "skipped: %s\n", s)
+	}
+
+	codec := awsjson.Codec{Service: awsjson.ECS}
+	out, err := codec.MarshalIndent(res.Input, "", "  ")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: encoding the output: %v\n", err)
+		return exitFail
+	}
+	out = append(out, '\n')
+	if f.diff {
+		src, err := codec.MarshalIndent(patch.RegisterInput(td, tags), "", "  ")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "render: encoding the source: %v\n", err)
+			return exitFail
+		}
+		out = []byte(lineDiff("source", "instrumented", string(src)+"\n", string(out)))
+	}
+	if f.output != "" {
+		if err := os.WriteFile(f.output, out, 0o600); err != nil {
+			fmt.Fprintf(e.stderr, "render: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	if _, err := e.stdout.Write(out); err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// image is what the --image-* flags say of the image(s).
+func (f *renderFlags) image(set map[string]bool) (patch.Image, bool, error) {
+	var img patch.Image
+	if !set["image-entrypoint"] && !set["image-cmd"] && !set["image-user"] && !set["image-digest"] {
+		if len(f.imageContainers) > 0 {
+			return img, false, errors.New("--image-container without any --image-* flag")
+		}
+		return img, false, nil
+	}
+	for _, a := range []struct {
+		flag, val string
+		dst       *[]string
+	}{{"image-entrypoint", f.imageEntrypoint, &img.Entrypoint}, {"image-cmd", f.imageCmd, &img.Cmd}} {
+		if !set[a.flag] || a.val == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(a.val), a.dst); err != nil {
+			return img, false, fmt.Errorf("--%s: want a JSON array of strings such as [\"/bin/app\",\"--flag\"]: %v", a.flag, err)
+		}
+	}
+	img.User, img.Digest, img.Source = f.imageUser, f.imageDigest, "flags"
+	// The config is known as soon as entrypoint, cmd or user is given: an
+	// image that declares no ENTRYPOINT is given as --image-entrypoint '[]'.
+	img.Known = set["image-entrypoint"] || set["image-cmd"] || set["image-user"]
+	return img, true, nil
+}
+
+// profileAndOptions builds the profile from --config (or the built-in
+// defaults) and the profile flags.
+func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profile, patch.Options, error) {
+	var p patch.Profile
+	opts := patch.Options{SourceRevision: int32(f.sourceRevision)}
+	if f.config != "" {
+		cfg, err := config.LoadWith(f.config, e.getenv)
+		if err != nil {
+			return p, opts, fmt.Errorf("--config %s: %w", f.config, err)
+		}
+		prof, ok := cfg.Profile(f.profile)
+		if !ok {
+			return p, opts, fmt.Errorf("--profile %q: not in %s (profiles: %s)", f.profile, f.config, strings.Join(cfg.ProfileNames(), ", "))
+		}
+		p = prof
+		opts.TagPrefix = cfg.TagPrefix
+	} else if set["profile"] {
+		return p, opts, errors.New("--profile needs --config")
+	}
+	str := func(name string, dst *string, v string) {
+		if set[name] {
+			*dst = v
+		}
+	}
+	str("token-secret-arn", &p.TokenSecretArn, f.tokenSecretArn)
+	str("token-plaintext", &p.TokenPlaintext, f.tokenPlaintext)
+	if set["token-secret-arn"] {
+		p.TokenPlaintext = "" // the flag replaces the config's token, whichever kind
+	}
+	if set["token-plaintext"] {
+		p.TokenSecretArn = ""
+		p.AllowPlaintextToken = true
+	}
+	str("server-url", &p.ServerURL, f.serverURL)
+	str("lacework-config", &p.LaceworkConfig, f.laceworkConfig)
+	if set["verbose-agent"] {
+		p.Verbose = f.verbose
+	}
+	str("distroless", &p.Distroless, f.distroless)
+	str("non-root", &p.NonRoot, f.nonRoot)
+	str("sidecar-image", &p.SidecarImage, f.sidecarImage)
+	str("execution-role-arn", &p.DefaultExecutionRoleArn, f.executionRole)
+	if set["include"] {
+		p.Containers.Include = f.include
+	}
+	if set["exclude"] {
+		p.Containers.Exclude = f.exclude
+	}
+	str("tag-prefix", &opts.TagPrefix, f.tagPrefix)
+	return p, opts, nil
+}
+
+func readInput(e env, name string) ([]byte, error) {
+	if name == "" || name == "-" {
+		b, err := io.ReadAll(e.stdin)
+		if err != nil {
+			return nil, fmt.Errorf("reading stdin: %w", err)
+		}
+		return b, nil
+	}
+	return os.ReadFile(name)
+}
+
+// parseRenderInput accepts the three shapes people have:
+// describe-task-definition output ({"taskDefinition": {...}, "tags": [...]}),
+// a bare task definition, and register-task-definition --cli-input-json
+// input (a task definition whose tags sit beside its members). Unknown
+// members are errors: a typo must not silently drop a setting.
+func parseRenderInput(data []byte) (*types.TaskDefinition, []types.Tag, error) {
+	codec := awsjson.Codec{Service: awsjson.ECS, Strict: true}
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil, nil, fmt.Errorf("input is not a JSON object: %w", err)
+	}
+	if _, ok := top["taskDefinition"]; ok {
+		var out ecs.DescribeTaskDefinitionOutput
+		if err := codec.Unmarshal(data, &out); err != nil {
+			return nil, nil, fmt.Errorf("describe-task-definition output: %w", err)
+		}
+		if out.TaskDefinition == nil {
+			return nil, nil, errors.New("describe-task-definition output: taskDefinition is null")
+		}
+		return out.TaskDefinition, out.Tags, nil
+	}
+	if _, ok := top["containerDefinitions"]; !ok {
+		return nil, nil, errors.New("input has neither taskDefinition nor containerDefinitions: not a task definition")
+	}
+	var tags []types.Tag
+	if raw, ok := top["tags"]; ok {
+		var lt ecs.ListTagsForResourceOutput
+		if err := codec.Unmarshal(wrapTags(raw), &lt); err != nil {
+			return nil, nil, fmt.Errorf("tags: %w", err)
+		}
+		tags = lt.Tags
+		delete(top, "tags")
+	}
+	rest, err := json.Marshal(top)
+	if err != nil {
+		return nil, nil, err
+	}
+	var td types.TaskDefinition
+	if err := codec.Unmarshal(rest, &td); err != nil {
+		return nil, nil, fmt.Errorf("task definition: %w", err)
+	}
+	return &td, tags, nil
+}
+
+func wrapTags(raw json.RawMessage) []byte {
+	var b bytes.Buffer
+	b.WriteString(`{"tags":`)
+	b.Write(raw)
+	b.WriteString(`}`)
+	return b.Bytes()
+}
+
+func derefString(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
 }

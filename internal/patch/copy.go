@@ -3,6 +3,7 @@ package patch
 import (
 	"reflect"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
@@ -110,4 +111,17 @@ func taskDefinitionOf(in *ecs.RegisterTaskDefinitionInput) *types.TaskDefinition
 		copyValue(df, src.Field(i))
 	}
 	return td
+}
+
+// RegisterInput returns the input that registers td's content again as
+// is: every registrable member, deep copied, and the tags minus the
+// reserved aws: ones. render uses it to show what a patch changed.
+func RegisterInput(td *types.TaskDefinition, tags []types.Tag) *ecs.RegisterTaskDefinitionInput {
+	in := registerInput(td)
+	for _, t := range tags {
+		if !isReservedTag(aws.ToString(t.Key)) {
+			in.Tags = append(in.Tags, deepCopy(t))
+		}
+	}
+	return in
 }
