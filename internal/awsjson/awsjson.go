@@ -12,7 +12,13 @@
 // non-pointer scalars are omitted; timestamps are epoch seconds with millisecond
 // precision; blobs are base64; map keys are user data and are never re-cased. Decoding
 // also accepts ISO 8601 timestamps (the aws CLI prints them), keeps millisecond precision
-// like the SDK does, and turns null into the zero value.
+// like the SDK does, and turns null into the zero value. Smithy documents (ECS hookDetails)
+// pass through as JSON; unions (for example ECS ResourceRequirement.sharingStrategy, newer
+// than botocore's model) are refused with an error naming the member.
+//
+// To add a JSON-protocol service: a Service constant, its SDK package in sdkPackages, its
+// model version in internal/botocore.APIVersions, go generate, and its client in the
+// tests' clients list.
 package awsjson
 
 //go:generate go run ./internal/gen -o models_gen.go
@@ -181,10 +187,10 @@ func (c Codec) structOf(t reflect.Type) (*structInfo, error) {
 		return si, nil
 	}
 	pkg, ok := sdkPackages[c.Service]
-	if !ok {
+	model := generatedModels[c.Service]
+	if !ok || model == nil {
 		return nil, fmt.Errorf("awsjson: unknown service %q", c.Service)
 	}
-	model := generatedModels[c.Service]
 	var shape string
 	switch t.PkgPath() {
 	case pkg:

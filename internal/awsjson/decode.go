@@ -84,7 +84,7 @@ func (d *decoder) value(v reflect.Value, j any, path string) error {
 	case reflect.Interface:
 		build, ok := documentConstructors[t]
 		if !ok {
-			return fmt.Errorf("awsjson: %s: %s: unions are not supported", pathOrRoot(path), t)
+			return fmt.Errorf("awsjson: %s: %s: unions are not supported (nor documents of this service)", pathOrRoot(path), t)
 		}
 		v.Set(reflect.ValueOf(build(toDocument(j))))
 	case reflect.String:

@@ -72,11 +72,10 @@ type Shape struct {
 func Dir() (string, error) {
 	out, err := exec.Command("python3", "-c", "import botocore,os;print(os.path.dirname(botocore.__file__))").Output()
 	if err != nil {
-		var stderr string
-		if ee, ok := err.(*exec.ExitError); ok {
-			stderr = strings.TrimSpace(string(ee.Stderr))
+		if ee, ok := err.(*exec.ExitError); ok && len(ee.Stderr) > 0 {
+			err = fmt.Errorf("%w: %s", err, strings.TrimSpace(string(ee.Stderr)))
 		}
-		return "", fmt.Errorf("locate botocore with python3 (install boto3/botocore): %w %s", err, stderr)
+		return "", fmt.Errorf("locate botocore with python3 (install boto3/botocore): %w", err)
 	}
 	return filepath.Join(strings.TrimSpace(string(out)), "data"), nil
 }
