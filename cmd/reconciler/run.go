@@ -1,14 +1,194 @@
 package main
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/config"
+	"github.com/ecs-sidecar/reconciler/internal/controller"
+	"github.com/ecs-sidecar/reconciler/internal/watch"
+)
+
 func cmdRun(e env, args []string) int {
 	fs := newFlagSet(e, "run", "[--config FILE] [--embedded]")
-	fs.String("config", "", "configuration file (YAML); env RECONCILER_CONFIG")
-	fs.Bool("embedded", false, "run against the embedded AWS on 127.0.0.1:4566 with the demo seed (no account needed)")
+	configPath := fs.String("config", e.getenv("RECONCILER_CONFIG"), "configuration file (YAML); env RECONCILER_CONFIG")
+	embedded := fs.Bool("embedded", false, "run against the embedded AWS (demo seed) served on --sim-listen: no account needed")
+	simListen := fs.String("sim-listen", "127.0.0.1:4566", "with --embedded: loopback address of the embedded AWS, for the aws CLI")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
 	if code, done := noArgs(e, fs); done {
 		return code
 	}
-	return notBuilt(e, "run", "the reconciler (issue 7)")
+	if *embedded {
+		if err := checkLoopback(*simListen, false); err != nil {
+			fmt.Fprintf(e.stderr, "reconciler run: --sim-listen: %v\n", err)
+			return exitUsage
+		}
+	}
+	cfg, err := loadConfig(e, *configPath)
+	if err != nil {
+		printConfigErrors(e.stderr, "reconciler run", err)
+		return exitFail
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if *embedded && *configPath == "" {
+		cfg.Log.Format = config.LogFormatText // a demo read by a person
+	}
+	log := newLogger(e.stderr, cfg.Log)
+
+	var creds *aws.Credentials
+	if *embedded {
+		sim, err := startEmbedded(ctx, log, *simListen, cfg, *configPath != "")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "reconciler run: embedded AWS: %v\n", err)
+			return exitFail
+		}
+		defer sim.stop()
+		creds = &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", Source: "embedded"}
+	}
+	if err := cfg.ValidateRun(*embedded); err != nil {
+		printConfigErrors(e.stderr, "reconciler run", err)
+		return exitFail
+	}
+	if err := runReconciler(ctx, log, cfg, creds); err != nil {
+		log.Error("reconciler stopped", "err", err)
+		return exitFail
+	}
+	return exitOK
+}
+
+// loadConfig reads the file, or takes the defaults (and the environment)
+// when there is none.
+func loadConfig(e env, path string) (*config.Config, error) {
+	if path == "" {
+		return config.FromEnv(e.getenv)
+	}
+	return config.LoadWith(path, e.getenv)
+}
+
+// printConfigErrors lists every problem of the configuration, one a line.
+func printConfigErrors(w io.Writer, cmd string, err error) {
+	fmt.Fprintf(w, "%s: invalid configuration:\n", cmd)
+	var joined interface{ Unwrap() []error }
+	if errors.As(err, &joined) {
+		for _, e := range joined.Unwrap() {
+			fmt.Fprintf(w, "  %s\n", e)
+		}
+		return
+	}
+	fmt.Fprintf(w, "%s\n", indent(err.Error(), "  "))
+}
+
+func newLogger(w io.Writer, l config.Log) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: l.SlogLevel()}
+	if l.Format == config.LogFormatText {
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
+	return slog.New(slog.NewJSONHandler(w, opts))
+}
+
+// runReconciler wires the clients, the controller and the queue consumer,
+// and runs them until ctx ends; then in-flight reconciles finish and held
+// messages return to the queue.
+func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, creds *aws.Credentials) error {
+	awsCfg, _, err := cloud.New(ctx, cloud.Options{
+		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds,
+		MaxAttempts: cfg.AWS.MaxAttempts, BudgetShare: cfg.AWS.APIBudget.Share,
+		AppID: "ecs-sidecar-reconciler",
+	})
+	if err != nil {
+		return err
+	}
+	var consumer *watch.Consumer
+	ctl, err := controller.New(controller.Options{
+		ECS:             ecs.NewFromConfig(awsCfg),
+		TagPrefix:       cfg.TagPrefix,
+		Rules:           cfg.Policies,
+		Profile:         cfg.Profile,
+		DefaultProfile:  cfg.DefaultProfile,
+		Mode:            cfg.Mode,
+		RevertOnOptOut:  cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
+		Workers:         cfg.Workers,
+		ServiceSweep:    cfg.Sweeps.Services.Interval.Duration,
+		FamilySweep:     cfg.Sweeps.Families.Interval.Duration,
+		Jitter:          cfg.Sweeps.Services.Jitter,
+		FamilySweepRate: cfg.Sweeps.Families.MaxCallsPerSecond,
+		Logger:          log,
+		OnSuccess: func(ctx context.Context, family string, started time.Time) {
+			if consumer != nil {
+				consumer.Done(ctx, family, started)
+			}
+		},
+	})
+	if err != nil {
+		return err
+	}
+	if cfg.Queue.URL != "" {
+		consumer, err = watch.NewConsumer(sqs.NewFromConfig(awsCfg), watch.ConsumerOptions{
+			QueueURL:    cfg.Queue.URL,
+			WaitTime:    time.Duration(cfg.Queue.WaitTimeSeconds) * time.Second,
+			Visibility:  cfg.Queue.VisibilityTimeout.Duration,
+			MaxMessages: int32(cfg.Queue.MaxMessages),
+			Enqueue:     ctl.Enqueue,
+			Resolve: func(ctx context.Context, ev watch.Event) (string, error) {
+				family, err := ctl.ResolveService(ctx, ev.Cluster, ev.Service)
+				if errors.Is(err, controller.ErrServiceGone) {
+					return "", fmt.Errorf("%w: %v", watch.ErrNoFamily, err)
+				}
+				return family, err
+			},
+			Logger: log,
+		})
+		if err != nil {
+			return err
+		}
+	} else {
+		log.Warn("no queue configured: changes are found by the sweeps only", "service_sweep", cfg.Sweeps.Services.Interval.String())
+	}
+
+	log.Info("reconciler starting", "region", awsCfg.Region, "endpoint", cfg.AWS.Endpoint, "mode", cfg.Mode,
+		"queue", cfg.Queue.URL, "workers", cfg.Workers, "profiles", strings.Join(cfg.ProfileNames(), ","))
+	if names := cfg.LaceworkProfilesWithoutToken(); len(names) > 0 {
+		log.Warn("profiles inject no access token: the agent must find it in the image's config.json or the container's variables",
+			"profiles", strings.Join(names, ","))
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 2)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		errs <- ctl.Run(ctx)
+	}()
+	if consumer != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- consumer.Run(ctx)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	var all []error
+	for err := range errs {
+		all = append(all, err)
+	}
+	log.Info("reconciler stopped")
+	return errors.Join(all...)
 }

@@ -362,7 +362,7 @@ func TestValidateRun(t *testing.T) {
 		{"complete", token + queue, false, nil},
 		{"embedded needs no queue", token, true, nil},
 		{"no queue", token, false, []string{"queue.url: required by run (or use --embedded)"}},
-		{"no token", queue, false, []string{"profiles.lacework.tokenSecretArn: required by run: the agent needs its access token"}},
+		{"no token is allowed (the image may carry it); the patch warns", queue, false, nil},
 		{"plaintext token", queue + "profiles: {lacework: {tokenPlaintext: x, allowPlaintextToken: true}}\n", false, nil},
 		{"custom needs no token", queue + "profiles: {c: {type: custom, sidecarImage: 'a/b:1', custom: {wrapper: [w]}}}\n", false, nil},
 	}
@@ -373,6 +373,29 @@ func TestValidateRun(t *testing.T) {
 				t.Errorf("(-got +want)\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestLaceworkProfilesWithoutToken(t *testing.T) {
+	c := mustParse(t, "profiles: {a: {tokenSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:t'}, b: {}, "+
+		"c: {type: custom, sidecarImage: 'a/b:1', custom: {wrapper: [w]}}}\ndefaultProfile: a\n")
+	if diff := cmp.Diff(c.LaceworkProfilesWithoutToken(), []string{"b"}); diff != "" {
+		t.Errorf("(-got +want)\n%s", diff)
+	}
+}
+
+func TestFromEnv(t *testing.T) {
+	c, err := FromEnv(func(k string) string {
+		if k == "AWS_DEFAULT_REGION" {
+			return "eu-west-1"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.AWS.Region != "eu-west-1" || c.Workers != Default().Workers {
+		t.Errorf("FromEnv: region %q workers %d, want eu-west-1 and the default", c.AWS.Region, c.Workers)
 	}
 }
 

@@ -27,6 +27,12 @@ func Load(path string) (*Config, error) {
 	return LoadWith(path, os.Getenv)
 }
 
+// FromEnv is the configuration of a run without a file: the defaults, with
+// the environment's fallbacks (as Load applies them).
+func FromEnv(getenv func(string) string) (*Config, error) {
+	return parse([]byte("{}"), getenv)
+}
+
 // LoadWith is Load with the environment given by getenv.
 func LoadWith(path string, getenv func(string) string) (*Config, error) {
 	data, err := os.ReadFile(path)

@@ -131,9 +131,10 @@ func (c *Config) Validate() error {
 }
 
 // ValidateRun is Validate plus what `reconciler run` needs: a queue URL
-// (unless embedded, where the embedded AWS provides the queue) and, for every
-// lacework profile, a token source (tokenSecretArn, or tokenPlaintext with
-// allowPlaintextToken).
+// (unless embedded, where the embedded AWS provides the queue). A lacework
+// profile without a token is allowed, as the guide allows the token to come
+// from the image's config.json or the container's own variables: the patch
+// injects none and warns (LaceworkProfilesWithoutToken lists them).
 func (c *Config) ValidateRun(embedded bool) error {
 	var errs []error
 	if err := c.Validate(); err != nil {
@@ -142,13 +143,20 @@ func (c *Config) ValidateRun(embedded bool) error {
 	if !embedded && c.Queue.URL == "" {
 		fieldErr(&errs, "queue.url", "required by run (or use --embedded)")
 	}
+	return errors.Join(errs...)
+}
+
+// LaceworkProfilesWithoutToken names the lacework profiles that inject no
+// access token (neither tokenSecretArn nor tokenPlaintext), for a warning.
+func (c *Config) LaceworkProfilesWithoutToken() []string {
+	var out []string
 	for _, name := range c.ProfileNames() {
 		p, _ := c.Profile(name)
 		if p.Type == patch.ProfileTypeLacework && p.TokenSecretArn == "" && p.TokenPlaintext == "" {
-			fieldErr(&errs, joinKey("profiles", name)+".tokenSecretArn", "required by run: the agent needs its access token")
+			out = append(out, name)
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 func validateProfile(add func(string, string, ...any), base string, raw patch.Profile) {

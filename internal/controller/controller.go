@@ -160,27 +160,40 @@ func (c *Controller) Swept() <-chan struct{} { return c.swept }
 // QueueLen is the number of families waiting.
 func (c *Controller) QueueLen() int { return c.queue.Len() }
 
-// Run sweeps once, then runs the workers and the periodic sweeps until ctx
-// ends. It then stops taking work and lets in-flight reconciles finish.
+// Run runs the periodic sweeps and the workers until ctx ends. The workers
+// and the family sweep wait for the first service sweep: a reconcile needs
+// the index of services to know which services a family has. When ctx ends
+// it stops taking work and lets in-flight reconciles finish.
 func (c *Controller) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
-	for range c.o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for c.processNext(ctx) {
-			}
-		}()
-	}
-	wg.Add(2)
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		c.every(ctx, c.o.ServiceSweep, "services", c.SweepServices)
 	}()
+	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.swept:
+		}
 		c.every(ctx, c.o.FamilySweep, "families", c.SweepFamilies)
 	}()
+	for range c.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			select {
+			case <-ctx.Done():
+				return
+			case <-c.swept:
+			}
+			for c.processNext(ctx) {
+			}
+		}()
+	}
 	<-ctx.Done()
 	c.log.Info("stopping: letting in-flight reconciles finish")
 	c.queue.ShutDownWithDrain()
@@ -196,9 +209,9 @@ func (c *Controller) every(ctx context.Context, interval time.Duration, name str
 		d := c.o.Now().Sub(start)
 		c.o.Observer.SweepDone(name, d, err)
 		if err != nil && ctx.Err() == nil {
-			c.log.Warn("sweep failed; the next one will retry", "sweep", name, "err", err, "duration", d)
+			c.log.Warn("sweep failed; the next one will retry", "sweep", name, "err", err, "duration", d.String())
 		} else if err == nil {
-			c.log.Debug("sweep done", "sweep", name, "duration", d)
+			c.log.Debug("sweep done", "sweep", name, "duration", d.String())
 			if name == "services" {
 				c.sweepOnce.Do(func() { close(c.swept) })
 			}

@@ -144,7 +144,9 @@ func (c *Controller) SweepFamilies(ctx context.Context) error {
 func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, family string) (bool, error) {
 	st, ok := c.st.family(family)
 	if !ok {
-		return true, nil
+		// Never reconciled. A family with services was queued by the
+		// service sweep (which runs first) and is retried until it succeeds.
+		return len(c.st.servicesOf(family)) == 0, nil
 	}
 	if err := lim.Wait(ctx); err != nil {
 		return false, err
