@@ -2,10 +2,10 @@ package awssim
 
 import (
 	"context"
-	"errors"
-	"net"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os/exec"
 	"reflect"

@@ -1,6 +1,9 @@
 package awssim
 
-import "reflect"
+import (
+	"reflect"
+	"sync"
+)
 
 // deepCopy returns a copy of v that shares no pointers, slices or maps with
 // it, so that state kept by the simulator cannot be changed by a Go caller
@@ -47,11 +50,7 @@ func copyValue(dst, src reflect.Value) {
 		dst.Set(m)
 	case reflect.Struct:
 		dst.Set(src)
-		t := src.Type()
-		for i := 0; i < src.NumField(); i++ {
-			if !t.Field(i).IsExported() {
-				continue
-			}
+		for _, i := range refFields(src.Type()) {
 			copyValue(dst.Field(i), src.Field(i))
 		}
 	case reflect.Interface:
@@ -64,4 +63,28 @@ func copyValue(dst, src reflect.Value) {
 	default:
 		dst.Set(src)
 	}
+}
+
+// refFieldsCache holds, per struct type, the indices of its exported fields
+// that can hold references (the only ones that need more than the struct
+// copy): reflect's Field lookups are the cost of copying otherwise.
+var refFieldsCache sync.Map // reflect.Type -> []int
+
+func refFields(t reflect.Type) []int {
+	if v, ok := refFieldsCache.Load(t); ok {
+		return v.([]int)
+	}
+	var idx []int
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		switch f.Type.Kind() {
+		case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface, reflect.Struct:
+			idx = append(idx, i)
+		}
+	}
+	refFieldsCache.Store(t, idx)
+	return idx
 }
