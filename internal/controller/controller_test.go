@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
@@ -84,7 +85,7 @@ func (w *world) count(op string) int64 { return w.calls.m[op].Load() }
 
 // register registers a task definition whose container states its command,
 // so that no image config is needed.
-func (w *world) register(t *testing.T, family, image string, tags map[string]string) string {
+func (w *world) register(t *testing.T, family, image string, tags map[string]string, mutate ...func(*types.ContainerDefinition)) string {
 	t.Helper()
 	in := &ecs.RegisterTaskDefinitionInput{
 		Family:                  aws.String(family),
@@ -97,6 +98,9 @@ func (w *world) register(t *testing.T, family, image string, tags map[string]str
 			Name: aws.String("app"), Image: aws.String(image), Essential: aws.Bool(true),
 			EntryPoint: []string{"/docker-entrypoint.sh"}, Command: []string{"nginx", "-g", "daemon off;"},
 		}},
+	}
+	for _, m := range mutate {
+		m(&in.ContainerDefinitions[0])
 	}
 	for k, v := range tags {
 		in.Tags = append(in.Tags, types.Tag{Key: aws.String(k), Value: aws.String(v)})
@@ -480,5 +484,42 @@ func TestCallsOfOneReconcile(t *testing.T) {
 	sweep(t, c)
 	if got := w.count("DescribeTaskDefinition"); got != describes {
 		t.Errorf("an idle sweep described %d task definitions", got-describes)
+	}
+}
+
+func TestCoverageFromTheControllersState(t *testing.T) {
+	w := newWorld(t)
+	web := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", web, types.DeploymentControllerTypeEcs)
+	w.createService(t, "web-bg", web, types.DeploymentControllerTypeCodeDeploy)
+	plain := w.register(t, "plain", "busybox", nil)
+	w.createService(t, "plain", plain, types.DeploymentControllerTypeEcs)
+	// A read-only root filesystem cannot take the agent: refused.
+	bad := w.register(t, "bad", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"}, func(c *types.ContainerDefinition) {
+		c.ReadonlyRootFilesystem = aws.Bool(true)
+	})
+	w.createService(t, "bad", bad, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	// Before any reconcile everything is pending.
+	for _, s := range c.Coverage() {
+		if s.State != StatePending {
+			t.Errorf("before reconciling, %s is %s, want pending", s.Service, s.State)
+		}
+	}
+	drain(t, c)
+	sweep(t, c)
+	got := map[string]string{}
+	for _, s := range c.Coverage() {
+		got[s.Service] = s.State + "/" + s.Reason
+	}
+	want := map[string]string{
+		"web":    StateCovered + "/",
+		"web-bg": StateUnsupported + "/" + SkipDeploymentController,
+		"plain":  StateExcluded + "/not_opted_in",
+		"bad":    StateUnsupported + "/readonly_root_filesystem",
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("coverage (-got +want):\n%s", diff)
 	}
 }

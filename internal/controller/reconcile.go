@@ -69,7 +69,8 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 		return err
 	}
 	p.decision = c.decide(p)
-	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), ok: map[string]bool{}}
+	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), ok: map[string]bool{},
+		twinOf: map[string]string{}, refused: map[string]patch.Code{}}
 	if len(p.revs) > 0 {
 		st.newest = p.revs[0].arn
 	}
@@ -286,16 +287,21 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 	var errs []error
 	for _, n := range nums {
 		src := sources[n]
-		twin, err := c.ensureTwin(ctx, log, p, profile, src)
+		twin, refused, err := c.ensureTwin(ctx, log, p, profile, src)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if twin == nil {
-			st.ok[src.arn] = true // refused: services may stay on it
+		if refused != "" {
+			st.ok[src.arn] = true // services may stay on it
+			st.refused[src.arn] = refused
 			continue
 		}
+		if twin == nil {
+			continue // audit mode
+		}
 		twinOf[n] = twin
+		st.twinOf[src.arn] = twin.arn
 		st.ok[twin.arn] = true
 	}
 	for _, s := range p.services {
@@ -334,8 +340,10 @@ func (c *Controller) sourceOf(ctx context.Context, p *plan, s *service) (*revisi
 }
 
 // ensureTwin returns the current twin of src, registering it if it does not
-// exist. It returns nil, nil when src cannot be instrumented (logged).
-func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, profile patch.Profile, src *revision) (*revision, error) {
+// exist. When src cannot be instrumented it returns the first refusal code
+// (the reasons are logged); in audit mode, where nothing is registered, it
+// returns no twin and no code.
+func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, profile patch.Profile, src *revision) (twin *revision, refused patch.Code, err error) {
 	var images map[string]patch.Image
 	if c.o.Images != nil {
 		var ierrs []error
@@ -350,10 +358,14 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if errors.As(err, &refusal) {
 		log.Info("revision not instrumented", "revision", src.number, "reasons", refusal.Error())
 		c.o.Observer.Refused(refusal)
-		return nil, nil
+		code := patch.Code("refused")
+		if len(refusal.Reasons) > 0 {
+			code = refusal.Reasons[0].Code
+		}
+		return nil, code, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("instrument %s: %w", src.arn, err)
+		return nil, "", fmt.Errorf("instrument %s: %w", src.arn, err)
 	}
 	for _, w := range res.Warnings {
 		log.Info("instrumented with a warning", "revision", src.number, "code", w.Code, "container", w.Container)
@@ -361,22 +373,22 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	key := twinKey{src.number, res.Spec}
 	mode := p.mode
 	if twin, ok := p.twins[key]; ok {
-		return twin, nil
+		return twin, "", nil
 	}
 	if twin := c.cachedTwin(p.family, key); twin != nil {
-		return twin, nil
+		return twin, "", nil
 	}
 	if mode == policy.ModeAudit {
 		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
-		return nil, nil
+		return nil, "", nil
 	}
 	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
 	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
 	if err != nil {
-		return nil, fmt.Errorf("register twin of %s: %w", src.arn, err)
+		return nil, "", fmt.Errorf("register twin of %s: %w", src.arn, err)
 	}
 	td := out.TaskDefinition
-	twin := &revision{
+	twin = &revision{
 		arn: aws.ToString(td.TaskDefinitionArn), family: aws.ToString(td.Family), number: td.Revision,
 		td: td, tags: res.Input.Tags,
 		class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec},
@@ -387,7 +399,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	p.twins[key] = twin
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
 	c.o.Observer.TwinRegistered()
-	return twin, nil
+	return twin, "", nil
 }
 
 // cachedTwin looks for a twin among the revisions already in the cache (it

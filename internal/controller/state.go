@@ -56,6 +56,10 @@ type familyState struct {
 	// ok holds the revisions a service may run without another reconcile:
 	// current twins, and sources that cannot be instrumented (refused).
 	ok map[string]bool
+	// twinOf maps source revisions to their current twin; refused maps the
+	// sources that cannot be instrumented to the first reason code.
+	twinOf  map[string]string
+	refused map[string]patch.Code
 }
 
 // state is the controller's cache. Everything in it can be rebuilt from AWS.

@@ -1,0 +1,113 @@
+package controller
+
+import (
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+)
+
+// Coverage states of a service, as metric label values: a closed set.
+const (
+	StateCovered         = "covered"          // runs our current twin
+	StateCoveredEmbedded = "covered_embedded" // the image or task definition runs the agent itself
+	StateCoveredManual   = "covered_manual"   // the sidecar was added by hand
+	StateStale           = "stale"            // runs our twin of an older spec
+	StatePending         = "pending"          // opted in, not (yet) on its twin
+	StateFailed          = "failed"           // the rollout of its twin failed
+	StateExcluded        = "excluded"         // not opted in, or opted out
+	StateUnsupported     = "unsupported"      // cannot be instrumented (Windows, CODE_DEPLOY, a refusal)
+)
+
+// States lists every coverage state.
+var States = []string{StateCovered, StateCoveredEmbedded, StateCoveredManual, StateStale, StatePending, StateFailed, StateExcluded, StateUnsupported}
+
+// ServiceStatus is the coverage of one service, as the controller knows it.
+type ServiceStatus struct {
+	Cluster string // cluster name
+	Service string
+	Family  string
+	State   string
+	// Reason is a fixed code: the policy's reason for excluded, the refusal
+	// or skip code for unsupported, the failure code for failed; else "".
+	Reason string
+	// OptedIn is true when the family's decision is to instrument.
+	OptedIn bool
+	// Linux is false for Windows task definitions.
+	Linux bool
+}
+
+// Coverage returns the coverage of every service the controller knows,
+// sorted by cluster and service. It reads only the cache: no AWS call.
+func (c *Controller) Coverage() []ServiceStatus {
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	out := make([]ServiceStatus, 0, len(c.st.services))
+	for _, s := range c.st.services {
+		out = append(out, c.statusLocked(s))
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Cluster != out[j].Cluster {
+			return out[i].Cluster < out[j].Cluster
+		}
+		return out[i].Service < out[j].Service
+	})
+	return out
+}
+
+func (c *Controller) statusLocked(s *service) ServiceStatus {
+	st := ServiceStatus{Cluster: clusterName(s.cluster), Service: s.name, Family: s.family(), Linux: true}
+	rev := c.st.revisions[s.taskDef]
+	if rev != nil && rev.class.Kind == patch.KindWindows {
+		st.Linux = false
+		st.State, st.Reason = StateUnsupported, string(patch.CodeWindows)
+		return st
+	}
+	fam, known := c.st.families[st.Family]
+	if !known || rev == nil {
+		st.State = StatePending
+		return st
+	}
+	st.OptedIn = fam.instrument
+	switch rev.class.Kind {
+	case patch.KindEmbeddedAgent:
+		st.State = StateCoveredEmbedded
+		return st
+	case patch.KindManualSidecar:
+		st.State = StateCoveredManual
+		return st
+	}
+	if !fam.instrument {
+		st.State, st.Reason = StateExcluded, fam.reason
+		return st
+	}
+	if s.controller != types.DeploymentControllerTypeEcs {
+		st.State, st.Reason = StateUnsupported, SkipDeploymentController
+		return st
+	}
+	source := s.taskDef
+	if rev.class.Kind == patch.KindTwin {
+		if fam.ok[s.taskDef] {
+			st.State = StateCovered
+			return st
+		}
+		source = arnOfRevision(s.taskDef, rev.class.SourceRevision)
+		if _, ok := fam.twinOf[source]; ok {
+			st.State = StateStale
+			return st
+		}
+	}
+	if code, ok := fam.refused[source]; ok {
+		st.State, st.Reason = StateUnsupported, string(code)
+		return st
+	}
+	if twin, ok := fam.twinOf[source]; ok {
+		if code, failed := c.st.failed[twin]; failed {
+			st.State, st.Reason = StateFailed, code
+			return st
+		}
+	}
+	st.State = StatePending
+	return st
+}
