@@ -118,19 +118,23 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 	}
 	var consumer *watch.Consumer
 	ctl, err := controller.New(controller.Options{
-		ECS:             ecs.NewFromConfig(awsCfg),
-		TagPrefix:       cfg.TagPrefix,
-		Rules:           cfg.Policies,
-		Profile:         cfg.Profile,
-		DefaultProfile:  cfg.DefaultProfile,
-		Mode:            cfg.Mode,
-		RevertOnOptOut:  cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
-		Workers:         cfg.Workers,
-		ServiceSweep:    cfg.Sweeps.Services.Interval.Duration,
-		FamilySweep:     cfg.Sweeps.Families.Interval.Duration,
-		Jitter:          cfg.Sweeps.Services.Jitter,
-		FamilySweepRate: cfg.Sweeps.Families.MaxCallsPerSecond,
-		Logger:          log,
+		ECS:                   ecs.NewFromConfig(awsCfg),
+		TagPrefix:             cfg.TagPrefix,
+		Rules:                 cfg.Policies,
+		Profile:               cfg.Profile,
+		DefaultProfile:        cfg.DefaultProfile,
+		Mode:                  cfg.Mode,
+		RevertOnOptOut:        cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
+		MaxInFlight:           cfg.Rollouts.MaxInFlight,
+		MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
+		Canary:                cfg.Rollouts.Canary,
+		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
+		Workers:               cfg.Workers,
+		ServiceSweep:          cfg.Sweeps.Services.Interval.Duration,
+		FamilySweep:           cfg.Sweeps.Families.Interval.Duration,
+		Jitter:                cfg.Sweeps.Services.Jitter,
+		FamilySweepRate:       cfg.Sweeps.Families.MaxCallsPerSecond,
+		Logger:                log,
 		OnSuccess: func(ctx context.Context, family string, started time.Time) {
 			if consumer != nil {
 				consumer.Done(ctx, family, started)

@@ -24,6 +24,7 @@ type Observer interface {
 	ServiceUpdated()
 	ServiceSkipped(reason string)
 	RolloutFailed(code string)
+	RolloutDone(outcome string)
 	Refused(r *patch.Refusal)
 	SweepDone(sweep string, d time.Duration, err error)
 }
@@ -43,6 +44,7 @@ func (NopObserver) TwinRegistered()                        {}
 func (NopObserver) ServiceUpdated()                        {}
 func (NopObserver) ServiceSkipped(string)                  {}
 func (NopObserver) RolloutFailed(string)                   {}
+func (NopObserver) RolloutDone(string)                     {}
 func (NopObserver) Refused(*patch.Refusal)                 {}
 func (NopObserver) SweepDone(string, time.Duration, error) {}
 
@@ -73,6 +75,17 @@ type Options struct {
 	Jitter                    float64
 	// FamilySweepRate caps the family sweep's calls per second (default 5).
 	FamilySweepRate float64
+	// MaxInFlight and MaxInFlightPerCluster cap the rollouts of twins under
+	// way at once (defaults 5 and 2); with Canary, the first service of a
+	// family must complete before the others move.
+	MaxInFlight, MaxInFlightPerCluster int
+	Canary                             bool
+	// RolloutDeadline fails a rollout with no outcome by then (default
+	// 30m): services without the circuit breaker never report FAILED.
+	RolloutDeadline time.Duration
+	// RolloutPoll is how soon a family with a rollout under way, or a
+	// deferred move, is looked at again (default 15s).
+	RolloutPoll time.Duration
 	// ReconcileTimeout bounds one reconcile (default 2m).
 	ReconcileTimeout time.Duration
 	// OnSuccess is called after a reconcile of family that started at
@@ -126,6 +139,18 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.FamilySweepRate == 0 {
 		o.FamilySweepRate = 5
+	}
+	if o.MaxInFlight == 0 {
+		o.MaxInFlight = 5
+	}
+	if o.MaxInFlightPerCluster == 0 {
+		o.MaxInFlightPerCluster = 2
+	}
+	if o.RolloutDeadline == 0 {
+		o.RolloutDeadline = 30 * time.Minute
+	}
+	if o.RolloutPoll == 0 {
+		o.RolloutPoll = 15 * time.Second
 	}
 	if o.ReconcileTimeout == 0 {
 		o.ReconcileTimeout = 2 * time.Minute

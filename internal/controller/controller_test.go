@@ -39,9 +39,13 @@ type callCounter struct {
 	m map[string]*atomic.Int64
 }
 
-func newWorld(t *testing.T) *world {
+func newWorld(t *testing.T, opts ...awssim.Options) *world {
 	t.Helper()
-	sim := awssim.New(awssim.Options{})
+	var o awssim.Options
+	if len(opts) > 0 {
+		o = opts[0]
+	}
+	sim := awssim.New(o)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
 	cc := &callCounter{m: map[string]*atomic.Int64{}}
@@ -114,13 +118,19 @@ func (w *world) register(t *testing.T, family, image string, tags map[string]str
 
 func (w *world) createService(t *testing.T, name, taskDef string, controller types.DeploymentControllerType) {
 	t.Helper()
+	w.createServiceCB(t, name, taskDef, controller, true)
+}
+
+// createServiceCB creates a service with the circuit breaker and rollback on or off.
+func (w *world) createServiceCB(t *testing.T, name, taskDef string, controller types.DeploymentControllerType, breaker bool) {
+	t.Helper()
 	_, err := w.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
 		Cluster: aws.String(testCluster), ServiceName: aws.String(name), TaskDefinition: aws.String(taskDef),
 		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
 		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
 		DeploymentController: &types.DeploymentController{Type: controller},
 		DeploymentConfiguration: &types.DeploymentConfiguration{
-			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true},
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: breaker, Rollback: breaker},
 		},
 	})
 	if err != nil {

@@ -304,15 +304,32 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		st.twinOf[src.arn] = twin.arn
 		st.ok[twin.arn] = true
 	}
+	current := map[string]bool{}
+	for _, t := range twinOf {
+		current[t.arn] = true
+	}
+	again := false // a rollout is under way or a move was deferred: look again later
 	for _, s := range p.services {
-		moved, err := c.moveService(ctx, log, p.mode, s, twinOf)
+		inFlight, err := c.trackRollout(ctx, log, p.mode, s)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		again = again || inFlight
+		m, err := c.moveService(ctx, log, p.mode, s, twinOf, p.services, current)
 		if err != nil {
 			errs = append(errs, err)
 		}
-		if !moved {
+		switch m {
+		case moveLeft:
 			// Left where it is on purpose: the sweeps need not queue it again.
 			st.ok[s.taskDef] = true
+		case moveStarted, moveDeferred:
+			again = true
 		}
+	}
+	if again && len(errs) == 0 {
+		c.requeueAfter(p.family, c.o.RolloutPoll)
 	}
 	return errors.Join(errs...)
 }
@@ -419,28 +436,34 @@ func (c *Controller) cachedTwin(family string, key twinKey) *revision {
 }
 
 // moveService points a service at the twin of its source, unless it must
-// be left alone (with the reason logged). moved is false when the service
-// stays where it is.
-func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twinOf map[int32]*revision) (moved bool, err error) {
+// be left alone (with the reason logged) or pacing defers it.
+func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twinOf map[int32]*revision,
+	family []*service, current map[string]bool) (move, error) {
 	log = log.With("cluster", clusterName(s.cluster), "service", s.name)
 	if s.controller != types.DeploymentControllerTypeEcs {
 		log.Info("service skipped", "reason", SkipDeploymentController, "deployment_controller", s.controller)
 		c.o.Observer.ServiceSkipped(SkipDeploymentController)
-		return false, nil
+		return moveLeft, nil
 	}
 	rev, _, err := c.revision(ctx, s.taskDef)
 	if err != nil {
-		return false, err
+		return moveLeft, err
 	}
 	source := rev.number
 	if rev.class.Kind == patch.KindTwin {
 		source = rev.class.SourceRevision
 	} else if rev.class.Kind != patch.KindPlain {
-		return false, nil // covered another way, or Windows
+		return moveLeft, nil // covered another way, or Windows
 	}
 	twin := twinOf[source]
-	if twin == nil || s.taskDef == twin.arn {
-		return false, nil // refused, audit mode, or already there
+	if twin == nil {
+		return moveLeft, nil // refused, or audit mode
+	}
+	if s.taskDef == twin.arn {
+		if c.inFlight(s) {
+			return moveStarted, nil
+		}
+		return moveLeft, nil
 	}
 	c.st.mu.Lock()
 	code, failed := c.st.failed[twin.arn]
@@ -449,30 +472,80 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	if failed {
 		log.Info("service skipped", "reason", SkipTwinFailed, "twin", twin.number, "code", code)
 		c.o.Observer.ServiceSkipped(SkipTwinFailed)
-		return false, nil
+		return moveLeft, nil
 	}
 	if code, rolledBack := c.rolledBack(s, twin, last); rolledBack {
-		return false, c.markFailed(ctx, log, mode, twin, code)
+		c.o.Observer.RolloutDone(RolloutRolledBk)
+		return moveLeft, c.markFailed(ctx, log, mode, twin, code)
 	}
 	if inProgress(s, twin.arn) {
-		return true, nil
+		return moveStarted, nil
 	}
 	if mode == policy.ModeAudit {
 		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
-		return false, nil
+		return moveLeft, nil
+	}
+	c.st.mu.Lock()
+	ok, why := c.admitLocked(s, family, current)
+	var held *service
+	if ok {
+		held = c.reserveLocked(s, twin.arn)
+	}
+	c.st.mu.Unlock()
+	if !ok {
+		log.Info("service move deferred", "reason", why, "to", twin.arn)
+		return moveDeferred, nil
 	}
 	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
-	if _, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(twin.arn),
-	}); err != nil {
-		return false, fmt.Errorf("update service %s: %w", s.arn, err)
+	})
+	if err != nil {
+		c.st.putService(held) // give the place back
+		return moveLeft, fmt.Errorf("update service %s: %w", s.arn, err)
 	}
 	c.st.mu.Lock()
 	c.st.moved[s.arn] = twin.arn
 	c.st.mu.Unlock()
+	if out.Service != nil {
+		c.st.putService(serviceFromSDK(*out.Service))
+	}
 	log.Info("updated service", "to", twin.arn)
 	c.o.Observer.ServiceUpdated()
-	return true, nil
+	return moveStarted, nil
+}
+
+// reserveLocked records a rollout of arn on s as in flight before the
+// UpdateService call, so that pacing counts it; it returns the service as
+// it was, to put back if the call fails. c.st.mu is held.
+func (c *Controller) reserveLocked(s *service, arn string) *service {
+	prev := c.st.services[s.arn]
+	if prev == nil {
+		prev = s
+	}
+	r := *prev
+	r.taskDef = arn
+	r.deployments = append([]types.Deployment{{
+		Status: aws.String("PRIMARY"), TaskDefinition: aws.String(arn),
+		RolloutState: types.DeploymentRolloutStateInProgress, CreatedAt: aws.Time(c.o.Now()),
+	}}, prev.deployments...)
+	for i := 1; i < len(r.deployments); i++ {
+		if aws.ToString(r.deployments[i].Status) == "PRIMARY" {
+			d := r.deployments[i]
+			d.Status = aws.String("ACTIVE")
+			r.deployments[i] = d
+		}
+	}
+	c.st.services[s.arn] = &r
+	return prev
+}
+
+// inFlight reports whether the service's primary deployment is a rollout
+// of a twin with no outcome yet.
+func (c *Controller) inFlight(s *service) bool {
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	return c.twinInFlightLocked(s)
 }
 
 // rolledBack tells whether ECS gave up on a rollout of twin for service s:
@@ -559,11 +632,15 @@ func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st
 			continue
 		}
 		log.Info("returning service to its source", "service", s.name, "from", rev.arn, "to", source, "reason", p.decision.Reason)
-		if _, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
-		}); err != nil {
+		})
+		if err != nil {
 			errs = append(errs, fmt.Errorf("update service %s: %w", s.arn, err))
 			continue
+		}
+		if out.Service != nil {
+			c.st.putService(serviceFromSDK(*out.Service))
 		}
 		c.o.Observer.ServiceUpdated()
 	}

@@ -1,0 +1,177 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// Rollout outcomes, as metric label values.
+const (
+	RolloutCompleted = "completed"
+	RolloutFailed    = "failed"
+	RolloutDeadline  = "deadline"
+	RolloutRolledBk  = "rolled_back"
+)
+
+// FailedDeadline is the failure code of a rollout with no outcome before
+// the deadline (services without the circuit breaker never report FAILED).
+const FailedDeadline = "deadline"
+
+// move is what moveService did with a service.
+type move int
+
+const (
+	moveLeft     move = iota // left where it is on purpose
+	moveStarted              // UpdateService was called, or a rollout is under way
+	moveDeferred             // pacing: try again later
+)
+
+// primary returns the primary deployment of a service, if DescribeServices
+// listed one.
+func primary(s *service) (types.Deployment, bool) {
+	for _, d := range s.deployments {
+		if aws.ToString(d.Status) == "PRIMARY" {
+			return d, true
+		}
+	}
+	return types.Deployment{}, false
+}
+
+// twinInFlightLocked reports whether the service's primary deployment is a
+// rollout of one of our twins that has no outcome yet. c.st.mu is held.
+func (c *Controller) twinInFlightLocked(s *service) bool {
+	d, ok := primary(s)
+	if !ok || d.RolloutState != types.DeploymentRolloutStateInProgress {
+		return false
+	}
+	rev := c.st.revisions[aws.ToString(d.TaskDefinition)]
+	return rev != nil && rev.class.Kind == patch.KindTwin
+}
+
+// admitLocked applies pacing to a move of s: at most MaxInFlight rollouts
+// of twins in flight in total and MaxInFlightPerCluster per cluster, and,
+// with Canary, one service of the family at a time until one completed.
+// c.st.mu is held, so that concurrent workers cannot both take the last place.
+func (c *Controller) admitLocked(s *service, family []*service, twins map[string]bool) (ok bool, why string) {
+	total, cluster := 0, 0
+	for _, o := range c.st.services {
+		if c.twinInFlightLocked(o) {
+			total++
+			if o.cluster == s.cluster {
+				cluster++
+			}
+		}
+	}
+	if total >= c.o.MaxInFlight {
+		return false, "max_in_flight"
+	}
+	if cluster >= c.o.MaxInFlightPerCluster {
+		return false, "max_in_flight_per_cluster"
+	}
+	if !c.o.Canary {
+		return true, ""
+	}
+	fresh := make([]*service, 0, len(family))
+	for _, o := range family {
+		if cur := c.st.services[o.arn]; cur != nil {
+			o = cur // moved by this reconcile: the cache has its new deployment
+		}
+		fresh = append(fresh, o)
+	}
+	for _, o := range fresh {
+		d, ok := primary(o)
+		if ok && twins[aws.ToString(d.TaskDefinition)] && d.RolloutState == types.DeploymentRolloutStateCompleted {
+			return true, "" // the canary completed
+		}
+	}
+	for _, o := range fresh {
+		if c.twinInFlightLocked(o) {
+			return false, "canary_in_flight"
+		}
+	}
+	return true, ""
+}
+
+// trackRollout follows the rollout of a twin on a service: it counts the
+// outcome once, marks the twin failed when ECS failed it or when it has no
+// outcome by the deadline, and returns the service to its source when ECS
+// did not. inFlight is true while the rollout has no outcome.
+func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode string, s *service) (inFlight bool, err error) {
+	d, ok := primary(s)
+	if !ok {
+		return false, nil
+	}
+	twinArn := aws.ToString(d.TaskDefinition)
+	c.st.mu.Lock()
+	twin := c.st.revisions[twinArn]
+	_, failed := c.st.failed[twinArn]
+	moved := c.st.moved[s.arn]
+	c.st.mu.Unlock()
+	if twin == nil || twin.class.Kind != patch.KindTwin || failed {
+		return false, nil
+	}
+	log = log.With("cluster", clusterName(s.cluster), "service", s.name, "twin", twin.number)
+	switch d.RolloutState {
+	case types.DeploymentRolloutStateCompleted:
+		if moved == twinArn {
+			c.st.mu.Lock()
+			delete(c.st.moved, s.arn)
+			c.st.mu.Unlock()
+			log.Info("rollout of twin completed")
+			c.o.Observer.RolloutDone(RolloutCompleted)
+		}
+		return false, nil
+	case types.DeploymentRolloutStateFailed:
+		log.Warn("rollout of twin failed and ECS did not roll it back", "reason", aws.ToString(d.RolloutStateReason))
+		c.o.Observer.RolloutDone(RolloutFailed)
+		return false, c.abandon(ctx, log, mode, s, twin, FailedRolloutFailed)
+	case types.DeploymentRolloutStateInProgress:
+		started := aws.ToTime(d.CreatedAt)
+		if !started.IsZero() && c.o.Now().Sub(started) > c.o.RolloutDeadline {
+			log.Warn("rollout of twin has no outcome by the deadline", "started", started, "deadline", c.o.RolloutDeadline.String())
+			c.o.Observer.RolloutDone(RolloutDeadline)
+			return false, c.abandon(ctx, log, mode, s, twin, FailedDeadline)
+		}
+		return true, nil
+	}
+	return false, nil
+}
+
+// abandon marks the twin failed and returns the service to the twin's source.
+func (c *Controller) abandon(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, code string) error {
+	if err := c.markFailed(ctx, log, mode, twin, code); err != nil {
+		return err
+	}
+	source := arnOfRevision(twin.arn, twin.class.SourceRevision)
+	if mode == policy.ModeAudit {
+		log.Info("audit: would return service to its source", "to", source)
+		return nil
+	}
+	log.Info("returning service to its source", "to", source, "reason", code)
+	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
+	})
+	if err != nil {
+		return fmt.Errorf("return service %s to its source: %w", s.arn, err)
+	}
+	if out.Service != nil {
+		c.st.putService(serviceFromSDK(*out.Service))
+	}
+	c.o.Observer.ServiceUpdated()
+	return nil
+}
+
+// requeueAfter schedules another reconcile of the family: the fallback that
+// follows rollouts when no deployment event arrives.
+func (c *Controller) requeueAfter(family string, d time.Duration) {
+	c.queue.AddAfter(family, d)
+}
