@@ -91,8 +91,10 @@ type Options struct {
 	// OnSuccess is called after a reconcile of family that started at
 	// started has succeeded (the SQS consumer deletes what it covered).
 	OnSuccess func(ctx context.Context, family string, started time.Time)
-	Observer  Observer
-	Logger    *slog.Logger
+	// OnAction is told every write, made or (audit mode) planned.
+	OnAction func(Action)
+	Observer Observer
+	Logger   *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }

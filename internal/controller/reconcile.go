@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
@@ -244,6 +245,10 @@ func (c *Controller) decide(p *plan) policy.Decision {
 	if d.Mode != "" {
 		p.mode = d.Mode
 	}
+	if p.mode == policy.ModeRemove {
+		// Uninstalling: every family goes back to its sources.
+		d.Instrument, d.Reason = false, ReasonModeRemove
+	}
 	return d
 }
 
@@ -297,12 +302,11 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 			st.refused[src.arn] = refused
 			continue
 		}
-		if twin == nil {
-			continue // audit mode
-		}
 		twinOf[n] = twin
-		st.twinOf[src.arn] = twin.arn
-		st.ok[twin.arn] = true
+		if !twin.planned {
+			st.twinOf[src.arn] = twin.arn
+			st.ok[twin.arn] = true
+		}
 	}
 	current := map[string]bool{}
 	for _, t := range twinOf {
@@ -397,7 +401,12 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	}
 	if mode == policy.ModeAudit {
 		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
-		return nil, "", nil
+		c.act(Action{Kind: ActionRegisterTwin, Planned: true, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented})
+		// A stand-in, so that the plan shows the services that would move.
+		planned := &revision{arn: plannedTwinArn(src.arn), family: p.family, planned: true,
+			class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec}}
+		p.twins[key] = planned
+		return planned, "", nil
 	}
 	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
 	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
@@ -415,6 +424,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	c.st.mu.Unlock()
 	p.twins[key] = twin
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
+	c.act(Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Twin: twin.arn, Spec: res.Spec, Containers: res.Instrumented})
 	c.o.Observer.TwinRegistered()
 	return twin, "", nil
 }
@@ -483,6 +493,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	}
 	if mode == policy.ModeAudit {
 		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
+		c.act(Action{Kind: ActionUpdateService, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 		return moveLeft, nil
 	}
 	c.st.mu.Lock()
@@ -511,6 +522,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		c.st.putService(serviceFromSDK(*out.Service))
 	}
 	log.Info("updated service", "to", twin.arn)
+	c.act(Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 	c.o.Observer.ServiceUpdated()
 	return moveStarted, nil
 }
@@ -583,6 +595,7 @@ func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode stri
 	c.o.Observer.RolloutFailed(code)
 	if mode == policy.ModeAudit {
 		log.Warn("audit: rollout of twin failed; would mark it", "twin", twin.number, "code", code)
+		c.act(Action{Kind: ActionMarkFailed, Planned: true, Family: twin.family, Twin: twin.arn, Reason: code})
 		return nil
 	}
 	log.Warn("rollout of twin failed; marking it and not retrying this spec", "twin", twin.number, "code", code)
@@ -593,14 +606,16 @@ func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode stri
 	if err != nil {
 		return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
 	}
+	c.act(Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code})
 	return nil
 }
 
 // optedOut handles a family that is not (or no longer) opted in: services on
-// a twin go back to its source when so configured; nothing new is made.
+// a twin go back to its source when so configured (always in remove mode);
+// nothing new is made.
 func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st *familyState) error {
 	log.Debug("family not instrumented", "reason", p.decision.Reason)
-	mode := p.mode
+	revert := c.o.RevertOnOptOut || p.mode == policy.ModeRemove
 	var errs []error
 	for _, s := range p.services {
 		rev, _, err := c.revision(ctx, s.taskDef)
@@ -608,43 +623,75 @@ func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st
 			errs = append(errs, err)
 			continue
 		}
-		if rev.class.Kind != patch.KindTwin {
+		if rev.class.Kind != patch.KindTwin || !revert || s.controller != types.DeploymentControllerTypeEcs {
 			st.ok[rev.arn] = true
 			continue
 		}
-		if !c.o.RevertOnOptOut || s.controller != types.DeploymentControllerTypeEcs {
-			st.ok[rev.arn] = true
-			continue
-		}
-		source := arnOfRevision(rev.arn, rev.class.SourceRevision)
-		src, _, err := c.revision(ctx, source)
-		if err != nil {
+		if err := c.returnToSource(ctx, log.With("service", s.name), p.mode, s, rev, string(p.decision.Reason)); err != nil {
 			errs = append(errs, err)
-			continue
 		}
-		if src.td.Status != types.TaskDefinitionStatusActive {
-			log.Warn("service left on the twin: its source is deregistered", "service", s.name, "reason", SkipSourceInactive, "source", src.number)
-			st.ok[rev.arn] = true
-			continue
-		}
-		if mode == policy.ModeAudit {
-			log.Info("audit: would return service to its source", "service", s.name, "to", source)
-			continue
-		}
-		log.Info("returning service to its source", "service", s.name, "from", rev.arn, "to", source, "reason", p.decision.Reason)
-		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
-			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
-		})
-		if err != nil {
-			errs = append(errs, fmt.Errorf("update service %s: %w", s.arn, err))
-			continue
-		}
-		if out.Service != nil {
-			c.st.putService(serviceFromSDK(*out.Service))
-		}
-		c.o.Observer.ServiceUpdated()
 	}
 	return errors.Join(errs...)
+}
+
+// returnToSource points a service running twin back at the twin's source
+// revision. A source that has been deregistered (INACTIVE revisions cannot
+// be deployed) is first registered again, its content rebuilt from the twin.
+func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, reason string) error {
+	source := arnOfRevision(twin.arn, twin.class.SourceRevision)
+	src, _, err := c.revision(ctx, source)
+	if err != nil && !cloud.IsNotFound(err) {
+		return err
+	}
+	if src == nil || src.td.Status != types.TaskDefinitionStatusActive {
+		if mode == policy.ModeAudit {
+			log.Info("audit: would register the deregistered source again and return the service to it", "source", source)
+			c.act(Action{Kind: ActionRestoreSource, Planned: true, Family: twin.family, Source: source, Twin: twin.arn})
+			c.act(Action{Kind: ActionReturnToSource, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
+			return nil
+		}
+		restored, err := c.restoreSource(ctx, log, twin)
+		if err != nil {
+			return err
+		}
+		source = restored
+	}
+	if mode == policy.ModeAudit {
+		log.Info("audit: would return service to its source", "to", source, "reason", reason)
+		c.act(Action{Kind: ActionReturnToSource, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
+		return nil
+	}
+	log.Info("returning service to its source", "from", s.taskDef, "to", source, "reason", reason)
+	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
+	})
+	if err != nil {
+		return fmt.Errorf("return service %s to its source: %w", s.arn, err)
+	}
+	if out.Service != nil {
+		c.st.putService(serviceFromSDK(*out.Service))
+	}
+	c.act(Action{Kind: ActionReturnToSource, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
+	c.o.Observer.ServiceUpdated()
+	return nil
+}
+
+// restoreSource registers the source of twin again, rebuilt from the twin's
+// content, and returns the new revision's ARN. The new revision is a
+// source: it carries the source's tags, not our markers.
+func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *revision) (string, error) {
+	in, err := patch.Source(twin.td, twin.tags, patch.Options{TagPrefix: c.o.TagPrefix})
+	if err != nil {
+		return "", fmt.Errorf("rebuild the source of %s: %w", twin.arn, err)
+	}
+	log.Info("registering the deregistered source again, rebuilt from its twin", "twin", twin.arn, "source", twin.class.SourceRevision)
+	out, err := c.ecs.RegisterTaskDefinition(ctx, in)
+	if err != nil {
+		return "", fmt.Errorf("register the source of %s again: %w", twin.arn, err)
+	}
+	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+	c.act(Action{Kind: ActionRestoreSource, Family: twin.family, Source: arn, Twin: twin.arn})
+	return arn, nil
 }
 
 func tagMap(tags []types.Tag) map[string]string {

@@ -2,16 +2,13 @@ package controller
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/patch"
-	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
 
 // Rollout outcomes, as metric label values.
@@ -151,23 +148,7 @@ func (c *Controller) abandon(ctx context.Context, log *slog.Logger, mode string,
 	if err := c.markFailed(ctx, log, mode, twin, code); err != nil {
 		return err
 	}
-	source := arnOfRevision(twin.arn, twin.class.SourceRevision)
-	if mode == policy.ModeAudit {
-		log.Info("audit: would return service to its source", "to", source)
-		return nil
-	}
-	log.Info("returning service to its source", "to", source, "reason", code)
-	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
-		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
-	})
-	if err != nil {
-		return fmt.Errorf("return service %s to its source: %w", s.arn, err)
-	}
-	if out.Service != nil {
-		c.st.putService(serviceFromSDK(*out.Service))
-	}
-	c.o.Observer.ServiceUpdated()
-	return nil
+	return c.returnToSource(ctx, log, mode, s, twin, code)
 }
 
 // requeueAfter schedules another reconcile of the family: the fallback that

@@ -10,8 +10,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
 
 // inFlight counts the services of the simulator whose newest deployment
@@ -162,4 +166,97 @@ func TestLaterGoodRevisionAfterAFailure(t *testing.T) {
 	drain(t, c)
 	w.sim.Step()
 	w.isTwinOf(t, w.taskDefOf(t, "web"), 3)
+}
+
+func TestOptOutRestoresADeregisteredSource(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true", "team": "payments"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	twin := w.taskDefOf(t, "web")
+	w.isTwinOf(t, twin, 1)
+	// The pipeline deregisters the old source, then registers a revision
+	// that opts the family out (tags on twins never decide).
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(src)})
+		return err
+	})
+	w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "false"})
+	fresh := w.controller(t)
+	sweep(t, fresh)
+	reconcile(t, fresh, "web")
+	got := w.taskDefOf(t, "web")
+	if got == twin || got == src {
+		t.Fatalf("after opt-out the service runs %s; want a re-registered copy of the deregistered source", got)
+	}
+	out, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{
+		TaskDefinition: aws.String(got), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	orig, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(src)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(out.TaskDefinition.ContainerDefinitions, orig.TaskDefinition.ContainerDefinitions, cmpopts.IgnoreUnexported(types.ContainerDefinition{})); diff != "" {
+		t.Errorf("restored source differs from the original (-got +want):\n%s", diff)
+	}
+	if class := patch.Classify(out.TaskDefinition, out.Tags, nil, patch.Options{}); class.Kind != patch.KindPlain {
+		t.Errorf("the restored source is classified %s, want plain", class.Kind)
+	}
+}
+
+func TestRemoveModeRestoresTheServices(t *testing.T) {
+	w := newWorld(t)
+	web := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	api := w.register(t, "api", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", web, types.DeploymentControllerTypeEcs)
+	w.createService(t, "api", api, types.DeploymentControllerTypeEcs)
+	before := map[string]string{"web": w.taskDefOf(t, "web"), "api": w.taskDefOf(t, "api")}
+	c := w.controller(t)
+	sweep(t, c)
+	drain(t, c)
+	for name := range before {
+		if w.taskDefOf(t, name) == before[name] {
+			t.Fatalf("%s was not instrumented", name)
+		}
+	}
+	remover := w.controller(t, func(o *Options) { o.Mode = policy.ModeRemove; o.RevertOnOptOut = false })
+	sweep(t, remover)
+	drain(t, remover)
+	for name, want := range before {
+		if got := w.taskDefOf(t, name); got != want {
+			t.Errorf("after remove, %s runs %s, want %s as before install", name, got, want)
+		}
+	}
+}
+
+func TestAuditModePlansEveryAction(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	var actions []Action
+	c := w.controller(t, func(o *Options) {
+		o.Mode = policy.ModeAudit
+		o.OnAction = func(a Action) { actions = append(actions, a) }
+	})
+	sweep(t, c)
+	reconcile(t, c, "web")
+	want := []Action{
+		{Kind: ActionRegisterTwin, Planned: true, Family: "web", Source: src},
+		{Kind: ActionUpdateService, Planned: true, Family: "web", From: src, To: plannedTwinArn(src)},
+	}
+	if diff := cmp.Diff(actions, want, cmpopts.IgnoreFields(Action{}, "Spec", "Containers", "Cluster", "Service")); diff != "" {
+		t.Errorf("planned actions (-got +want):\n%s", diff)
+	}
+	for _, e := range w.sim.Journal() {
+		if e.Call != nil && e.Call.Operation != "CreateCluster" && e.Call.Operation != "RegisterTaskDefinition" && e.Call.Operation != "CreateService" {
+			t.Errorf("audit mode called %s", e.Call.Operation)
+		}
+	}
+	if got := len(w.writes("RegisterTaskDefinition")); got != 1 {
+		t.Errorf("audit mode registered %d task definitions beyond the test's own", got-1)
+	}
 }

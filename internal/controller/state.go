@@ -24,6 +24,8 @@ type revision struct {
 	td     *types.TaskDefinition
 	class  patch.Class
 	tags   []types.Tag
+	// planned is a twin that audit mode would register: not in AWS.
+	planned bool
 }
 
 // service is what the controller knows of a service from DescribeServices.

@@ -1,0 +1,43 @@
+package controller
+
+import "github.com/ecs-sidecar/reconciler/internal/policy"
+
+// Kinds of Action.
+const (
+	ActionRegisterTwin   = "register_twin"
+	ActionUpdateService  = "update_service"
+	ActionReturnToSource = "return_to_source"
+	ActionRestoreSource  = "restore_source"
+	ActionMarkFailed     = "mark_failed"
+)
+
+// ReasonModeRemove is the decision reason of every family in remove mode.
+const ReasonModeRemove policy.Reason = "mode_remove"
+
+// Action is a write the controller made or, in audit mode (Planned), would
+// make. It feeds `reconciler plan` and the audit trail.
+type Action struct {
+	Kind    string
+	Planned bool
+	Family  string
+	// Source and Twin are task definition ARNs; a planned twin has none
+	// (see PlannedTwin).
+	Source, Twin string
+	Spec         string
+	Containers   []string
+	// Cluster, Service (ARNs), From and To (task definitions) describe a
+	// service move.
+	Cluster, Service, From, To string
+	// Reason is a fixed code (a failure code, or the decision's reason).
+	Reason string
+}
+
+// plannedTwinArn names the twin audit mode would register for a source.
+func plannedTwinArn(source string) string { return "(twin of " + source + ")" }
+
+// act reports an action to the hook, if any.
+func (c *Controller) act(a Action) {
+	if c.o.OnAction != nil {
+		c.o.OnAction(a)
+	}
+}
