@@ -17,19 +17,23 @@ const ReasonModeRemove policy.Reason = "mode_remove"
 // Action is a write the controller made or, in audit mode (Planned), would
 // make. It feeds `reconciler plan` and the audit trail.
 type Action struct {
-	Kind    string
-	Planned bool
-	Family  string
-	// Source and Twin are task definition ARNs; a planned twin has none
-	// (see PlannedTwin).
-	Source, Twin string
-	Spec         string
-	Containers   []string
+	Kind    string `json:"kind"`
+	Planned bool   `json:"planned"`
+	Family  string `json:"family"`
+	// Source and Twin are task definition ARNs; a planned twin's is a
+	// stand-in: "(twin of <source ARN>)".
+	Source     string   `json:"source,omitempty"`
+	Twin       string   `json:"twin,omitempty"`
+	Spec       string   `json:"spec,omitempty"`
+	Containers []string `json:"containers,omitempty"`
 	// Cluster, Service (ARNs), From and To (task definitions) describe a
 	// service move.
-	Cluster, Service, From, To string
+	Cluster string `json:"cluster,omitempty"`
+	Service string `json:"service,omitempty"`
+	From    string `json:"from,omitempty"`
+	To      string `json:"to,omitempty"`
 	// Reason is a fixed code (a failure code, or the decision's reason).
-	Reason string
+	Reason string `json:"reason,omitempty"`
 }
 
 // plannedTwinArn names the twin audit mode would register for a source.
@@ -39,5 +43,8 @@ func plannedTwinArn(source string) string { return "(twin of " + source + ")" }
 func (c *Controller) act(a Action) {
 	if c.o.OnAction != nil {
 		c.o.OnAction(a)
+	}
+	if c.collect != nil {
+		c.collect(a)
 	}
 }

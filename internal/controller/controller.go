@@ -59,8 +59,12 @@ type Options struct {
 	Profile func(name string) (patch.Profile, bool)
 	// DefaultProfile is used when neither a tag nor a rule names one.
 	DefaultProfile string
-	// Mode is enforce (default) or audit (decide and log, write nothing).
+	// Mode is enforce (default), audit (decide and log, write nothing) or
+	// remove (return every service to its source).
 	Mode string
+	// DryRun makes every write a planned Action whatever the mode of the
+	// global setting or of a rule says (reconciler plan).
+	DryRun bool
 	// RevertOnOptOut returns the services of opted-out families to the
 	// source of the twin they run.
 	RevertOnOptOut bool
@@ -108,6 +112,9 @@ type Controller struct {
 	log   *slog.Logger
 	st    *state
 	queue workqueue.TypedRateLimitingInterface[string]
+
+	// collect receives the actions of the reconcile under way in Plan.
+	collect func(Action)
 
 	sweepOnce sync.Once
 	swept     chan struct{} // closed when the first service sweep is done

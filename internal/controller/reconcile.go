@@ -70,7 +70,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 		return err
 	}
 	p.decision = c.decide(p)
-	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), ok: map[string]bool{},
+	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile, ok: map[string]bool{},
 		twinOf: map[string]string{}, refused: map[string]patch.Code{}}
 	if len(p.revs) > 0 {
 		st.newest = p.revs[0].arn
@@ -81,6 +81,9 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 	if p.deciding != nil {
 		st.deciding = p.deciding.arn
 		st.decidingTags = c.optInTags(p.deciding.tags)
+	}
+	if p.mode == policy.ModeAudit {
+		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile, "services", len(p.services))
 	}
 	if !p.decision.Instrument {
 		err := c.optedOut(ctx, log, p, st)
@@ -248,6 +251,9 @@ func (c *Controller) decide(p *plan) policy.Decision {
 	if p.mode == policy.ModeRemove {
 		// Uninstalling: every family goes back to its sources.
 		d.Instrument, d.Reason = false, ReasonModeRemove
+	}
+	if c.o.DryRun {
+		p.mode = policy.ModeAudit
 	}
 	return d
 }

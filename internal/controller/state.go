@@ -46,6 +46,7 @@ func (s *service) family() string { return familyOf(s.taskDef) }
 type familyState struct {
 	instrument bool
 	reason     string
+	profile    string
 	// newest is the newest ACTIVE revision the reconcile saw.
 	newest string
 	// deciding is the revision whose tags decided opt-in ("" when none

@@ -1,0 +1,81 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+)
+
+// FamilyPlan is what a reconcile of one family would do.
+type FamilyPlan struct {
+	Family     string   `json:"family"`
+	Instrument bool     `json:"instrument"`
+	Reason     string   `json:"reason"`
+	Profile    string   `json:"profile,omitempty"`
+	Refused    []string `json:"refused,omitempty"` // "revision: code"
+	Actions    []Action `json:"actions"`
+}
+
+// Plan reconciles every family of the account in dry-run mode and returns
+// what each would do. It needs Options.DryRun: it never writes.
+func (c *Controller) Plan(ctx context.Context) ([]FamilyPlan, error) {
+	if !c.o.DryRun {
+		return nil, errors.New("controller: Plan needs DryRun")
+	}
+	if err := c.SweepServices(ctx); err != nil {
+		return nil, err
+	}
+	families := map[string]bool{}
+	for c.queue.Len() > 0 { // the sweep queued the families with services
+		f, _ := c.queue.Get()
+		families[f] = true
+		c.queue.Forget(f)
+		c.queue.Done(f)
+	}
+	p := ecs.NewListTaskDefinitionFamiliesPaginator(c.ecs, &ecs.ListTaskDefinitionFamiliesInput{
+		Status: types.TaskDefinitionFamilyStatusActive, MaxResults: aws.Int32(100),
+	})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list families: %w", err)
+		}
+		for _, f := range page.Families {
+			families[f] = true
+		}
+	}
+	names := make([]string, 0, len(families))
+	for f := range families {
+		names = append(names, f)
+	}
+	sort.Strings(names)
+	out := make([]FamilyPlan, 0, len(names))
+	for _, f := range names {
+		var actions []Action
+		c.collect = func(a Action) { actions = append(actions, a) }
+		err := c.Reconcile(ctx, f)
+		c.collect = nil
+		if err != nil {
+			return nil, fmt.Errorf("plan %s: %w", f, err)
+		}
+		st, _ := c.st.family(f)
+		fp := FamilyPlan{Family: f, Actions: actions}
+		if st != nil {
+			fp.Instrument, fp.Reason, fp.Profile = st.instrument, st.reason, st.profile
+			for src, code := range st.refused {
+				fp.Refused = append(fp.Refused, fmt.Sprintf("%d: %s", revisionNumber(src), code))
+			}
+			sort.Strings(fp.Refused)
+		}
+		if fp.Actions == nil {
+			fp.Actions = []Action{}
+		}
+		out = append(out, fp)
+	}
+	return out, nil
+}
