@@ -15,8 +15,10 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/ecs-sidecar/reconciler/internal/audit"
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
 	"github.com/ecs-sidecar/reconciler/internal/config"
 	"github.com/ecs-sidecar/reconciler/internal/controller"
@@ -117,7 +119,18 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		return err
 	}
 	var consumer *watch.Consumer
+	var trail *audit.Publisher
+	if cfg.Audit.EventBus != "" {
+		if trail, err = audit.New(eventbridge.NewFromConfig(awsCfg), cfg.Audit.EventBus, log); err != nil {
+			return err
+		}
+	}
 	ctl, err := controller.New(controller.Options{
+		OnAction: func(a controller.Action) {
+			if trail != nil {
+				trail.Add(a)
+			}
+		},
 		ECS:                   ecs.NewFromConfig(awsCfg),
 		TagPrefix:             cfg.TagPrefix,
 		Rules:                 cfg.Policies,
@@ -185,6 +198,13 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		go func() {
 			defer wg.Done()
 			errs <- consumer.Run(ctx)
+		}()
+	}
+	if trail != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			trail.Run(ctx)
 		}()
 	}
 	wg.Wait()
