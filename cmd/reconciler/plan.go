@@ -112,7 +112,8 @@ func plan(ctx context.Context, cfg *config.Config, creds *aws.Credentials) ([]co
 		RevertOnOptOut: cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
 		MaxInFlight:    cfg.Rollouts.MaxInFlight, MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
 		Canary: cfg.Rollouts.Canary, RolloutDeadline: cfg.Rollouts.Deadline.Duration,
-		DryRun: true,
+		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
+		DryRun:                true,
 	})
 	if err != nil {
 		return nil, err
@@ -158,6 +159,8 @@ func describe(a controller.Action) string {
 		return fmt.Sprintf("%s/%s: %s -> %s %s", short(a.Cluster), short(a.Service), short(a.From), short(a.To), a.Reason)
 	case controller.ActionRestoreSource:
 		return fmt.Sprintf("register %s again from %s", short(a.Source), short(a.Twin))
+	case controller.ActionDeregisterTwin:
+		return fmt.Sprintf("%s (its source %s is deregistered, no service runs it)", short(a.Twin), short(a.Source))
 	case controller.ActionMarkFailed:
 		return fmt.Sprintf("%s: %s", short(a.Twin), a.Reason)
 	}

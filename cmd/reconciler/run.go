@@ -142,6 +142,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
 		Canary:                cfg.Rollouts.Canary,
 		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
+		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
 		Workers:               cfg.Workers,
 		ServiceSweep:          cfg.Sweeps.Services.Interval.Duration,
 		FamilySweep:           cfg.Sweeps.Families.Interval.Duration,

@@ -28,6 +28,7 @@ var DetailTypes = map[string]string{
 	controller.ActionMarkFailed:     "ECS Sidecar Rollout Failed",
 	controller.ActionReturnToSource: "ECS Sidecar Service Returned To Source",
 	controller.ActionRestoreSource:  "ECS Sidecar Source Restored",
+	controller.ActionDeregisterTwin: "ECS Sidecar Twin Deregistered",
 }
 
 // EventBridgeAPI is the part of the EventBridge client the publisher uses.

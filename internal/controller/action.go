@@ -9,6 +9,7 @@ const (
 	ActionReturnToSource = "return_to_source"
 	ActionRestoreSource  = "restore_source"
 	ActionMarkFailed     = "mark_failed"
+	ActionDeregisterTwin = "deregister_twin"
 )
 
 // ReasonModeRemove is the decision reason of every family in remove mode.

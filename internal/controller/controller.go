@@ -65,6 +65,9 @@ type Options struct {
 	// DryRun makes every write a planned Action whatever the mode of the
 	// global setting or of a rule says (reconciler plan).
 	DryRun bool
+	// DeregisterUnusedTwins deregisters the twins of deregistered sources
+	// that no service runs (off by default).
+	DeregisterUnusedTwins bool
 	// RevertOnOptOut returns the services of opted-out families to the
 	// source of the twin they run.
 	RevertOnOptOut bool

@@ -48,6 +48,10 @@ type plan struct {
 	services []*service
 	decision policy.Decision
 	mode     string // the global mode, or the matching rule's
+	// listed are the family's ACTIVE revisions as listed, newest first;
+	// listedAll is true when the listing was complete.
+	listed    []string
+	listedAll bool
 }
 
 type twinKey struct {
@@ -86,13 +90,58 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile, "services", len(p.services))
 	}
 	if !p.decision.Instrument {
-		err := c.optedOut(ctx, log, p, st)
-		c.st.setFamily(family, st)
+		err = c.optedOut(ctx, log, p, st)
+	} else {
+		err = c.instrument(ctx, log, p, st)
+	}
+	c.st.setFamily(family, st)
+	if err != nil {
 		return err
 	}
-	err = c.instrument(ctx, log, p, st)
-	c.st.setFamily(family, st)
-	return err
+	return c.cleanUp(ctx, log, p)
+}
+
+// cleanUp deregisters, when so configured, the twins whose source has been
+// deregistered and that no service runs.
+func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) error {
+	if !c.o.DeregisterUnusedTwins || !p.listedAll {
+		return nil
+	}
+	active := make(map[string]bool, len(p.listed))
+	for _, arn := range p.listed {
+		active[arn] = true
+	}
+	used := map[string]bool{}
+	for _, s := range p.services {
+		for _, d := range s.deployments {
+			used[aws.ToString(d.TaskDefinition)] = true
+		}
+		used[s.taskDef] = true
+	}
+	var errs []error
+	for _, arn := range p.listed {
+		c.st.mu.Lock()
+		rev := c.st.revisions[arn]
+		c.st.mu.Unlock()
+		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] {
+			continue
+		}
+		source := arnOfRevision(arn, rev.class.SourceRevision)
+		if active[source] {
+			continue
+		}
+		if p.mode == policy.ModeAudit {
+			c.act(Action{Kind: ActionDeregisterTwin, Planned: true, Family: p.family, Source: source, Twin: arn})
+			continue
+		}
+		log.Info("deregistering an unused twin of a deregistered source", "twin", rev.number, "source", rev.class.SourceRevision)
+		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil {
+			errs = append(errs, fmt.Errorf("deregister twin %s: %w", arn, err))
+			continue
+		}
+		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn})
+	}
+	return errors.Join(errs...)
 }
 
 // refreshServices describes the services known to run a revision of the
@@ -160,6 +209,12 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 	if err != nil {
 		return fmt.Errorf("list revisions of %s: %w", p.family, err)
 	}
+	p.listedAll = out.NextToken == nil
+	for _, arn := range out.TaskDefinitionArns {
+		if familyOf(arn) == p.family {
+			p.listed = append(p.listed, arn)
+		}
+	}
 	// The sources the services run must be reached by the walk, so that
 	// their twins (always newer than their source) are seen too.
 	need := map[int32]bool{}
@@ -178,10 +233,7 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 		}
 	}
 	injectKey := c.o.TagPrefix + patch.KeyInject
-	for _, arn := range out.TaskDefinitionArns {
-		if familyOf(arn) != p.family { // the prefix matches longer names too
-			continue
-		}
+	for _, arn := range p.listed { // the prefix matched longer names too: filtered
 		rev, described, err := c.revision(ctx, arn)
 		if err != nil {
 			return err
@@ -671,6 +723,16 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
 	})
+	if err != nil && isInactive(err) && src != nil {
+		// Deregistered since it was cached (the status is the one part of
+		// a revision that changes): restore it, then move.
+		if source, err = c.restoreSource(ctx, log, twin); err != nil {
+			return err
+		}
+		out, err = c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("return service %s to its source: %w", s.arn, err)
 	}
@@ -698,6 +760,11 @@ func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *
 	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
 	c.act(Action{Kind: ActionRestoreSource, Family: twin.family, Source: arn, Twin: twin.arn})
 	return arn, nil
+}
+
+// isInactive reports ECS refusing to deploy an INACTIVE revision.
+func isInactive(err error) bool {
+	return cloud.IsInvalidInput(err) && strings.Contains(strings.ToLower(err.Error()), "inactive")
 }
 
 func tagMap(tags []types.Tag) map[string]string {

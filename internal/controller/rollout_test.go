@@ -260,3 +260,102 @@ func TestAuditModePlansEveryAction(t *testing.T) {
 		t.Errorf("audit mode registered %d task definitions beyond the test's own", got-1)
 	}
 }
+
+// A long-running controller cached the source as ACTIVE; it was
+// deregistered since. Opting out still returns the service, to a restored copy.
+func TestOptOutAfterTheCachedSourceWasDeregistered(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	twin := w.taskDefOf(t, "web")
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(src)})
+		return err
+	})
+	w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "false"})
+	sweep(t, c)
+	reconcile(t, c, "web")
+	if got := w.taskDefOf(t, "web"); got == twin || got == src {
+		t.Fatalf("the service runs %s; want a restored copy of its source", got)
+	}
+}
+
+func TestProfileUpgradeMovesEveryServiceOnce(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	for i := range 3 {
+		w.createService(t, fmt.Sprintf("web-%d", i), src, types.DeploymentControllerTypeEcs)
+	}
+	image := "lacework/datacollector:7.0-sidecar"
+	profile := func(string) (patch.Profile, bool) {
+		return patch.Profile{TokenSecretArn: tokenArn, SidecarImage: image}.WithDefaults(), true
+	}
+	c := w.controller(t, func(o *Options) { o.Profile = profile; o.MaxInFlightPerCluster = 5 })
+	sweep(t, c)
+	drain(t, c)
+	w.sim.Step()
+	first := len(w.writes("UpdateService"))
+	if first != 3 {
+		t.Fatalf("install moved %d services, want 3", first)
+	}
+	// A new sidecar image: a new spec. A restarted controller with the new
+	// profile rebuilds the twin from its source and moves each service once.
+	image = "lacework/datacollector:7.1-sidecar"
+	upgraded := w.controller(t, func(o *Options) { o.Profile = profile; o.MaxInFlightPerCluster = 5 })
+	for range 3 {
+		sweep(t, upgraded)
+		drain(t, upgraded)
+		w.sim.Step()
+	}
+	if got := len(w.writes("UpdateService")) - first; got != 3 {
+		t.Errorf("the upgrade made %d service updates, want exactly 3", got)
+	}
+	if got := len(w.writes("RegisterTaskDefinition")); got != 3 { // source, old twin, new twin
+		t.Errorf("registrations = %d, want 3", got)
+	}
+	for i := range 3 {
+		out, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(w.taskDefOf(t, fmt.Sprintf("web-%d", i)))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if img := aws.ToString(out.TaskDefinition.ContainerDefinitions[0].Image); img != image {
+			t.Errorf("web-%d's sidecar image is %s, want %s", i, img, image)
+		}
+	}
+}
+
+func TestCleanUpDeregistersUnusedTwinsOfDeregisteredSources(t *testing.T) {
+	w := newWorld(t)
+	one := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", one, types.DeploymentControllerTypeEcs)
+	c := w.controller(t, func(o *Options) { o.DeregisterUnusedTwins = true })
+	sweep(t, c)
+	reconcile(t, c, "web") // twin web:2 of web:1
+	two := w.register(t, "web", "nginx:1.28", nil)
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(testCluster), Service: aws.String("web"), TaskDefinition: aws.String(two)})
+		return err
+	})
+	w.sim.Step()
+	sweep(t, c)
+	reconcile(t, c, "web") // twin web:4 of web:3; the service moves to it
+	w.sim.Step()
+	// The pipeline deregisters web:1: its twin web:2 is now unused.
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(one)})
+		return err
+	})
+	sweep(t, c)
+	reconcile(t, c, "web")
+	deregs := w.writes("DeregisterTaskDefinition")
+	if len(deregs) != 2 {
+		t.Fatalf("deregistrations = %d, want 2 (the pipeline's and the unused twin)", len(deregs))
+	}
+	got := aws.ToString(deregs[1].Input.(*ecs.DeregisterTaskDefinitionInput).TaskDefinition)
+	if familyOf(got) != "web" || revisionNumber(got) != 2 {
+		t.Errorf("deregistered %s, want the twin web:2", got)
+	}
+}
