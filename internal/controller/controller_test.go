@@ -485,7 +485,10 @@ func TestCallsOfOneReconcile(t *testing.T) {
 	base := w.calls.n.Load()
 	reconcile(t, c, "web")
 	got := w.calls.n.Load() - base
-	const minimum = 5 // DescribeServices, ListTaskDefinitions, DescribeTaskDefinition, RegisterTaskDefinition, UpdateService
+	// DescribeServices, ListTaskDefinitions, DescribeTaskDefinition,
+	// RegisterTaskDefinition, DescribeServices again right before the move
+	// (so as not to undo a deploy made meanwhile), UpdateService.
+	const minimum = 6
 	if got != minimum {
 		t.Errorf("one reconcile made %d calls, want the minimum %d", got, minimum)
 	}
@@ -532,4 +535,37 @@ func TestCoverageFromTheControllersState(t *testing.T) {
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("coverage (-got +want):\n%s", diff)
 	}
+}
+
+// A pipeline deploys while a reconcile is under way: the reconciler must not
+// undo the deploy by moving the service to the twin of the old revision.
+func TestDeployDuringAReconcileIsNotUndone(t *testing.T) {
+	w := newWorld(t)
+	one := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", one, types.DeploymentControllerTypeEcs)
+	two := w.register(t, "web", "nginx:1.28", nil)
+	var describes atomic.Int32
+	w.sim.AddGate(func(ctx context.Context, r awssim.Request) error {
+		// The second DescribeServices of the reconcile is the re-read before
+		// the move: the pipeline's deploy lands just before it.
+		if r.Operation == "DescribeServices" && describes.Add(1) == 2 {
+			_, err := w.sim.ECS().UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(testCluster), Service: aws.String("web"), TaskDefinition: aws.String(two)})
+			return err
+		}
+		return nil
+	})
+	c := w.controller(t)
+	describes.Store(-1) // the sweep's describe does not count
+	sweep(t, c)
+	reconcile(t, c, "web")
+	for _, u := range w.writes("UpdateService") {
+		to := aws.ToString(u.Input.(*ecs.UpdateServiceInput).TaskDefinition)
+		if to == two {
+			continue // the pipeline's
+		}
+		t.Fatalf("the reconciler moved the service to %s after the pipeline deployed %s", to, two)
+	}
+	w.sim.Step()
+	reconcile(t, c, "web") // the next look moves it to the twin of the new revision
+	w.isTwinOf(t, w.taskDefOf(t, "web"), 2)
 }

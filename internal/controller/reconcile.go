@@ -215,6 +215,8 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 			p.listed = append(p.listed, arn)
 		}
 	}
+	// Newest first, whatever order the listing used.
+	sort.SliceStable(p.listed, func(i, j int) bool { return revisionNumber(p.listed[i]) > revisionNumber(p.listed[j]) })
 	// The sources the services run must be reached by the walk, so that
 	// their twins (always newer than their source) are seen too.
 	need := map[int32]bool{}
@@ -548,6 +550,20 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	}
 	if inProgress(s, twin.arn) {
 		return moveStarted, nil
+	}
+	if mode != policy.ModeAudit {
+		// The service was read at the start of the reconcile; a pipeline
+		// may have deployed since. Moving it now would undo that deploy, so
+		// read it again (ECS has no conditional update) and leave a changed
+		// service to the next reconcile.
+		now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
+		if err != nil {
+			return moveLeft, err
+		}
+		if len(now) != 1 || now[0].taskDef != s.taskDef {
+			log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
+			return moveDeferred, nil
+		}
 	}
 	if mode == policy.ModeAudit {
 		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)

@@ -137,11 +137,8 @@ func serviceFromSDK(s types.Service) *service {
 	if s.DeploymentController != nil {
 		out.controller = s.DeploymentController.Type
 	}
-	for _, d := range s.Deployments {
-		if aws.ToString(d.Status) == "PRIMARY" && d.TaskDefinition != nil {
-			out.taskDef = aws.ToString(d.TaskDefinition)
-		}
-	}
+	// ECS keeps taskDefinition equal to the PRIMARY deployment's; it is
+	// read from the service itself, which moto also keeps right.
 	return out
 }
 
