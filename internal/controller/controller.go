@@ -101,7 +101,10 @@ type Options struct {
 	// OnAction is told every write, made or (audit mode) planned.
 	OnAction func(Action)
 	Observer Observer
-	Logger   *slog.Logger
+	// QueueMetrics, when set, gets the workqueue's metrics (depth, latency,
+	// retries), as client-go reports them.
+	QueueMetrics workqueue.MetricsProvider
+	Logger       *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
 }
@@ -179,7 +182,7 @@ func New(o Options) (*Controller, error) {
 	}
 	q := workqueue.NewTypedRateLimitingQueueWithConfig(
 		workqueue.DefaultTypedControllerRateLimiter[string](),
-		workqueue.TypedRateLimitingQueueConfig[string]{Name: "families"},
+		workqueue.TypedRateLimitingQueueConfig[string]{Name: "families", MetricsProvider: o.QueueMetrics},
 	)
 	return &Controller{o: o, ecs: o.ECS, log: log, st: newState(), queue: q, swept: make(chan struct{})}, nil
 }
