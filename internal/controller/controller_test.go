@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http/httptest"
 	"regexp"
 	"slices"
@@ -568,4 +569,82 @@ func TestDeployDuringAReconcileIsNotUndone(t *testing.T) {
 	w.sim.Step()
 	reconcile(t, c, "web") // the next look moves it to the twin of the new revision
 	w.isTwinOf(t, w.taskDefOf(t, "web"), 2)
+}
+
+// The calls of idle sweeps, against their minimum: the service sweep lists
+// clusters and services and describes services by ten; the family sweep
+// lists families and, per family, its newest revisions and one revision's
+// tags. Neither describes a task definition.
+func TestIdleSweepsMakeTheMinimumCalls(t *testing.T) {
+	w := newWorld(t)
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("other")})
+		return err
+	})
+	const families, perFamily = 6, 4 // 24 services: 14 in prod, 10 in other
+	for f := range families {
+		src := w.register(t, fmt.Sprintf("fam%d", f), "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+		for s := range perFamily {
+			name := fmt.Sprintf("svc-%d-%d", f, s)
+			if f < 2 || (f == 2 && s < 2) {
+				w.createServiceIn(t, "other", name, src)
+			} else {
+				w.createService(t, name, src, types.DeploymentControllerTypeEcs)
+			}
+		}
+	}
+	c := w.controller(t, func(o *Options) { o.MaxInFlight = 100; o.MaxInFlightPerCluster = 100 })
+	sweep(t, c)
+	drain(t, c)
+	w.sim.Step()
+	sweep(t, c)
+	drain(t, c) // rollouts completed
+	if n := c.QueueLen(); n != 0 {
+		t.Fatalf("%d families still queued", n)
+	}
+	count := func(ops ...string) map[string]int64 {
+		m := map[string]int64{}
+		for _, op := range ops {
+			m[op] = w.count(op)
+		}
+		return m
+	}
+	ops := []string{"ListClusters", "ListServices", "DescribeServices", "DescribeTaskDefinition", "ListTaskDefinitionFamilies", "ListTaskDefinitions", "ListTagsForResource"}
+	before := count(ops...)
+	sweep(t, c)
+	if err := c.SweepFamilies(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	after := count(ops...)
+	got := map[string]int64{}
+	for _, op := range ops {
+		got[op] = after[op] - before[op]
+	}
+	want := map[string]int64{
+		"ListClusters":               1,
+		"ListServices":               2,     // one page per cluster
+		"DescribeServices":           2 + 1, // 14 in prod: 2 calls; 10 in other: 1 call
+		"DescribeTaskDefinition":     0,
+		"ListTaskDefinitionFamilies": 1,
+		"ListTaskDefinitions":        families,
+		"ListTagsForResource":        families,
+	}
+	if diff := cmp.Diff(got, want); diff != "" {
+		t.Errorf("idle sweep calls (-got +want):\n%s", diff)
+	}
+	if n := c.QueueLen(); n != 0 {
+		t.Errorf("idle sweeps queued %d families", n)
+	}
+}
+
+func (w *world) createServiceIn(t *testing.T, cluster, name, taskDef string) {
+	t.Helper()
+	_, err := w.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
+		Cluster: aws.String(cluster), ServiceName: aws.String(name), TaskDefinition: aws.String(taskDef),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
+	})
+	if err != nil {
+		t.Fatalf("create service %s: %v", name, err)
+	}
 }

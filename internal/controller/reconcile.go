@@ -366,6 +366,9 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		if !twin.planned {
 			st.twinOf[src.arn] = twin.arn
 			st.ok[twin.arn] = true
+			if twin.number > revisionNumber(st.newest) {
+				st.newest = twin.arn // registered now: the family sweep will list it newest
+			}
 		}
 	}
 	current := map[string]bool{}
