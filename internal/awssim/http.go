@@ -133,6 +133,16 @@ func (s *Sim) writeError(w http.ResponseWriter, contentType string, e *Error) {
 }
 
 func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
+	// STS and IAM speak the query protocol; CloudTrail has no awsjson model
+	// (sts.go, cloudtrail.go).
+	if isQueryRequest(r) {
+		s.serveQuery(w, r)
+		return
+	}
+	if isCloudTrailTarget(r.Header.Get("X-Amz-Target")) {
+		s.serveCloudTrail(w, r)
+		return
+	}
 	start := time.Now()
 	target := r.Header.Get("X-Amz-Target")
 	status := http.StatusOK
