@@ -76,13 +76,29 @@ func cmdRun(e env, args []string) int {
 	return exitOK
 }
 
-// loadConfig reads the file, or takes the defaults (and the environment)
-// when there is none.
+// loadConfig reads the file; without one, the whole YAML document in
+// RECONCILER_CONFIG_YAML (a container with a read-only root filesystem gets
+// its configuration that way, see deploy/cloudformation); without either, the
+// defaults. The environment's fallbacks (aws.region from AWS_REGION, then
+// AWS_DEFAULT_REGION) apply in every case.
 func loadConfig(e env, path string) (*config.Config, error) {
-	if path == "" {
+	if path != "" {
+		return config.LoadWith(path, e.getenv)
+	}
+	doc := e.getenv("RECONCILER_CONFIG_YAML")
+	if strings.TrimSpace(doc) == "" {
 		return config.FromEnv(e.getenv)
 	}
-	return config.LoadWith(path, e.getenv)
+	cfg, err := config.Parse([]byte(doc))
+	if err != nil {
+		return nil, fmt.Errorf("config from RECONCILER_CONFIG_YAML: %w", err)
+	}
+	for _, v := range []string{"AWS_REGION", "AWS_DEFAULT_REGION"} {
+		if cfg.AWS.Region == "" {
+			cfg.AWS.Region = e.getenv(v)
+		}
+	}
+	return cfg, nil
 }
 
 // printConfigErrors lists every problem of the configuration, one a line.
