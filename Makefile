@@ -10,8 +10,10 @@ LDFLAGS   := -s -w -X main.version=$(VERSION)
 FUZZTIME_TEST ?= 5s
 FUZZTIME      ?= 60s
 STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
+# From Debian's prometheus package (.ci/run installs it).
+PROMTOOL      ?= promtool
 
-.PHONY: help build run test fmt-check vet unit fuzz-short fuzz bench lint clean
+.PHONY: help build run test fmt-check vet promtool unit fuzz-short fuzz bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -22,7 +24,7 @@ build: ## static binary in bin/reconciler (CGO_ENABLED=0)
 run: build ## run the reconciler against the embedded AWS on 127.0.0.1:4566 (no account needed)
 	$(BIN) run --embedded $(ARGS)
 
-test: fmt-check vet unit fuzz-short ## what CI runs: gofmt, go vet, go test -race, short fuzzing
+test: fmt-check vet promtool unit fuzz-short ## what CI runs: gofmt, go vet, promtool, go test -race, short fuzzing
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -30,6 +32,11 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+promtool: ## check and unit-test the Prometheus alert rules in deploy/prometheus
+	@command -v $(PROMTOOL) >/dev/null || { echo "promtool is missing: apt-get install prometheus (Debian)"; exit 1; }
+	$(PROMTOOL) check rules deploy/prometheus/alerts.yaml
+	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yaml
 
 unit:
 	$(GO) test -race -timeout 10m ./...
