@@ -47,6 +47,7 @@ func commands() []command {
 		{"plan", "show what the reconciler would change, without changing anything", cmdPlan},
 		{"check", "verify the account, queue, secret and IAM setup before installing", cmdCheck},
 		{"sim", "serve the embedded AWS (ECS, SQS, EventBridge, Secrets Manager) on loopback", cmdSim},
+		{"healthcheck", "probe /healthz of a running reconciler (container health checks; exit 0 when healthy)", cmdHealthcheck},
 		{"version", "print the version and build information", cmdVersion},
 	}
 }

@@ -30,6 +30,8 @@ func cmdRun(e env, args []string) int {
 	configPath := fs.String("config", e.getenv("RECONCILER_CONFIG"), "configuration file (YAML); env RECONCILER_CONFIG")
 	embedded := fs.Bool("embedded", false, "run against the embedded AWS (demo seed) served on --sim-listen: no account needed")
 	simListen := fs.String("sim-listen", "127.0.0.1:4566", "with --embedded: loopback address of the embedded AWS, for the aws CLI")
+	perFamily := fs.Bool("metrics-per-family", e.getenv("RECONCILER_METRICS_PER_FAMILY") == "true",
+		"add ecs_sidecar_family_services{cluster,family,state,reason}: one series per family and state; env RECONCILER_METRICS_PER_FAMILY")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -53,6 +55,10 @@ func cmdRun(e env, args []string) int {
 	if *embedded && *configPath == "" {
 		cfg.Log.Format = config.LogFormatText // a demo read by a person
 	}
+	obs := observability{perFamily: *perFamily}
+	if *embedded && cfg.Metrics.Listen == config.DefaultMetricsListen {
+		cfg.Metrics.Listen, obs.anyPortIfBusy = demoMetricsListen, true
+	}
 	log := newLogger(e.stderr, cfg.Log)
 
 	var creds *aws.Credentials
@@ -69,7 +75,7 @@ func cmdRun(e env, args []string) int {
 		printConfigErrors(e.stderr, "reconciler run", err)
 		return exitFail
 	}
-	if err := runReconciler(ctx, log, cfg, creds); err != nil {
+	if err := runReconciler(ctx, log, cfg, creds, obs); err != nil {
 		log.Error("reconciler stopped", "err", err)
 		return exitFail
 	}
@@ -125,11 +131,13 @@ func newLogger(w io.Writer, l config.Log) *slog.Logger {
 // runReconciler wires the clients, the controller and the queue consumer,
 // and runs them until ctx ends; then in-flight reconciles finish and held
 // messages return to the queue.
-func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, creds *aws.Credentials) error {
+func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, creds *aws.Credentials, o observability) error {
+	var ctl *controller.Controller
+	reg, obs := newMetrics(func() []controller.ServiceStatus { return ctl.Coverage() }, o.perFamily)
 	awsCfg, _, err := cloud.New(ctx, cloud.Options{
 		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds,
 		MaxAttempts: cfg.AWS.MaxAttempts, BudgetShare: cfg.AWS.APIBudget.Share,
-		AppID: "ecs-sidecar-reconciler",
+		AppID: "ecs-sidecar-reconciler", Observe: obs.APICall,
 	})
 	if err != nil {
 		return err
@@ -141,7 +149,9 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 			return err
 		}
 	}
-	ctl, err := controller.New(controller.Options{
+	ctl, err = controller.New(controller.Options{
+		Observer:     obs,
+		QueueMetrics: obs.QueueMetrics(),
 		OnAction: func(a controller.Action) {
 			if trail != nil {
 				trail.Add(a)
@@ -188,7 +198,9 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 				}
 				return family, err
 			},
-			Logger: log,
+			Observe: func(kind watch.Kind, outcome string) { obs.EventObserved(string(kind), outcome) },
+			Lag:     func(kind watch.Kind, d time.Duration) { obs.EventLag(string(kind), d) },
+			Logger:  log,
 		})
 		if err != nil {
 			return err
@@ -203,6 +215,15 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		log.Warn("profiles inject no access token: the agent must find it in the image's config.json or the container's variables",
 			"profiles", strings.Join(names, ","))
 	}
+	srv, err := serveMetrics(log, cfg.Metrics.Listen, o.anyPortIfBusy, reg, obs, ctl.Swept())
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx)
+	}()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(1)
