@@ -13,7 +13,7 @@ STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # From Debian's prometheus package (.ci/run installs it).
 PROMTOOL      ?= promtool
 
-.PHONY: help build run test fmt-check vet promtool unit fuzz-short fuzz bench lint clean
+.PHONY: help build run test fmt-check vet promtool cfn-lint image unit fuzz-short fuzz bench lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -24,7 +24,7 @@ build: ## static binary in bin/reconciler (CGO_ENABLED=0)
 run: build ## run the reconciler against the embedded AWS on 127.0.0.1:4566 (no account needed)
 	$(BIN) run --embedded $(ARGS)
 
-test: fmt-check vet promtool unit fuzz-short ## what CI runs: gofmt, go vet, promtool, go test -race, short fuzzing
+test: fmt-check vet promtool cfn-lint unit fuzz-short ## what CI runs: gofmt, go vet, promtool, cfn-lint, go test -race, short fuzzing
 
 fmt-check:
 	@out=$$(gofmt -l $$(git ls-files --cached --others --exclude-standard '*.go')); \
@@ -32,6 +32,14 @@ fmt-check:
 
 vet:
 	$(GO) vet ./...
+
+cfn-lint: ## lint the CloudFormation template in deploy/cloudformation
+	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint (it comes with the machine's Python)"; exit 1; }
+	cfn-lint deploy/cloudformation/reconciler.yaml
+
+image: ## build the container image (needs a Docker engine)
+	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine here (docker info failed); 'make build' makes the same static binary"; exit 1; }
+	docker build --build-arg VERSION=$(VERSION) -t ecs-sidecar-reconciler:$(VERSION) .
 
 promtool: ## check and unit-test the Prometheus alert rules in deploy/prometheus
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool is missing: apt-get install prometheus (Debian)"; exit 1; }
