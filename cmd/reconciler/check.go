@@ -1,13 +1,683 @@
 package main
 
+import (
+	"context"
+	"fmt"
+	"io"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	ecstypes "github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/config"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
+
+// The narrow SDK interfaces `check` calls, in SDK v2 signatures.
+type (
+	stsAPI interface {
+		GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+	}
+	iamSimulateAPI interface {
+		SimulatePrincipalPolicy(ctx context.Context, in *iam.SimulatePrincipalPolicyInput, optFns ...func(*iam.Options)) (*iam.SimulatePrincipalPolicyOutput, error)
+	}
+	secretDescribeAPI interface {
+		DescribeSecret(ctx context.Context, in *secretsmanager.DescribeSecretInput, optFns ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	}
+	queueAttributesAPI interface {
+		GetQueueAttributes(ctx context.Context, in *sqs.GetQueueAttributesInput, optFns ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
+	}
+	ruleTargetsAPI interface {
+		ListRuleNamesByTarget(ctx context.Context, in *eventbridge.ListRuleNamesByTargetInput, optFns ...func(*eventbridge.Options)) (*eventbridge.ListRuleNamesByTargetOutput, error)
+	}
+	trailAPI interface {
+		DescribeTrails(ctx context.Context, in *cloudtrail.DescribeTrailsInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.DescribeTrailsOutput, error)
+		GetTrailStatus(ctx context.Context, in *cloudtrail.GetTrailStatusInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.GetTrailStatusOutput, error)
+		GetEventSelectors(ctx context.Context, in *cloudtrail.GetEventSelectorsInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.GetEventSelectorsOutput, error)
+	}
+	familyAPI interface {
+		ListTaskDefinitionFamilies(ctx context.Context, in *ecs.ListTaskDefinitionFamiliesInput, optFns ...func(*ecs.Options)) (*ecs.ListTaskDefinitionFamiliesOutput, error)
+		DescribeTaskDefinition(ctx context.Context, in *ecs.DescribeTaskDefinitionInput, optFns ...func(*ecs.Options)) (*ecs.DescribeTaskDefinitionOutput, error)
+	}
+)
+
+// checkClients are the clients of one check run.
+type checkClients struct {
+	sts    stsAPI
+	iam    iamSimulateAPI
+	sm     secretDescribeAPI
+	sqs    queueAttributesAPI
+	events ruleTargetsAPI
+	trail  trailAPI
+	ecs    familyAPI
+}
+
+// checkOptions are check's flags.
+type checkOptions struct {
+	region      string // the Region the clients talk to
+	taskRole    string // role whose permissions are simulated; "" = the caller's
+	maxFamilies int    // task definition families scanned for opted-in ones
+}
+
+// checkResult is one line of the report.
+type checkResult struct {
+	name   string
+	ok     bool
+	detail string
+	fix    string
+}
+
+func (r checkResult) String() string {
+	verdict := "PASS"
+	if !r.ok {
+		verdict = "FAIL"
+	}
+	s := fmt.Sprintf("%s %s: %s", verdict, r.name, r.detail)
+	if !r.ok && r.fix != "" {
+		s += "; fix: " + r.fix
+	}
+	return s
+}
+
 func cmdCheck(e env, args []string) int {
-	fs := newFlagSet(e, "check", "--config FILE")
-	fs.String("config", "", "configuration file (YAML)")
+	fs := newFlagSet(e, "check", "[--config FILE] [--task-role ARN]")
+	configPath := fs.String("config", e.getenv("RECONCILER_CONFIG"), "configuration file (YAML); env RECONCILER_CONFIG, else RECONCILER_CONFIG_YAML")
+	taskRole := fs.String("task-role", "", "ARN of the reconciler's task role, whose permissions are simulated (default: the role of the caller's credentials)")
+	maxFamilies := fs.Int("max-families", 200, "task definition families scanned for opted-in ones, whose execution roles are checked")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
 	if code, done := noArgs(e, fs); done {
 		return code
 	}
-	return notBuilt(e, "check", "the preflight checks (issue 10)")
+	cfg, err := loadConfig(e, *configPath)
+	if err != nil {
+		printConfigErrors(e.stderr, "reconciler check", err)
+		return exitFail
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	awsCfg, _, err := cloud.New(ctx, cloud.Options{
+		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, MaxAttempts: cfg.AWS.MaxAttempts,
+		BudgetShare: cfg.AWS.APIBudget.Share, AppID: "ecs-sidecar-reconciler-check",
+	})
+	if err != nil {
+		fmt.Fprintf(e.stdout, "%s\n", checkResult{name: "credentials", detail: err.Error(),
+			fix: "set aws.region in the config or AWS_REGION, and credentials (AWS_PROFILE, the task role)"})
+		return exitFail
+	}
+	clients := checkClients{
+		sts: sts.NewFromConfig(awsCfg), iam: iam.NewFromConfig(awsCfg), sm: secretsmanager.NewFromConfig(awsCfg),
+		sqs: sqs.NewFromConfig(awsCfg), events: eventbridge.NewFromConfig(awsCfg), trail: cloudtrail.NewFromConfig(awsCfg),
+		ecs: ecs.NewFromConfig(awsCfg),
+	}
+	results := runChecks(ctx, cfg, clients, checkOptions{region: awsCfg.Region, taskRole: *taskRole, maxFamilies: *maxFamilies})
+	return printChecks(e.stdout, results)
+}
+
+// printChecks writes one line per check and returns the exit code.
+func printChecks(w io.Writer, results []checkResult) int {
+	code := exitOK
+	for _, r := range results {
+		fmt.Fprintln(w, r)
+		if !r.ok {
+			code = exitFail
+		}
+	}
+	return code
+}
+
+// runChecks runs every check in order. A check whose input an earlier one
+// could not establish fails with that reason instead of calling AWS.
+func runChecks(ctx context.Context, cfg *config.Config, c checkClients, o checkOptions) []checkResult {
+	var out []checkResult
+	id, res := checkCredentials(ctx, c.sts, o.region)
+	out = append(out, res)
+	if !res.ok {
+		for _, name := range []string{"queue", "rule", "token-secret", "execution-roles", "permissions", "cloudtrail"} {
+			out = append(out, checkResult{name: name, detail: "not checked: no working credentials", fix: "fix the credentials first"})
+		}
+		return out
+	}
+	queueArn, res := checkQueue(ctx, c.sqs, cfg.Queue.URL)
+	out = append(out, res, checkRule(ctx, c.events, queueArn))
+	out = append(out, checkTokenSecrets(ctx, c.sm, cfg))
+	fams, famErr := optedInFamilies(ctx, c.ecs, cfg, o.maxFamilies)
+	out = append(out, checkExecutionRoles(ctx, c.iam, cfg, fams, famErr))
+	out = append(out, checkPermissions(ctx, c.iam, cfg, id, o, queueArn, fams))
+	out = append(out, checkCloudTrail(ctx, c.trail, o.region))
+	return out
+}
+
+// identity is who the credentials are.
+type identity struct {
+	account, arn, partition string
+}
+
+func checkCredentials(ctx context.Context, c stsAPI, region string) (identity, checkResult) {
+	r := checkResult{name: "credentials"}
+	out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		r.detail = fmt.Sprintf("sts GetCallerIdentity: %v", err)
+		r.fix = "set credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the task role) valid in " + region
+		return identity{}, r
+	}
+	id := identity{account: aws.ToString(out.Account), arn: aws.ToString(out.Arn), partition: "aws"}
+	if parts := strings.SplitN(id.arn, ":", 3); len(parts) == 3 {
+		id.partition = parts[1]
+	}
+	r.ok = true
+	r.detail = fmt.Sprintf("account %s, Region %s, as %s", id.account, region, id.arn)
+	return id, r
+}
+
+func checkQueue(ctx context.Context, c queueAttributesAPI, url string) (string, checkResult) {
+	r := checkResult{name: "queue", fix: "deploy deploy/cloudformation/reconciler.yaml and set queue.url to its QueueUrl output"}
+	if url == "" {
+		r.detail = "queue.url is not set"
+		return "", r
+	}
+	out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
+		QueueUrl:       aws.String(url),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameRedrivePolicy},
+	})
+	if err != nil {
+		r.detail = fmt.Sprintf("sqs GetQueueAttributes %s: %v", url, err)
+		return "", r
+	}
+	arn := out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
+	r.ok = true
+	r.detail = arn
+	if out.Attributes[string(sqstypes.QueueAttributeNameRedrivePolicy)] == "" {
+		r.detail += " (no dead-letter queue: a message that keeps failing is retried until it expires)"
+	} else {
+		r.detail += " with a dead-letter queue"
+	}
+	return arn, r
+}
+
+func checkRule(ctx context.Context, c ruleTargetsAPI, queueArn string) checkResult {
+	r := checkResult{name: "rule", fix: "create EventBridge rules for ECS's CloudTrail calls and service events with the queue as target (deploy/cloudformation/reconciler.yaml has them)"}
+	if queueArn == "" {
+		r.detail = "not checked: the queue was not found"
+		return r
+	}
+	var names []string
+	in := &eventbridge.ListRuleNamesByTargetInput{TargetArn: aws.String(queueArn)}
+	for {
+		out, err := c.ListRuleNamesByTarget(ctx, in)
+		if err != nil {
+			r.detail = fmt.Sprintf("events ListRuleNamesByTarget: %v", err)
+			return r
+		}
+		names = append(names, out.RuleNames...)
+		if aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	if len(names) == 0 {
+		r.detail = "no EventBridge rule on the default bus targets " + queueArn
+		return r
+	}
+	r.ok = true
+	r.detail = "targeted by " + strings.Join(names, ", ")
+	return r
+}
+
+// profileSecrets are the secrets of a profile that task execution roles
+// must read: the token and a custom profile's secrets.
+func profileSecrets(cfg *config.Config, name string) []string {
+	p, ok := cfg.Profile(name)
+	if !ok {
+		return nil
+	}
+	var out []string
+	if p.TokenSecretArn != "" {
+		out = append(out, p.TokenSecretArn)
+	}
+	if p.Custom != nil {
+		for _, v := range p.Custom.Secrets {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+func checkTokenSecrets(ctx context.Context, c secretDescribeAPI, cfg *config.Config) checkResult {
+	r := checkResult{name: "token-secret", fix: "create the secret, or correct profiles.<name>.tokenSecretArn"}
+	var found, missing, notChecked []string
+	seen := map[string]bool{}
+	for _, name := range cfg.ProfileNames() {
+		for _, arn := range profileSecrets(cfg, name) {
+			if seen[arn] {
+				continue
+			}
+			seen[arn] = true
+			if !strings.Contains(arn, ":secretsmanager:") {
+				notChecked = append(notChecked, arn)
+				continue
+			}
+			// DescribeSecret only: the value is never read.
+			if _, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)}); err != nil {
+				missing = append(missing, fmt.Sprintf("%s (%s)", arn, cloud.ErrorCode(err)))
+				continue
+			}
+			found = append(found, arn)
+		}
+	}
+	switch {
+	case len(missing) > 0:
+		r.detail = "not found or not describable: " + strings.Join(missing, ", ")
+	case len(found) == 0 && len(notChecked) == 0:
+		r.ok = true
+		r.detail = "no profile names a token secret"
+	default:
+		r.ok = true
+		r.detail = "exists: " + strings.Join(found, ", ")
+		if len(found) == 0 {
+			r.detail = "no Secrets Manager secret to describe"
+		}
+	}
+	if len(notChecked) > 0 {
+		r.detail += "; SSM parameters not checked: " + strings.Join(notChecked, ", ")
+	}
+	return r
+}
+
+// checkFamily is an opted-in family as check sees it: its newest ACTIVE revision.
+type checkFamily struct {
+	name, executionRole, taskRole, profile string
+}
+
+// optedInFamilies reads the newest ACTIVE revision of up to max families
+// and decides opt-in from its tags and the policies. It is an
+// approximation of the reconciler's decision: tags are not inherited from
+// older revisions and rules restricted to clusters see no cluster.
+func optedInFamilies(ctx context.Context, c familyAPI, cfg *config.Config, max int) ([]checkFamily, error) {
+	var names []string
+	in := &ecs.ListTaskDefinitionFamiliesInput{Status: ecstypes.TaskDefinitionFamilyStatusActive}
+	for len(names) < max {
+		out, err := c.ListTaskDefinitionFamilies(ctx, in)
+		if err != nil {
+			return nil, fmt.Errorf("ecs ListTaskDefinitionFamilies: %w", err)
+		}
+		names = append(names, out.Families...)
+		if aws.ToString(out.NextToken) == "" {
+			break
+		}
+		in.NextToken = out.NextToken
+	}
+	if len(names) > max {
+		names = names[:max]
+	}
+	prefix := cfg.TagPrefix
+	var fams []checkFamily
+	for _, name := range names {
+		out, err := c.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
+			TaskDefinition: aws.String(name), Include: []ecstypes.TaskDefinitionField{ecstypes.TaskDefinitionFieldTags},
+		})
+		if err != nil {
+			return nil, fmt.Errorf("ecs DescribeTaskDefinition %s: %w", name, err)
+		}
+		tags := map[string]string{}
+		for _, t := range out.Tags {
+			tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+		}
+		td := out.TaskDefinition
+		d := policy.Decide(policy.Input{
+			Family: name, Rules: cfg.Policies, TagPrefix: prefix,
+			Revisions: []policy.Revision{{Number: td.Revision, Tags: tags}},
+		})
+		_, twin := tags[prefix+"source"]
+		if !d.Instrument && !twin {
+			continue
+		}
+		profile := d.Profile
+		if twin {
+			profile = tags[prefix+"profile"]
+		}
+		fams = append(fams, checkFamily{name: name, executionRole: aws.ToString(td.ExecutionRoleArn), taskRole: aws.ToString(td.TaskRoleArn), profile: profile})
+	}
+	return fams, nil
+}
+
+func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Config, fams []checkFamily, famErr error) checkResult {
+	r := checkResult{name: "execution-roles"}
+	if famErr != nil {
+		r.detail = "not checked: " + famErr.Error()
+		r.fix = "allow ecs:ListTaskDefinitionFamilies and ecs:DescribeTaskDefinition"
+		return r
+	}
+	// role -> secrets it must read, and who needs it.
+	need := map[string]map[string]bool{}
+	users := map[string][]string{}
+	var noRole []string
+	add := func(role, who string, secrets []string) {
+		if need[role] == nil {
+			need[role] = map[string]bool{}
+		}
+		for _, s := range secrets {
+			need[role][s] = true
+		}
+		users[role] = append(users[role], who)
+	}
+	for _, name := range cfg.ProfileNames() {
+		p, _ := cfg.Profile(name)
+		if p.DefaultExecutionRoleArn != "" {
+			add(p.DefaultExecutionRoleArn, "profile "+name, profileSecrets(cfg, name))
+		}
+	}
+	for _, f := range fams {
+		secrets := profileSecrets(cfg, f.profile)
+		role := f.executionRole
+		if role == "" {
+			if p, ok := cfg.Profile(f.profile); ok {
+				role = p.DefaultExecutionRoleArn
+			}
+		}
+		if role == "" {
+			if len(secrets) > 0 {
+				noRole = append(noRole, f.name)
+			}
+			continue
+		}
+		add(role, "family "+f.name, secrets)
+	}
+	var denied, allowed []string
+	for _, role := range sortedNames(need) {
+		secrets := sortedNames(need[role])
+		if len(secrets) == 0 {
+			continue
+		}
+		for _, secret := range secrets {
+			action := "secretsmanager:GetSecretValue"
+			if strings.Contains(secret, ":ssm:") {
+				action = "ssm:GetParameters"
+			}
+			ok, detail, err := simulate(ctx, c, role, []string{action}, secret, nil)
+			switch {
+			case err != nil:
+				denied = append(denied, fmt.Sprintf("%s (%s: %v)", role, strings.Join(users[role], ", "), err))
+			case !ok:
+				denied = append(denied, fmt.Sprintf("%s may not %s (%s)", role, detail, strings.Join(users[role], ", ")))
+			default:
+				allowed = append(allowed, role)
+			}
+		}
+	}
+	slices.Sort(allowed)
+	allowed = slices.Compact(allowed)
+	switch {
+	case len(denied) > 0:
+		r.detail = strings.Join(denied, "; ")
+		r.fix = "allow secretsmanager:GetSecretValue (ssm:GetParameters for a parameter) on the token secret in those task execution roles"
+	case len(noRole) > 0:
+		r.detail = "families without an execution role (refused as no_execution_role): " + strings.Join(noRole, ", ")
+		r.fix = "give them an executionRoleArn, or set profiles.<name>.defaultExecutionRoleArn"
+	case len(allowed) == 0:
+		r.ok = true
+		r.detail = fmt.Sprintf("no opted-in family and no default execution role yet (%d families opted in)", len(fams))
+	default:
+		r.ok = true
+		r.detail = fmt.Sprintf("%d families opted in; may read their secrets: %s", len(fams), strings.Join(allowed, ", "))
+	}
+	if len(denied) > 0 && len(noRole) > 0 {
+		r.detail += "; families without an execution role: " + strings.Join(noRole, ", ")
+	}
+	return r
+}
+
+// requirement is a set of actions on one resource, in one request context.
+type requirement struct {
+	resource string
+	actions  []string
+	ctx      map[string][]string
+}
+
+// requiredPermissions lists what the reconciler calls (the template's task
+// role policy grants the same, deploy/cloudformation), on representative
+// resources of the account and Region.
+func requiredPermissions(cfg *config.Config, id identity, region, queueArn string, fams []checkFamily) []requirement {
+	arn := func(service, resource string) string {
+		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", id.partition, service, region, id.account, resource)
+	}
+	star := []string{"ecs:ListClusters", "ecs:ListServices", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
+		"ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"}
+	if cfg.Cleanup.DeregisterUnusedTwins {
+		star = append(star, "ecs:DeregisterTaskDefinition")
+	}
+	taskDef := arn("ecs", "task-definition/reconciler-check:1")
+	reqs := []requirement{
+		{resource: "*", actions: star},
+		{resource: arn("ecs", "service/reconciler-check/reconciler-check"), actions: []string{"ecs:DescribeServices", "ecs:UpdateService"}},
+		{resource: taskDef, actions: []string{"ecs:ListTagsForResource"}},
+		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"ecs:CreateAction": {"RegisterTaskDefinition"}}},
+		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"aws:TagKeys": {cfg.TagPrefix + "failed"}}},
+	}
+	if queueArn != "" {
+		reqs = append(reqs, requirement{resource: queueArn, actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"}})
+	}
+	for _, name := range cfg.ProfileNames() {
+		for _, s := range profileSecrets(cfg, name) {
+			if strings.Contains(s, ":secretsmanager:") {
+				reqs = append(reqs, requirement{resource: s, actions: []string{"secretsmanager:DescribeSecret"}})
+			}
+		}
+	}
+	if bus := cfg.Audit.EventBus; bus != "" {
+		if !strings.HasPrefix(bus, "arn:") {
+			bus = arn("events", "event-bus/"+bus)
+		}
+		reqs = append(reqs, requirement{resource: bus, actions: []string{"events:PutEvents"}})
+	}
+	roles := map[string]bool{}
+	for _, name := range cfg.ProfileNames() {
+		if p, _ := cfg.Profile(name); p.DefaultExecutionRoleArn != "" {
+			roles[p.DefaultExecutionRoleArn] = true
+		}
+	}
+	for _, f := range fams {
+		for _, r := range []string{f.executionRole, f.taskRole} {
+			if r != "" {
+				roles[r] = true
+			}
+		}
+	}
+	for _, r := range sortedNames(roles) {
+		reqs = append(reqs, requirement{resource: r, actions: []string{"iam:PassRole"}, ctx: map[string][]string{"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}})
+	}
+	return reqs
+}
+
+// principalOf turns the caller's ARN into the IAM principal to simulate:
+// an assumed role's role (path "/" assumed), or the user or role itself.
+func principalOf(callerArn string) (string, bool) {
+	parts := strings.SplitN(callerArn, ":", 6)
+	if len(parts) != 6 {
+		return "", false
+	}
+	res := parts[5]
+	switch {
+	case parts[2] == "sts" && strings.HasPrefix(res, "assumed-role/"):
+		name := strings.Split(strings.TrimPrefix(res, "assumed-role/"), "/")[0]
+		return fmt.Sprintf("arn:%s:iam::%s:role/%s", parts[1], parts[4], name), true
+	case parts[2] == "iam" && (strings.HasPrefix(res, "role/") || strings.HasPrefix(res, "user/")):
+		return callerArn, true
+	}
+	return "", false
+}
+
+func checkPermissions(ctx context.Context, c iamSimulateAPI, cfg *config.Config, id identity, o checkOptions, queueArn string, fams []checkFamily) checkResult {
+	r := checkResult{name: "permissions"}
+	role := o.taskRole
+	how := "--task-role"
+	if role == "" {
+		var ok bool
+		if role, ok = principalOf(id.arn); !ok {
+			r.detail = "cannot tell the IAM principal of " + id.arn
+			r.fix = "pass --task-role with the stack's TaskRoleArn output"
+			return r
+		}
+		how = "the caller's role"
+	}
+	var denied []string
+	n := 0
+	for _, req := range requiredPermissions(cfg, id, o.region, queueArn, fams) {
+		ok, detail, err := simulate(ctx, c, role, req.actions, req.resource, req.ctx)
+		n += len(req.actions)
+		if err != nil {
+			r.detail = fmt.Sprintf("iam SimulatePrincipalPolicy %s: %v", role, err)
+			r.fix = "allow iam:SimulatePrincipalPolicy on that role, or pass --task-role with the stack's TaskRoleArn output"
+			return r
+		}
+		if !ok {
+			denied = append(denied, detail)
+		}
+	}
+	if len(denied) > 0 {
+		r.detail = fmt.Sprintf("%s (%s) may not: %s", role, how, strings.Join(denied, "; "))
+		r.fix = "grant them as deploy/cloudformation/reconciler.yaml's TaskRolePolicy does (docs/operations.md explains each statement)"
+		return r
+	}
+	r.ok = true
+	r.detail = fmt.Sprintf("%s (%s) may make the reconciler's %d calls", role, how, n)
+	return r
+}
+
+// simulate asks IAM whether principal may do every action on resource in
+// the context; detail lists the denied ones.
+func simulate(ctx context.Context, c iamSimulateAPI, principal string, actions []string, resource string, reqCtx map[string][]string) (bool, string, error) {
+	in := &iam.SimulatePrincipalPolicyInput{
+		PolicySourceArn: aws.String(principal),
+		ActionNames:     actions,
+		ResourceArns:    []string{resource},
+	}
+	for _, k := range sortedNames(reqCtx) {
+		typ := iamtypes.ContextKeyTypeEnumString
+		if len(reqCtx[k]) > 1 || k == "aws:TagKeys" {
+			typ = iamtypes.ContextKeyTypeEnumStringList
+		}
+		in.ContextEntries = append(in.ContextEntries, iamtypes.ContextEntry{
+			ContextKeyName: aws.String(k), ContextKeyValues: reqCtx[k], ContextKeyType: typ,
+		})
+	}
+	var denied []string
+	for {
+		out, err := c.SimulatePrincipalPolicy(ctx, in)
+		if err != nil {
+			return false, "", err
+		}
+		for _, res := range out.EvaluationResults {
+			if res.EvalDecision != iamtypes.PolicyEvaluationDecisionTypeAllowed {
+				denied = append(denied, fmt.Sprintf("%s on %s", aws.ToString(res.EvalActionName), resource))
+			}
+		}
+		if !out.IsTruncated {
+			break
+		}
+		in.Marker = out.Marker
+	}
+	if len(denied) > 0 {
+		return false, strings.Join(denied, ", "), nil
+	}
+	return true, "", nil
+}
+
+func checkCloudTrail(ctx context.Context, c trailAPI, region string) checkResult {
+	r := checkResult{name: "cloudtrail", fix: "create a trail that logs write management events in " + region +
+		" (stack parameter CreateTrail=true), or start logging on the existing one; without it RegisterTaskDefinition is only found by the sweeps"}
+	out, err := c.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{IncludeShadowTrails: aws.Bool(true)})
+	if err != nil {
+		r.detail = fmt.Sprintf("cloudtrail DescribeTrails: %v", err)
+		return r
+	}
+	var why []string
+	for _, t := range out.TrailList {
+		name := aws.ToString(t.TrailARN)
+		if name == "" {
+			name = aws.ToString(t.Name)
+		}
+		if !aws.ToBool(t.IsMultiRegionTrail) && aws.ToString(t.HomeRegion) != region {
+			why = append(why, name+": another Region")
+			continue
+		}
+		st, err := c.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String(name)})
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: GetTrailStatus: %s", name, cloud.ErrorCode(err)))
+			continue
+		}
+		if !aws.ToBool(st.IsLogging) {
+			why = append(why, name+": not logging")
+			continue
+		}
+		sel, err := c.GetEventSelectors(ctx, &cloudtrail.GetEventSelectorsInput{TrailName: aws.String(name)})
+		if err != nil {
+			why = append(why, fmt.Sprintf("%s: GetEventSelectors: %s", name, cloud.ErrorCode(err)))
+			continue
+		}
+		if !logsWriteManagementEvents(sel) {
+			why = append(why, name+": no write management events")
+			continue
+		}
+		r.ok = true
+		r.detail = name + " logs write management events"
+		return r
+	}
+	if len(out.TrailList) == 0 {
+		r.detail = "no trail in " + region
+	} else {
+		r.detail = "no trail logs write management events: " + strings.Join(why, "; ")
+	}
+	return r
+}
+
+// logsWriteManagementEvents reads a trail's selectors: a basic selector with
+// management events, read-write or write-only; or an advanced selector on
+// the Management category that does not keep read-only events alone.
+func logsWriteManagementEvents(sel *cloudtrail.GetEventSelectorsOutput) bool {
+	for _, s := range sel.EventSelectors {
+		if aws.ToBool(s.IncludeManagementEvents) && (s.ReadWriteType == cttypes.ReadWriteTypeAll || s.ReadWriteType == cttypes.ReadWriteTypeWriteOnly) {
+			return true
+		}
+	}
+	for _, a := range sel.AdvancedEventSelectors {
+		management, readOnly := false, false
+		for _, f := range a.FieldSelectors {
+			switch aws.ToString(f.Field) {
+			case "eventCategory":
+				management = slices.Contains(f.Equals, "Management")
+			case "readOnly":
+				readOnly = slices.Contains(f.Equals, "true")
+			}
+		}
+		if management && !readOnly {
+			return true
+		}
+	}
+	return false
+}
+
+func sortedNames[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }
