@@ -165,6 +165,7 @@ type refEntry struct {
 	top     string // the digest the reference resolved to
 	fetched time.Time
 	digest  bool // a digest reference: never expires
+	retry   bool // the shell walk failed: once expired, look up in full
 }
 
 // New returns a Resolver.
@@ -300,7 +301,7 @@ func (r *Resolver) Resolve(ctx context.Context, c *types.ContainerDefinition, rp
 	r.mu.Lock()
 	e, ok := r.refs[key]
 	r.mu.Unlock()
-	if ok && (e.digest || r.o.Now().Before(e.fetched.Add(r.o.TagTTL))) {
+	if ok && r.fresh(e) {
 		return e.cfg.clone(), nil
 	}
 
@@ -358,7 +359,7 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 	r.mu.Lock()
 	old, stale := r.refs[key]
 	r.mu.Unlock()
-	if stale && (old.digest || now.Before(old.fetched.Add(r.o.TagTTL))) {
+	if stale && r.fresh(old) {
 		return old.cfg, nil // stored by the flight that ended just before this one
 	}
 	var puller *remote.Puller
@@ -384,7 +385,7 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 	default:
 		puller = r.anonymous
 	}
-	if stale && !isDigest {
+	if stale && !isDigest && !old.retry {
 		// The tag's TTL ran out: a HEAD tells whether it still points where
 		// it did.
 		d, err := puller.Head(ctx, ref)
@@ -462,12 +463,31 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 	cfg.Entrypoint = slices.Clone(cf.Config.Entrypoint)
 	cfg.Cmd = slices.Clone(cf.Config.Cmd)
 	cfg.User = cf.Config.User
+	final := true
 	if r.o.DetectShell {
-		si := r.shell(ctx, repo, cfg.Digest, ak, img)
+		var si shellInfo
+		si, final = r.shell(ctx, repo, cfg.Digest, ak, img)
 		cfg.HasShell, cfg.HasSudo, cfg.ShellDetail = si.hasShell, si.hasSudo, si.detail
+	}
+	if !final {
+		// The walk failed for a reason not the image's (time, network):
+		// answer, but keep the reference only for its TTL and the image not
+		// at all, so that the next lookup walks again.
+		c := cfg.clone()
+		r.storeRef(key, refEntry{cfg: c, top: top, fetched: now, retry: true})
+		return c, nil
 	}
 	r.storeImage(repo, cfg.Digest, ak, cfg)
 	return r.keep(key, cfg, cfg, top, isDigest, now), nil
+}
+
+// fresh says whether a reference's resolution may be used without asking
+// the registry.
+func (r *Resolver) fresh(e refEntry) bool {
+	if e.digest && !e.retry {
+		return true
+	}
+	return r.o.Now().Before(e.fetched.Add(r.o.TagTTL))
 }
 
 // keep records the reference's resolution and returns cfg with the

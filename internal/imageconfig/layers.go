@@ -3,7 +3,6 @@ package imageconfig
 import (
 	"archive/tar"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -35,18 +34,18 @@ type shellInfo struct {
 // once per digest. Outcomes that the image alone decides (found, absent,
 // over the byte or layer budget) are cached; a timeout or a network error
 // is not, so the next lookup tries again.
-func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest string, ak authKind, img v1.Image) shellInfo {
+func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest string, ak authKind, img v1.Image) (si shellInfo, final bool) {
 	k := imageKey(repo, digest, ak)
 	r.mu.Lock()
 	si, ok := r.shells[k]
 	r.mu.Unlock()
 	if ok {
-		return si
+		return si, true
 	}
 	// The walk has its own time budget, apart from the config lookup's.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.WalkTimeout)
 	defer cancel()
-	si, final := walkImage(wctx, img, r.o.MaxLayers, r.o.MaxLayerBytes)
+	si, final = walkImage(wctx, img, r.o.MaxLayers, r.o.MaxLayerBytes)
 	if final {
 		r.mu.Lock()
 		if _, ok := r.shells[k]; !ok {
@@ -58,7 +57,7 @@ func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest strin
 	if si.hasShell == nil {
 		r.log.Debug("shell unknown", "repository", repo.Name(), "digest", digest, "why", si.detail)
 	}
-	return si
+	return si, final
 }
 
 // entry is a path in one layer.
@@ -138,10 +137,11 @@ func walkImage(ctx context.Context, img v1.Image, maxLayers int, maxBytes int64)
 		budget -= size
 		lv, err := readLayer(ctx, layers[i])
 		if err != nil {
+			// Not final: a network error or a timeout is not the image's,
+			// and a corrupt layer is rare enough to be read again.
 			si, _ := answer()
 			si.detail = fmt.Sprintf("reading layer %d from the top: %v", len(layers)-i, err)
-			// A corrupt layer is the image's; a timeout is not.
-			return si, !(errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || ctx.Err() != nil)
+			return si, false
 		}
 		v.layers = append(v.layers, lv)
 		if si, done := answer(); done {
@@ -202,6 +202,14 @@ func readLayer(ctx context.Context, l v1.Layer) (layerView, error) {
 				e = entry{kind: 'l', link: h.Linkname}
 			}
 			lv.entries[p] = e
+		}
+		// A layer's tar need not list the directories above its files:
+		// they exist in the layer all the same.
+		for a := path.Dir(p); a != "/"; a = path.Dir(a) {
+			if _, ok := lv.entries[a]; ok {
+				break
+			}
+			lv.entries[a] = entry{kind: 'd'}
 		}
 	}
 }
