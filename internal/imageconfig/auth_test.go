@@ -240,3 +240,39 @@ func TestECRTokenRefused(t *testing.T) {
 		t.Errorf("%d registry requests without a token, want 0", n)
 	}
 }
+
+func TestWithAWS(t *testing.T) {
+	sim := awssim.New(awssim.Options{Region: "us-east-1", ECRPassword: "from-with-aws"})
+	srv := httptest.NewServer(sim.Handler())
+	t.Cleanup(srv.Close)
+	var mu sync.Mutex
+	calls := map[string]int{}
+	cfg, _, err := cloud.New(context.Background(), cloud.Options{
+		Region: "us-east-1", Endpoint: srv.URL, MaxAttempts: 1,
+		StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
+		Observe: func(service, op, code string) {
+			mu.Lock()
+			calls[service+" "+op]++
+			mu.Unlock()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := newTestRegistry(t)
+	reg.requireAuth("AWS", "from-with-aws")
+	reg.push(t, reg.ref("app:1"), image(t, v1.Config{Cmd: []string{"x"}}, "amd64"))
+	o := WithAWS(cfg, Options{IsECR: func(host string) (string, bool) { return "eu-central-1", host == reg.host }})
+	if o.ECRFor("eu-central-1") != o.ECRFor("eu-central-1") || o.ECRFor("us-east-1") != o.ECR {
+		t.Error("ECRFor makes a new client per call, or not the home client for the home Region")
+	}
+	r := newResolver(t, o)
+	if _, err := r.Resolve(context.Background(), container("app", reg.ref("app:1")), nil); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if d := cmp.Diff(calls, map[string]int{"ECR GetAuthorizationToken": 1}); d != "" {
+		t.Errorf("AWS calls (-got +want):\n%s", d)
+	}
+}

@@ -466,7 +466,7 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 	final := true
 	if r.o.DetectShell {
 		var si shellInfo
-		si, final = r.shell(ctx, repo, cfg.Digest, ak, img)
+		si, final = r.shell(ctx, puller, repo, cfg.Digest, ak, img)
 		cfg.HasShell, cfg.HasSudo, cfg.ShellDetail = si.hasShell, si.hasSudo, si.detail
 	}
 	if !final {

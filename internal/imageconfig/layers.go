@@ -3,6 +3,7 @@ package imageconfig
 import (
 	"archive/tar"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"path"
@@ -10,6 +11,9 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/name"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/partial"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	ggcrtypes "github.com/google/go-containerregistry/pkg/v1/types"
 )
 
 // The paths the walk looks for. sudo is looked for where distributions put
@@ -34,7 +38,7 @@ type shellInfo struct {
 // once per digest. Outcomes that the image alone decides (found, absent,
 // over the byte or layer budget) are cached; a timeout or a network error
 // is not, so the next lookup tries again.
-func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest string, ak authKind, img v1.Image) (si shellInfo, final bool) {
+func (r *Resolver) shell(ctx context.Context, puller *remote.Puller, repo name.Repository, digest string, ak authKind, img v1.Image) (si shellInfo, final bool) {
 	k := imageKey(repo, digest, ak)
 	r.mu.Lock()
 	si, ok := r.shells[k]
@@ -42,10 +46,22 @@ func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest strin
 	if ok {
 		return si, true
 	}
-	// The walk has its own time budget, apart from the config lookup's.
+	m, err := img.Manifest()
+	if err != nil {
+		return shellInfo{detail: fmt.Sprintf("manifest: %v", err)}, false
+	}
+	// The walk has its own time budget, apart from the config lookup's;
+	// every layer request is made under it.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), r.o.WalkTimeout)
 	defer cancel()
-	si, final = walkImage(wctx, img, r.o.MaxLayers, r.o.MaxLayerBytes)
+	open := func(d v1.Descriptor) (v1.Layer, error) {
+		l, err := puller.Layer(wctx, repo.Digest(d.Digest.String()))
+		if err != nil {
+			return nil, err
+		}
+		return partial.CompressedToLayer(&boundedLayer{Layer: l, desc: d})
+	}
+	si, final = walkImage(wctx, m.Layers, open, r.o.MaxLayers, r.o.MaxLayerBytes)
 	if final {
 		r.mu.Lock()
 		if _, ok := r.shells[k]; !ok {
@@ -59,6 +75,52 @@ func (r *Resolver) shell(ctx context.Context, repo name.Repository, digest strin
 	}
 	return si, final
 }
+
+// boundedLayer is a registry layer that reads no more compressed bytes than
+// its manifest declares, and takes its size and media type from the
+// manifest rather than from more requests.
+type boundedLayer struct {
+	v1.Layer
+	desc v1.Descriptor
+}
+
+func (b *boundedLayer) Compressed() (io.ReadCloser, error) {
+	rc, err := b.Layer.Compressed()
+	if err != nil {
+		return nil, err
+	}
+	return &limitReadCloser{rc: rc, left: b.desc.Size}, nil
+}
+
+func (b *boundedLayer) Size() (int64, error)                    { return b.desc.Size, nil }
+func (b *boundedLayer) MediaType() (ggcrtypes.MediaType, error) { return b.desc.MediaType, nil }
+
+var errLayerTooLong = errors.New("the layer is longer than its manifest says")
+
+type limitReadCloser struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (l *limitReadCloser) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		// One byte more tells a layer that ends here from one that lies.
+		var one [1]byte
+		n, err := l.rc.Read(one[:])
+		if n > 0 {
+			return 0, errLayerTooLong
+		}
+		return 0, err
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.rc.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limitReadCloser) Close() error { return l.rc.Close() }
 
 // entry is a path in one layer.
 type entry struct {
@@ -90,16 +152,13 @@ const (
 	absent
 )
 
-// walkImage reads img's layers from the top down until the questions are
-// answered or a budget runs out. final is false when the outcome depends on
-// more than the image (time, network).
-func walkImage(ctx context.Context, img v1.Image, maxLayers int, maxBytes int64) (si shellInfo, final bool) {
-	layers, err := img.Layers()
-	if err != nil {
-		return shellInfo{detail: fmt.Sprintf("listing layers: %v", err)}, false
-	}
+// walkImage reads an image's layers (descs, bottom first, as in the
+// manifest) from the top down until the questions are answered or a budget
+// runs out. final is false when the outcome depends on more than the image
+// (time, network).
+func walkImage(ctx context.Context, descs []v1.Descriptor, open func(v1.Descriptor) (v1.Layer, error), maxLayers int, maxBytes int64) (si shellInfo, final bool) {
 	var v fsView
-	var budget = maxBytes
+	budget := maxBytes
 	answer := func() (shellInfo, bool) {
 		sh := v.resolve(shellPath)
 		sudo := undecided
@@ -117,30 +176,24 @@ func walkImage(ctx context.Context, img v1.Image, maxLayers int, maxBytes int64)
 		}
 		return shellInfo{hasShell: toBool(sh), hasSudo: toBool(sudo)}, sh != undecided && sudo != undecided
 	}
-	for i := len(layers) - 1; i >= 0; i-- {
+	for i := len(descs) - 1; i >= 0; i-- {
 		if len(v.layers) >= maxLayers {
 			si, _ := answer()
 			si.detail = fmt.Sprintf("more than %d layers", maxLayers)
 			return si, true
 		}
-		size, err := layers[i].Size()
-		if err != nil {
-			si, _ := answer()
-			si.detail = fmt.Sprintf("layer size: %v", err)
-			return si, false
-		}
-		if size > budget {
+		if size := descs[i].Size; size > budget || size < 0 {
 			si, _ := answer()
 			si.detail = fmt.Sprintf("layers larger than %d bytes", maxBytes)
 			return si, true
 		}
-		budget -= size
-		lv, err := readLayer(ctx, layers[i])
+		budget -= descs[i].Size
+		lv, err := readLayer(ctx, descs[i], open)
 		if err != nil {
 			// Not final: a network error or a timeout is not the image's,
 			// and a corrupt layer is rare enough to be read again.
 			si, _ := answer()
-			si.detail = fmt.Sprintf("reading layer %d from the top: %v", len(layers)-i, err)
+			si.detail = fmt.Sprintf("reading layer %d from the top: %v", len(descs)-i, err)
 			return si, false
 		}
 		v.layers = append(v.layers, lv)
@@ -166,9 +219,14 @@ func toBool(s lookupState) *bool {
 }
 
 // readLayer reads one layer's tar headers. The compressed bytes are bounded
-// by the layer's declared size, which go-containerregistry verifies.
-func readLayer(ctx context.Context, l v1.Layer) (layerView, error) {
+// by the layer's declared size (boundedLayer), and go-containerregistry
+// verifies their digest.
+func readLayer(ctx context.Context, d v1.Descriptor, open func(v1.Descriptor) (v1.Layer, error)) (layerView, error) {
 	lv := layerView{entries: map[string]entry{}, whiteouts: map[string]bool{}, opaque: map[string]bool{}}
+	l, err := open(d)
+	if err != nil {
+		return lv, err
+	}
 	rc, err := l.Uncompressed()
 	if err != nil {
 		return lv, err

@@ -2,9 +2,12 @@ package imageconfig
 
 import (
 	"context"
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -260,5 +263,59 @@ func TestResolveSymlinks(t *testing.T) {
 	partial := fsView{layers: layers}
 	if got := partial.resolve("/nope/sh"); got != undecided {
 		t.Errorf("resolve(/nope/sh) on a partial view = %d, want undecided", got)
+	}
+}
+
+func TestDetectShellTimeBudget(t *testing.T) {
+	reg := newTestRegistry(t)
+	shellLayer := layer(t, file{path: "bin/", kind: "dir"}, file{path: "bin/sh"})
+	reg.push(t, reg.ref("hang:1"), image(t, v1.Config{Cmd: []string{"run"}}, "amd64", shellLayer))
+	ld, err := shellLayer.Digest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	reg.setHook(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.HasSuffix(r.URL.Path, ld.String()) {
+			select { // the layer never comes
+			case <-r.Context().Done():
+			case <-stop:
+			}
+			return true
+		}
+		return false
+	})
+	r := newResolver(t, Options{DetectShell: true, WalkTimeout: 100 * time.Millisecond, Timeout: 10 * time.Second})
+	got, err := r.Resolve(context.Background(), container("app", reg.ref("hang:1")), nil)
+	if err != nil {
+		t.Fatal(err) // the config was read; only the walk ran out of time
+	}
+	if d := cmp.Diff(shellOutcome(got), [2]string{"unknown", "unknown"}); d != "" {
+		t.Errorf("[shell sudo] (-got +want):\n%s", d)
+	}
+	if d := cmp.Diff(got.Cmd, []string{"run"}); d != "" {
+		t.Errorf("cmd (-got +want):\n%s", d)
+	}
+}
+
+func TestLimitReadCloser(t *testing.T) {
+	for _, tc := range []struct {
+		body    string
+		limit   int64
+		wantErr error
+	}{
+		{"exactly", 7, nil},
+		{"one byte more", 12, errLayerTooLong},
+		{"short", 10, nil}, // shorter than declared: the digest check catches it
+	} {
+		l := &limitReadCloser{rc: io.NopCloser(strings.NewReader(tc.body)), left: tc.limit}
+		got, err := io.ReadAll(l)
+		if !errors.Is(err, tc.wantErr) {
+			t.Errorf("%q limit %d: err = %v, want %v", tc.body, tc.limit, err, tc.wantErr)
+		}
+		if tc.wantErr == nil && string(got) != tc.body {
+			t.Errorf("%q limit %d: read %q", tc.body, tc.limit, got)
+		}
 	}
 }
