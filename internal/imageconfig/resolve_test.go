@@ -452,3 +452,20 @@ func TestECRRegion(t *testing.T) {
 		}
 	}
 }
+
+func TestInsecureRegistries(t *testing.T) {
+	r := newResolver(t, Options{Insecure: func(host string) bool { return host == "mirror.internal:5000" }})
+	for _, tc := range []struct{ image, scheme string }{
+		{"mirror.internal:5000/app:1", "http"},
+		{"registry.example.com/app:1", "https"},
+		{"127.0.0.1:5000/app:1", "http"}, // loopback: go-containerregistry's own rule
+	} {
+		ref, err := r.parse(tc.image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ref.Context().Scheme(); got != tc.scheme {
+			t.Errorf("%s: scheme %s, want %s", tc.image, got, tc.scheme)
+		}
+	}
+}
