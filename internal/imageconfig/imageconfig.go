@@ -613,3 +613,11 @@ func (r *Resolver) Images(ctx context.Context, td *types.TaskDefinition) (map[st
 	}
 	return images, errs
 }
+
+// DetectShellFor says whether profile p reads what the layer walk finds
+// (Options.DetectShell): the lacework profile's distroless: auto, and any
+// profile's nonRoot: sudo. Without it the walk's bytes need not be spent.
+func DetectShellFor(p patch.Profile) bool {
+	p = p.WithDefaults()
+	return (p.Type == patch.ProfileTypeLacework && p.Distroless == patch.DistrolessAuto) || p.NonRoot == patch.NonRootSudo
+}
