@@ -106,12 +106,20 @@ func (s *Sim) serveCloudTrail(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, contentType, errf(codeSerialization, "reading the body: %v", err))
 		return
 	}
-	if gateErr := s.runGates(r.Context(), Request{Service: "cloudtrail", Operation: op}); gateErr != nil {
+	adm := s.before(r.Context(), Request{Service: "cloudtrail", Operation: op})
+	if gateErr := adm.err; gateErr != nil {
 		e, ok := gateErr.(*Error)
 		if !ok {
 			e = &Error{Code: codeServer, Message: gateErr.Error(), Status: 500}
 		}
+		s.count("cloudtrail", op, e, false)
 		s.writeError(w, contentType, e)
+		return
+	}
+	// Counted as served: CloudTrail's few errors here are lookups.
+	s.count("cloudtrail", op, nil, adm.drop)
+	if adm.drop {
+		dropConnection(w)
 		return
 	}
 	var in struct {

@@ -14,6 +14,15 @@ type Error struct {
 	Code    string
 	Message string
 	Status  int // HTTP status; 400 when zero
+
+	// Shape is the wire __type when it differs from Code (SQS:
+	// "com.amazonaws.sqs#QueueDoesNotExist" for the code
+	// AWS.SimpleQueueService.NonExistentQueue).
+	Shape string
+	// QueryCompatible errors also carry Code in the X-Amzn-Query-Error
+	// header, which clients of awsQueryCompatible services (SQS) read as the
+	// error code.
+	QueryCompatible bool
 }
 
 func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Code, e.Message) }

@@ -13,7 +13,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
 )
 
@@ -28,6 +30,8 @@ type env struct {
 	ecs   *ecs.Client
 	sm    *secretsmanager.Client
 	ecr   *ecr.Client
+	sqs   *sqs.Client
+	eb    *eventbridge.Client
 }
 
 func awsConfig() aws.Config {
@@ -56,6 +60,8 @@ func newEnvFor(s *Sim, clock *FakeClock, url string) *env {
 		ecs: ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String(url) }),
 		sm:  secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) { o.BaseEndpoint = aws.String(url) }),
 		ecr: ecr.NewFromConfig(cfg, func(o *ecr.Options) { o.BaseEndpoint = aws.String(url) }),
+		sqs: sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(url) }),
+		eb:  eventbridge.NewFromConfig(cfg, func(o *eventbridge.Options) { o.BaseEndpoint = aws.String(url) }),
 	}
 }
 

@@ -40,14 +40,24 @@ func handle[I, O any](service, op string, fn func(*Sim, *I) (*O, error)) operati
 	}
 }
 
+// handleOwn is handle for services with their own lock (SQS, EventBridge).
+func handleOwn[I, O any](service, op string, fn func(*Sim, context.Context, *I) (*O, error)) operationHandler {
+	return func(ctx context.Context, s *Sim, codec awsjson.Codec, body []byte) (any, error) {
+		in := new(I)
+		if err := codec.Unmarshal(body, in); err != nil {
+			return nil, errf(codeSerialization, "%v", err)
+		}
+		return invokeOwn(ctx, s, service, op, in, fn, false)
+	}
+}
+
 type serviceRoutes struct {
 	name  string // journal's service name
 	codec awsjson.Codec
 	ops   map[string]operationHandler
 }
 
-// routes maps an X-Amz-Target prefix to its service. Part 2 adds SQS
-// (AmazonSQS) and EventBridge (AWSEvents) here.
+// routes maps an X-Amz-Target prefix to its service.
 var routes = func() map[string]*serviceRoutes {
 	ecsOps := map[string]operationHandler{
 		"CreateCluster":              handle("ecs", "CreateCluster", (*Sim).createCluster),
@@ -75,9 +85,39 @@ var routes = func() map[string]*serviceRoutes {
 	ecrOps := map[string]operationHandler{
 		"GetAuthorizationToken": handle("ecr", "GetAuthorizationToken", (*Sim).getAuthorizationToken),
 	}
+	sqsOps := map[string]operationHandler{
+		"CreateQueue":                  handleOwn("sqs", "CreateQueue", (*Sim).sqsCreateQueue),
+		"GetQueueUrl":                  handleOwn("sqs", "GetQueueUrl", (*Sim).sqsGetQueueUrl),
+		"DeleteQueue":                  handleOwn("sqs", "DeleteQueue", (*Sim).sqsDeleteQueue),
+		"ListQueues":                   handleOwn("sqs", "ListQueues", (*Sim).sqsListQueues),
+		"GetQueueAttributes":           handleOwn("sqs", "GetQueueAttributes", (*Sim).sqsGetQueueAttributes),
+		"SetQueueAttributes":           handleOwn("sqs", "SetQueueAttributes", (*Sim).sqsSetQueueAttributes),
+		"SendMessage":                  handleOwn("sqs", "SendMessage", (*Sim).sqsSendMessage),
+		"SendMessageBatch":             handleOwn("sqs", "SendMessageBatch", (*Sim).sqsSendMessageBatch),
+		"ReceiveMessage":               handleOwn("sqs", "ReceiveMessage", (*Sim).sqsReceiveMessage),
+		"DeleteMessage":                handleOwn("sqs", "DeleteMessage", (*Sim).sqsDeleteMessage),
+		"DeleteMessageBatch":           handleOwn("sqs", "DeleteMessageBatch", (*Sim).sqsDeleteMessageBatch),
+		"ChangeMessageVisibility":      handleOwn("sqs", "ChangeMessageVisibility", (*Sim).sqsChangeMessageVisibility),
+		"ChangeMessageVisibilityBatch": handleOwn("sqs", "ChangeMessageVisibilityBatch", (*Sim).sqsChangeMessageVisibilityBatch),
+		"PurgeQueue":                   handleOwn("sqs", "PurgeQueue", (*Sim).sqsPurgeQueue),
+	}
+	evOps := map[string]operationHandler{
+		"CreateEventBus":        handleOwn("events", "CreateEventBus", (*Sim).evCreateEventBus),
+		"PutRule":               handleOwn("events", "PutRule", (*Sim).evPutRule),
+		"DescribeRule":          handleOwn("events", "DescribeRule", (*Sim).evDescribeRule),
+		"DeleteRule":            handleOwn("events", "DeleteRule", (*Sim).evDeleteRule),
+		"ListRules":             handleOwn("events", "ListRules", (*Sim).evListRules),
+		"ListRuleNamesByTarget": handleOwn("events", "ListRuleNamesByTarget", (*Sim).evListRuleNamesByTarget),
+		"PutTargets":            handleOwn("events", "PutTargets", (*Sim).evPutTargets),
+		"RemoveTargets":         handleOwn("events", "RemoveTargets", (*Sim).evRemoveTargets),
+		"ListTargetsByRule":     handleOwn("events", "ListTargetsByRule", (*Sim).evListTargetsByRule),
+		"PutEvents":             handleOwn("events", "PutEvents", (*Sim).evPutEvents),
+	}
 	m := map[string]*serviceRoutes{}
 	for _, r := range []*serviceRoutes{
 		{name: "ecs", codec: awsjson.Codec{Service: awsjson.ECS}, ops: ecsOps},
+		{name: "sqs", codec: awsjson.Codec{Service: awsjson.SQS}, ops: sqsOps},
+		{name: "events", codec: awsjson.Codec{Service: awsjson.EventBridge}, ops: evOps},
 		{name: "secretsmanager", codec: awsjson.Codec{Service: awsjson.SecretsManager}, ops: smOps},
 		{name: "ecr", codec: awsjson.Codec{Service: awsjson.ECR}, ops: ecrOps},
 	} {
@@ -109,9 +149,11 @@ func init() {
 }
 
 // Handler returns the simulator's HTTP handler: the AWS APIs on POST /, the
-// journal on GET /_sim/journal and the state on GET /_sim/state.
+// journal on GET /_sim/journal, the state on GET /_sim/state and the
+// counters on GET /_sim/stats.
 func (s *Sim) Handler() http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("GET /_sim/stats", s.serveStats)
 	mux.HandleFunc("GET /_sim/journal", s.serveJournal)
 	mux.HandleFunc("GET /_sim/state", s.serveState)
 	mux.HandleFunc("/", s.serveAPI)
@@ -125,10 +167,21 @@ type httpError struct {
 }
 
 func (s *Sim) writeError(w http.ResponseWriter, contentType string, e *Error) {
+	typ := e.Code
+	if e.Shape != "" {
+		typ = e.Shape
+	}
 	w.Header().Set("Content-Type", contentType)
-	w.Header().Set("X-Amzn-ErrorType", e.Code)
+	w.Header().Set("X-Amzn-ErrorType", typ)
+	if e.QueryCompatible {
+		fault := "Sender"
+		if e.HTTPStatus() >= 500 {
+			fault = "Receiver"
+		}
+		w.Header().Set("X-Amzn-Query-Error", e.Code+";"+fault)
+	}
 	w.WriteHeader(e.HTTPStatus())
-	b, _ := json.Marshal(httpError{Type: e.Code, Message: e.Message})
+	b, _ := json.Marshal(httpError{Type: typ, Message: e.Message})
 	w.Write(b)
 }
 
@@ -181,7 +234,12 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(&Error{Code: codeSerialization, Message: "Request body too large.", Status: http.StatusRequestEntityTooLarge})
 		return
 	}
-	out, err := h(r.Context(), s, svc.codec, body)
+	out, err := h(withEndpoint(r.Context(), r), s, svc.codec, body)
+	if errors.Is(err, ErrConnectionDropped) {
+		status = 0
+		dropConnection(w)
+		return
+	}
 	if err != nil {
 		var e *Error
 		if !errors.As(err, &e) {
@@ -198,6 +256,21 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", contentType)
 	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
 	w.Write(b)
+}
+
+// dropConnection closes the client's connection without an answer (an
+// injected fault).
+func dropConnection(w http.ResponseWriter) {
+	if hj, ok := w.(http.Hijacker); ok {
+		if conn, _, err := hj.Hijack(); err == nil {
+			if tc, ok := conn.(interface{ SetLinger(int) error }); ok {
+				tc.SetLinger(0) // a reset, as a dropped connection looks
+			}
+			conn.Close()
+			return
+		}
+	}
+	panic(http.ErrAbortHandler) // HTTP/2: abort the stream
 }
 
 // requestID numbers requests on their own counter, so that deployment ids

@@ -2,19 +2,59 @@ package awssim
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
 // Demo seed names, for tests and docs.
 const (
 	DemoCluster     = "demo"
 	DemoTokenSecret = "ecs-sidecar/lacework-token"
+	// DemoQueue is the queue the reconciler reads; DemoDLQ its dead-letter
+	// queue (and the rule target's); DemoRule the rule on the default bus
+	// that feeds it.
+	DemoQueue = "ecs-sidecar-events"
+	DemoDLQ   = "ecs-sidecar-events-dlq"
+	DemoRule  = "ecs-sidecar-events"
+	// DemoMaxReceiveCount is the demo queue's redrive maxReceiveCount.
+	DemoMaxReceiveCount = 5
 )
+
+// DemoEventNames are the CloudTrail event names the demo rule forwards:
+// the ones the reconciler parses.
+var DemoEventNames = []string{"RegisterTaskDefinition", "DeregisterTaskDefinition", "TagResource", "UntagResource", "CreateService", "UpdateService"}
+
+// DemoEventPattern is the demo rule's pattern: ECS's CloudTrail calls that
+// the reconciler parses, and ECS's deployment and service events.
+func DemoEventPattern() string {
+	p := map[string]any{
+		"source": []string{"aws.ecs"},
+		"$or": []any{
+			map[string]any{
+				"detail-type": []string{detailTypeCloudTrail},
+				"detail":      map[string]any{"eventSource": []string{"ecs.amazonaws.com"}, "eventName": DemoEventNames},
+			},
+			map[string]any{"detail-type": []string{"ECS Deployment State Change", "ECS Service Action"}},
+		},
+	}
+	b, _ := json.Marshal(p)
+	return string(b)
+}
+
+// DemoQueueURL is the URL of the demo queue at an endpoint of the
+// simulator (http://127.0.0.1:4566): <endpoint>/<account>/ecs-sidecar-events.
+func DemoQueueURL(endpoint string) string {
+	return strings.TrimSuffix(endpoint, "/") + "/" + DefaultAccount + "/" + DemoQueue
+}
 
 // SeedDemo fills the simulator with the demo account, through the ordinary
 // API (so the journal shows where the state came from):
@@ -23,9 +63,24 @@ const (
 //     untagged, as CI pipelines register them: it inherits the opt-in), api
 //     (tagged inject=true and profile=lacework), worker (no tags) and batch
 //     (tagged inject=false);
+//   - the families state their command where the reconciler must know it
+//     without reading the image (the demo has no registry): web's
+//     revisions have entryPoint ["/docker-entrypoint.sh"] and command
+//     ["nginx","-g","daemon off;"] (the nginx image's), api has entryPoint
+//     ["python3"] and command ["-m","http.server","8080"]; worker states
+//     neither, so that the demo also shows a refusal (unknown_command);
 //   - Fargate services web (web:2), api (api:1), worker (worker:1) with the
 //     circuit breaker and rollback on, and bluegreen (api:1) with a
-//     CODE_DEPLOY controller, which the reconciler must leave alone.
+//     CODE_DEPLOY controller, which the reconciler must leave alone;
+//   - last (so that it starts empty), the queue DemoQueue with its DLQ
+//     DemoDLQ (redrive after DemoMaxReceiveCount receives), and the rule
+//     DemoRule on the default bus (DemoEventPattern) targeting the queue,
+//     with the DLQ as the target's dead-letter queue: from then on, ECS
+//     calls and rollouts put their events in the queue
+//     (DemoQueueURL(endpoint)).
+//
+// The account must be DefaultAccount (DemoQueueURL and the demo's ARNs
+// name it).
 func (s *Sim) SeedDemo(ctx context.Context) error {
 	e := s.ECS()
 	if _, err := e.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(DemoCluster)}); err != nil {
@@ -39,18 +94,23 @@ func (s *Sim) SeedDemo(ctx context.Context) error {
 		return fmt.Errorf("seed secret: %w", err)
 	}
 	inject := []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("true")}}
+	nginxEntry, nginxCmd := []string{"/docker-entrypoint.sh"}, []string{"nginx", "-g", "daemon off;"}
 	families := []struct {
-		family, image string
-		tags          []types.Tag
+		family, image       string
+		tags                []types.Tag
+		entryPoint, command []string
 	}{
-		{"web", "nginx:1.27", inject},
-		{"web", "nginx:1.27.1", nil},
-		{"api", "public.ecr.aws/docker/library/python:3.12", append(inject, types.Tag{Key: aws.String("ecs-sidecar/profile"), Value: aws.String("lacework")})},
-		{"worker", "busybox:1.36", nil},
-		{"batch", "alpine:3.20", []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("false")}}},
+		{"web", "nginx:1.27", inject, nginxEntry, nginxCmd},
+		{"web", "nginx:1.27.1", nil, nginxEntry, nginxCmd},
+		{"api", "public.ecr.aws/docker/library/python:3.12", append(inject, types.Tag{Key: aws.String("ecs-sidecar/profile"), Value: aws.String("lacework")}),
+			[]string{"python3"}, []string{"-m", "http.server", "8080"}},
+		{"worker", "busybox:1.36", nil, nil, nil},
+		{"batch", "alpine:3.20", []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("false")}}, nil, nil},
 	}
 	for _, f := range families {
-		if _, err := e.RegisterTaskDefinition(ctx, DemoTaskDefinition(f.family, f.image, f.tags)); err != nil {
+		td := DemoTaskDefinition(f.family, f.image, f.tags)
+		td.ContainerDefinitions[0].EntryPoint, td.ContainerDefinitions[0].Command = f.entryPoint, f.command
+		if _, err := e.RegisterTaskDefinition(ctx, td); err != nil {
 			return fmt.Errorf("seed family %s: %w", f.family, err)
 		}
 	}
@@ -81,6 +141,47 @@ func (s *Sim) SeedDemo(ctx context.Context) error {
 		}); err != nil {
 			return fmt.Errorf("seed service %s: %w", sv.name, err)
 		}
+	}
+	return s.seedDemoEvents(ctx)
+}
+
+// seedDemoEvents creates the demo queue, its DLQ and the rule feeding it.
+func (s *Sim) seedDemoEvents(ctx context.Context) error {
+	q := s.SQS()
+	if _, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(DemoDLQ),
+		Attributes: map[string]string{"MessageRetentionPeriod": "1209600"}}); err != nil {
+		return fmt.Errorf("seed dead-letter queue: %w", err)
+	}
+	ruleArn := s.ruleARN(defaultBus, DemoRule)
+	policy, _ := json.Marshal(map[string]any{
+		"Version": "2012-10-17",
+		"Statement": []any{map[string]any{
+			"Sid": "EventBridgeSendMessage", "Effect": "Allow",
+			"Principal": map[string]any{"Service": "events.amazonaws.com"},
+			"Action":    "sqs:SendMessage", "Resource": s.QueueARN(DemoQueue),
+			"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": ruleArn}},
+		}},
+	})
+	redrive := fmt.Sprintf(`{"deadLetterTargetArn":%q,"maxReceiveCount":%d}`, s.QueueARN(DemoDLQ), DemoMaxReceiveCount)
+	if _, err := q.CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String(DemoQueue),
+		Attributes: map[string]string{"VisibilityTimeout": "60", "RedrivePolicy": redrive, "Policy": string(policy)}}); err != nil {
+		return fmt.Errorf("seed queue: %w", err)
+	}
+	eb := s.EventBridge()
+	if _, err := eb.PutRule(ctx, &eventbridge.PutRuleInput{Name: aws.String(DemoRule), EventPattern: aws.String(DemoEventPattern()),
+		Description: aws.String("ECS calls and rollouts the reconciler reacts to")}); err != nil {
+		return fmt.Errorf("seed rule: %w", err)
+	}
+	out, err := eb.PutTargets(ctx, &eventbridge.PutTargetsInput{Rule: aws.String(DemoRule), Targets: []ebtypes.Target{{
+		Id: aws.String("reconciler-queue"), Arn: aws.String(s.QueueARN(DemoQueue)),
+		DeadLetterConfig: &ebtypes.DeadLetterConfig{Arn: aws.String(s.QueueARN(DemoDLQ))},
+		RetryPolicy:      &ebtypes.RetryPolicy{MaximumRetryAttempts: aws.Int32(185), MaximumEventAgeInSeconds: aws.Int32(86400)},
+	}}})
+	if err != nil {
+		return fmt.Errorf("seed rule target: %w", err)
+	}
+	if out.FailedEntryCount > 0 {
+		return fmt.Errorf("seed rule target: %s", aws.ToString(out.FailedEntries[0].ErrorMessage))
 	}
 	return nil
 }

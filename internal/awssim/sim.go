@@ -58,6 +58,15 @@ type Options struct {
 	// NoJournal turns the journal off (observers still run). For
 	// benchmarks that measure the simulator's own footprint.
 	NoJournal bool
+
+	// ThrottleScale turns on ECS's token buckets with refill rates
+	// multiplied by it (see EnableThrottling). Zero: no throttling.
+	ThrottleScale float64
+	// Faults are injected per operation (see SetFaults); nil: none.
+	Faults map[string]Faults
+	// Seed seeds the random draws of fault injection, so that a run can be
+	// repeated.
+	Seed int64
 }
 
 // RolloutRule returns a non-empty reason when a rollout of td must fail.
@@ -140,6 +149,16 @@ type Sim struct {
 
 	requests atomic.Int64 // HTTP request ids
 
+	guard *guard // throttling, faults, counters (throttle.go)
+
+	// EventBridge and SQS have their own locks, taken after mu (ECS calls
+	// publish their events with mu held) and in that order: mu, then
+	// evMu, then sqsMu. Neither calls back into ECS.
+	evOnce  sync.Once
+	ev      *eventsState
+	sqsOnce sync.Once
+	sq      *sqsState
+
 	gatesMu sync.RWMutex
 	gates   []Gate
 
@@ -191,6 +210,17 @@ func New(o Options) *Sim {
 	if s.ecrPassword == "" {
 		s.ecrPassword = "awssim"
 	}
+	s.guard = newGuard(o.Seed)
+	if o.ThrottleScale > 0 {
+		s.EnableThrottling(o.ThrottleScale)
+	}
+	for k, f := range o.Faults {
+		if err := s.SetFaults(k, f); err != nil {
+			s.log.Error("awssim: ignoring a fault", "key", k, "err", err)
+		}
+	}
+	s.onCall = append(s.onCall, s.publishCallEvent)
+	s.onDeploy = append(s.onDeploy, s.publishDeploymentEvent)
 	return s
 }
 
@@ -264,8 +294,23 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 	if goCaller {
 		in = deepCopy(in)
 	}
-	gateErr := s.runGates(ctx, Request{Service: service, Operation: op, Mutating: mutating[op]})
+	adm := s.before(ctx, Request{Service: service, Operation: op, Mutating: mutating[op]})
+	gateErr := adm.err
+	out, err := invokeLocked(s, service, op, in, fn, gateErr)
+	s.count(service, op, err, adm.drop)
+	if adm.drop {
+		return nil, ErrConnectionDropped
+	}
+	if err != nil {
+		return nil, err
+	}
+	if goCaller {
+		out = deepCopy(out)
+	}
+	return out, nil
+}
 
+func invokeLocked[I, O any](s *Sim, service, op string, in *I, fn func(*Sim, *I) (*O, error), gateErr error) (*O, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -291,10 +336,52 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 	if apiErr != nil {
 		return nil, apiErr
 	}
+	return out, nil
+}
+
+// invokeOwn serves a call of a service with its own lock (SQS, EventBridge):
+// the guard and gates, then fn without the Sim's lock, then the counters.
+func invokeOwn[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn func(*Sim, context.Context, *I) (*O, error), goCaller bool) (*O, error) {
+	if in == nil {
+		in = new(I)
+	}
+	if goCaller {
+		in = deepCopy(in)
+	}
+	adm := s.before(ctx, Request{Service: service, Operation: op, Mutating: !strings.HasPrefix(op, "List") && !strings.HasPrefix(op, "Get") && !strings.HasPrefix(op, "Describe")})
+	var out *O
+	err := adm.err
+	if err == nil {
+		out, err = callOwnSafely(ctx, s, in, fn)
+	}
+	var apiErr *Error
+	if err != nil && !errors.As(err, &apiErr) {
+		apiErr = &Error{Code: codeServer, Message: err.Error(), Status: 500}
+	}
+	if apiErr != nil {
+		err = apiErr
+	}
+	s.count(service, op, err, adm.drop)
+	if adm.drop {
+		return nil, ErrConnectionDropped
+	}
+	if err != nil {
+		return nil, err
+	}
 	if goCaller {
 		out = deepCopy(out)
 	}
 	return out, nil
+}
+
+func callOwnSafely[I, O any](ctx context.Context, s *Sim, in *I, fn func(*Sim, context.Context, *I) (*O, error)) (out *O, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			out, err = nil, &Error{Code: codeServer, Message: "internal error", Status: 500}
+			s.log.Error("awssim: operation panicked", "panic", r)
+		}
+	}()
+	return fn(s, ctx, in)
 }
 
 // callSafely turns a panic of an operation into a ServerException, as a

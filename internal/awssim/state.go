@@ -19,6 +19,8 @@ type State struct {
 	Families []FamilyState  `json:"families"`
 	Secrets  []SecretState  `json:"secrets"`
 	Pending  int            `json:"pendingRollouts"`
+	Queues   []QueueState   `json:"queues"`
+	Rules    []RuleState    `json:"rules"`
 }
 
 type ClusterState struct {
@@ -70,6 +72,7 @@ func (s *Sim) State() State {
 	now := s.clock.Now()
 	s.advanceLocked(now)
 	st := State{Time: now, Region: s.region, Account: s.account, Pending: len(s.rollouts),
+		Queues: s.queueStates(), Rules: s.ruleStates(),
 		Clusters: []ClusterState{}, Families: []FamilyState{}, Secrets: []SecretState{}}
 	for _, cn := range s.clusterNames {
 		c := s.clusters[cn]

@@ -67,15 +67,26 @@ func (s *Sim) serveQuery(w http.ResponseWriter, r *http.Request) {
 		writeQueryError(w, svc.namespace, reqID, &Error{Code: "InvalidAction", Message: fmt.Sprintf("Could not find operation %s for version %s.", action, form.Get("Version"))})
 		return
 	}
-	if gateErr := s.runGates(r.Context(), Request{Service: svc.name, Operation: action}); gateErr != nil {
+	adm := s.before(r.Context(), Request{Service: svc.name, Operation: action})
+	if gateErr := adm.err; gateErr != nil {
 		e, ok := gateErr.(*Error)
 		if !ok {
 			e = &Error{Code: "ServiceFailure", Message: gateErr.Error(), Status: 500}
 		}
+		s.count(svc.name, action, e, false)
 		writeQueryError(w, svc.namespace, reqID, e)
 		return
 	}
 	out, apiErr := op(s, r.Context(), form)
+	if apiErr != nil {
+		s.count(svc.name, action, apiErr, adm.drop)
+	} else {
+		s.count(svc.name, action, nil, adm.drop)
+	}
+	if adm.drop {
+		dropConnection(w)
+		return
+	}
 	if apiErr != nil {
 		writeQueryError(w, svc.namespace, reqID, apiErr)
 		return
