@@ -88,13 +88,14 @@ func eventTime(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 func eventTimeMillis(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z") }
 
 // trailElement renders an input or output in ECS's member names; null when
-// absent or over CloudTrail's limit.
+// absent, empty (as CloudTrail shows TagResource's response) or over
+// CloudTrail's limit.
 func trailElement(v any) json.RawMessage {
 	if v == nil {
 		return json.RawMessage("null")
 	}
 	b, err := ecsCodec.Marshal(v)
-	if err != nil || len(b) > maxTrailElement {
+	if err != nil || len(b) > maxTrailElement || string(b) == "{}" {
 		return json.RawMessage("null")
 	}
 	return b
