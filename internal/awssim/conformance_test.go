@@ -18,7 +18,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/google/go-cmp/cmp"
 )
 
@@ -51,6 +53,8 @@ var knownDifferences = map[string]string{
 	"validation/aws: tag prefix":                   "moto accepts aws:-prefixed tag keys",
 	"inactive/deploy inactive revision":            "moto deploys INACTIVE revisions; ECS refuses with ClientException",
 	"controllers/CODE_DEPLOY taskDefinition":       "moto lets UpdateService change the task definition of a CODE_DEPLOY service",
+	"eventbridge to sqs/event keys":                "moto leaves the account out of events it delivers to SQS; EventBridge's events carry it (reference/events)",
+	"eventbridge to sqs/event fields":              "moto leaves the account out of events it delivers to SQS",
 }
 
 // fact is one observable result of a scenario.
@@ -63,6 +67,8 @@ type backend struct {
 	name string
 	ecs  *ecs.Client
 	sm   *secretsmanager.Client
+	sqs  *sqs.Client
+	eb   *eventbridge.Client
 }
 
 type scenario struct {
@@ -382,10 +388,15 @@ func conformanceScenarios() []scenario {
 			facts = append(facts, fact{"get missing", errFact(err)})
 			return facts
 		}},
+		{"sqs", conformSQS},
+		{"eventbridge to sqs", conformEventBridgeToSQS},
 	}
 }
 
 func sorted(xs []string) []string {
+	if xs == nil {
+		return []string{}
+	}
 	out := append([]string{}, xs...)
 	sort.Strings(out)
 	return out
@@ -452,8 +463,8 @@ func TestConformanceWithMoto(t *testing.T) {
 			sim := newEnv(t, Options{RolloutDelay: time.Minute})
 			resetMoto(t, motoURL)
 			moto := newEnvFor(nil, nil, motoURL)
-			got := sc.run(ctx, backend{"awssim", sim.ecs, sim.sm})
-			want := sc.run(ctx, backend{"moto", moto.ecs, moto.sm})
+			got := sc.run(ctx, backend{"awssim", sim.ecs, sim.sm, sim.sqs, sim.eb})
+			want := sc.run(ctx, backend{"moto", moto.ecs, moto.sm, moto.sqs, moto.eb})
 			wantByName := map[string]any{}
 			for _, f := range want {
 				wantByName[f.name] = f.value

@@ -41,7 +41,7 @@ import (
 const (
 	sqsDefaultVisibility = 30
 	sqsDefaultRetention  = 345600
-	sqsDefaultMaxSize    = 262144
+	sqsDefaultMaxSize    = 1048576 // 1 MiB since 2025 (botocore 1.43 documents it; moto agrees)
 	sqsMaxWait           = 20
 	sqsMaxVisibility     = 43200
 	sqsMaxBatch          = 10

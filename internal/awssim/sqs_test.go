@@ -84,7 +84,7 @@ func TestSQSQueues(t *testing.T) {
 	want := map[string]string{
 		"ApproximateNumberOfMessages": "0", "ApproximateNumberOfMessagesDelayed": "0", "ApproximateNumberOfMessagesNotVisible": "0",
 		"CreatedTimestamp": fmt.Sprint(t0.Unix()), "LastModifiedTimestamp": fmt.Sprint(t0.Unix()),
-		"DelaySeconds": "0", "MaximumMessageSize": "262144", "MessageRetentionPeriod": "345600", "ReceiveMessageWaitTimeSeconds": "0",
+		"DelaySeconds": "0", "MaximumMessageSize": "1048576", "MessageRetentionPeriod": "345600", "ReceiveMessageWaitTimeSeconds": "0",
 		"QueueArn": "arn:aws:sqs:us-east-1:123456789012:q1", "SqsManagedSseEnabled": "true", "VisibilityTimeout": "45",
 	}
 	if diff := cmp.Diff(attrs.Attributes, want); diff != "" {
@@ -136,8 +136,8 @@ func TestSQSSendReceiveDelete(t *testing.T) {
 	}
 	_, err = e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("bad \x01")})
 	wantAPIErr(t, err, "InvalidMessageContents", "Invalid characters")
-	_, err = e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(strings.Repeat("x", 262145))})
-	wantAPIErr(t, err, "InvalidParameterValue", "shorter than 262144")
+	_, err = e.sqs.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String(strings.Repeat("x", 1<<20+1))})
+	wantAPIErr(t, err, "InvalidParameterValue", "shorter than 1048576")
 
 	// Receive with the attributes asked for; the SDK verifies MD5OfBody.
 	ms := receive(t, e, url, &sqs.ReceiveMessageInput{MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"}})
