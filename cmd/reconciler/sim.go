@@ -26,6 +26,13 @@ func cmdSim(e env, args []string) int {
 	rolloutDelay := fs.Duration("rollout-delay", 5*time.Second, "time a service deployment takes to reach its outcome")
 	failImage := fs.String("fail-image", "", "regexp: rollouts of task definitions with a matching container image fail")
 	logLevel := fs.String("log-level", "info", "debug (one line per request), info, warn or error")
+	throttleScale := fs.Float64("throttle-scale", 0, "turn on ECS's token buckets (burst and refill per category, as AWS documents them), refill rates multiplied by this factor (1: AWS's rates, 10: ten times faster); 0: no throttling")
+	faults := fs.String("faults", "", "inject faults, separated by ';': SERVICE:OPERATION:KEY=VALUE[,KEY=VALUE...]\n"+
+		"SERVICE is ecs, sqs, events, secretsmanager, ecr, sts, iam, cloudtrail or *; OPERATION a name (UpdateService) or *;\n"+
+		"keys: throttle=P (throttling error), error=P (500), drop=P (connection closed after serving; the call takes effect)\n"+
+		"with P a probability in [0,1], and latency=D or latency=LO-HI (added delay, uniform: 100ms, 0-100ms, 10ms-1s).\n"+
+		"The most specific key wins. Example: \"ecs:*:throttle=0.2,error=0.05,latency=0-100ms,drop=0.01;sqs:ReceiveMessage:latency=50ms\"")
+	faultSeed := fs.Int64("fault-seed", 1, "seed of the random draws of --faults (the same seed and calls give the same faults)")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -53,6 +60,13 @@ func cmdSim(e env, args []string) int {
 	if *rolloutDelay < 0 {
 		return usageErr("--rollout-delay: must not be negative")
 	}
+	if *throttleScale < 0 {
+		return usageErr("--throttle-scale: must not be negative")
+	}
+	faultSpecs, err := awssim.ParseFaults(*faults)
+	if err != nil {
+		return usageErr("--faults: %v", err)
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(*logLevel)); err != nil {
 		return usageErr("--log-level: %v", err)
@@ -63,6 +77,7 @@ func cmdSim(e env, args []string) int {
 	defer stop()
 	sim := awssim.New(awssim.Options{
 		Region: *region, Clock: awssim.RealClock(), RolloutDelay: *rolloutDelay, RolloutRule: rule, Logger: log,
+		ThrottleScale: *throttleScale, Faults: faultSpecs, Seed: *faultSeed,
 	})
 	if *seed == "demo" {
 		if err := sim.SeedDemo(ctx); err != nil {
@@ -78,8 +93,15 @@ func cmdSim(e env, args []string) int {
 	srv := &http.Server{Handler: sim.Handler(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	fmt.Fprintf(e.stdout, "reconciler sim: serving ECS, Secrets Manager and ECR on http://%s (region %s, seed %q); journal at /_sim/journal, state at /_sim/state\n",
-		ln.Addr(), *region, *seed)
+	endpoint := "http://" + ln.Addr().String()
+	fmt.Fprintf(e.stdout, "reconciler sim: serving ECS, SQS, EventBridge, Secrets Manager and ECR on %s (region %s, seed %q); journal at /_sim/journal, state at /_sim/state, counters at /_sim/stats\n",
+		endpoint, *region, *seed)
+	if *seed == "demo" {
+		fmt.Fprintf(e.stdout, "reconciler sim: ECS's events go to the queue %s\n", awssim.DemoQueueURL(endpoint))
+	}
+	if *throttleScale > 0 || len(faultSpecs) > 0 {
+		log.Info("throttling and faults", "throttle-scale", *throttleScale, "faults", *faults, "fault-seed", *faultSeed)
+	}
 
 	// Rollouts complete on the wall clock: Step makes them happen (and be
 	// journaled) on time even when nobody calls.

@@ -16,6 +16,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/watch"
 )
 
 func TestSimFlagErrors(t *testing.T) {
@@ -29,6 +32,9 @@ func TestSimFlagErrors(t *testing.T) {
 		{[]string{"--seed", "prod"}, `unknown seed "prod"`},
 		{[]string{"--fail-image", "("}, "--fail-image"},
 		{[]string{"--log-level", "loud"}, "--log-level"},
+		{[]string{"--throttle-scale", "-1"}, "--throttle-scale: must not be negative"},
+		{[]string{"--faults", "ecs:*:throttle=2"}, "--faults: fault \"ecs:*:throttle=2\": throttle=2: want a probability"},
+		{[]string{"--faults", "ecs"}, "--faults: fault \"ecs\": want SERVICE:OPERATION:KEY=VALUE"},
 		{[]string{"extra"}, "unexpected argument"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
@@ -91,7 +97,7 @@ func TestSimWithAWSCLI(t *testing.T) {
 	})
 	waitReady(t, endpoint+"/_sim/state", exited)
 
-	cli := func(args ...string) (map[string]any, string, error) {
+	cliAt := func(endpoint string, args ...string) (map[string]any, string, error) {
 		t.Helper()
 		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 		defer cancel()
@@ -109,6 +115,10 @@ func TestSimWithAWSCLI(t *testing.T) {
 			}
 		}
 		return out, stderr.String(), err
+	}
+	cli := func(args ...string) (map[string]any, string, error) {
+		t.Helper()
+		return cliAt(endpoint, args...)
 	}
 	ok := func(args ...string) map[string]any {
 		t.Helper()
@@ -142,6 +152,21 @@ func TestSimWithAWSCLI(t *testing.T) {
 	if got := out["taskDefinition"].(map[string]any)["revision"]; got != float64(1) {
 		t.Errorf("register-task-definition revision: got %v", got)
 	}
+	// The registration reached the demo queue through the demo rule, as
+	// the CloudTrail event the reconciler parses.
+	queueURL := awssim.DemoQueueURL(endpoint)
+	out = ok("sqs", "receive-message", "--queue-url", queueURL, "--wait-time-seconds", "5", "--max-number-of-messages", "10")
+	msgs, _ := out["Messages"].([]any)
+	if len(msgs) != 1 {
+		t.Fatalf("receive-message from %s: got %v, want the RegisterTaskDefinition event", queueURL, out)
+	}
+	msg := msgs[0].(map[string]any)
+	ev, err := watch.Parse([]byte(msg["Body"].(string)))
+	if err != nil || ev.Kind != watch.KindRegisterTaskDefinition || ev.Family != "cli" ||
+		ev.TaskDefinitionArn != "arn:aws:ecs:us-east-1:123456789012:task-definition/cli:1" {
+		t.Errorf("the event in the queue parsed as %+v, %v", ev, err)
+	}
+	ok("sqs", "delete-message", "--queue-url", queueURL, "--receipt-handle", msg["ReceiptHandle"].(string))
 	out = ok("ecs", "list-task-definitions", "--family-prefix", "web", "--sort", "DESC")
 	if diff := cmp.Diff(out["taskDefinitionArns"], []any{
 		"arn:aws:ecs:us-east-1:123456789012:task-definition/web:2", "arn:aws:ecs:us-east-1:123456789012:task-definition/web:1",
@@ -190,11 +215,81 @@ func TestSimWithAWSCLI(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatalf("sim did not stop on SIGTERM")
 	}
-	if !strings.Contains(simOut.String(), "serving ECS, Secrets Manager and ECR on http://127.0.0.1:") {
+	if !strings.Contains(simOut.String(), "serving ECS, SQS, EventBridge, Secrets Manager and ECR on http://127.0.0.1:") ||
+		!strings.Contains(simOut.String(), "events go to the queue "+queueURL) {
 		t.Errorf("stdout: got %q", simOut.String())
 	}
 	if !strings.Contains(simErr.String(), "target=AmazonEC2ContainerServiceV20141113.ListClusters status=200") {
 		t.Errorf("debug log lacks a request line:\n%s", simErr.String())
+	}
+}
+
+// TestSimThrottleAndFaultFlags serves `reconciler sim` with --faults and
+// --throttle-scale and checks, with the aws CLI, that they apply and are
+// counted on /_sim/stats.
+func TestSimThrottleAndFaultFlags(t *testing.T) {
+	awsPath, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatalf("the aws CLI is required: %v", err)
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "reconciler")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	port := freePort(t)
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	sim := exec.Command(bin, "sim", "--listen", fmt.Sprintf("127.0.0.1:%d", port), "--seed", "demo",
+		"--throttle-scale", "1", "--faults", "ecs:ListClusters:error=1;sqs:*:latency=1ms", "--fault-seed", "3")
+	var simErr bytes.Buffer
+	sim.Stderr = &simErr
+	if err := sim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- sim.Wait() }()
+	t.Cleanup(func() {
+		sim.Process.Kill()
+		<-exited
+	})
+	waitReady(t, endpoint+"/_sim/state", exited)
+	run := func(args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, awsPath, append([]string{"--endpoint-url", endpoint, "--output", "json"}, args...)...)
+		cmd.Env = append(os.Environ(), "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
+			"AWS_PAGER=", "AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_MAX_ATTEMPTS=1")
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := run("ecs", "list-clusters"); err == nil || !strings.Contains(out, "(ServerException)") {
+		t.Errorf("list-clusters with error=1: got %v\n%s", err, out)
+	}
+	if out, err := run("ecs", "list-services", "--cluster", "demo"); err != nil {
+		t.Errorf("list-services (no fault): %v\n%s", err, out)
+	}
+	if out, err := run("sqs", "get-queue-attributes", "--queue-url", awssim.DemoQueueURL(endpoint), "--attribute-names", "RedrivePolicy"); err != nil ||
+		!strings.Contains(out, awssim.DemoDLQ) {
+		t.Errorf("get-queue-attributes of the demo queue: %v\n%s", err, out)
+	}
+	resp, err := http.Get(endpoint + "/_sim/stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var st awssim.Stats
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	for _, c := range st.Calls {
+		counts[c.Service+":"+c.Operation+":"+c.Result] = c.Count
+	}
+	if counts["ecs:ListClusters:ServerException"] != 1 || counts["ecs:ListServices:ok"] != 1 || counts["sqs:GetQueueAttributes:ok"] != 1 {
+		t.Errorf("stats: %v", counts)
+	}
+	if len(st.Buckets) != len(awssim.ECSThrottleCategories) {
+		t.Errorf("stats show %d buckets with --throttle-scale 1, want %d", len(st.Buckets), len(awssim.ECSThrottleCategories))
 	}
 }
 
