@@ -1,12 +1,21 @@
 // Package awssim is an embedded AWS for tests, benchmarks and demos: the
-// subset of ECS, Secrets Manager and ECR that the reconciler uses, served over
-// the real AWS JSON 1.1 protocol (Sim.Handler), so that aws-sdk-go-v2
-// clients, the aws CLI and boto3 talk to it with only an endpoint override.
+// subset of ECS, SQS, EventBridge, Secrets Manager and ECR that the
+// reconciler uses (and the STS, IAM and CloudTrail reads of `reconciler
+// check`), served over the real AWS protocols (Sim.Handler), so that
+// aws-sdk-go-v2 clients, the aws CLI and boto3 talk to it with only an
+// endpoint override.
 //
 // It is deterministic (ids come from counters, listings are sorted, rollouts
-// complete when a Clock says so), concurrency-safe (one mutex) and keeps a
-// journal of every mutating call and every deployment state change so that
-// tests can check histories, not only end states.
+// complete and messages become visible when a Clock says so; injected
+// faults come from a seeded source), concurrency-safe, and keeps a journal of
+// every mutating ECS and Secrets Manager call and every deployment state
+// change so that tests can check histories, not only end states.
+//
+// ECS's calls and rollouts publish their EventBridge events (events_ecs.go)
+// on the default bus, where rules deliver them to SQS queues (events.go,
+// sqs.go): the path the reconciler reads. Throttling (ECS's token buckets),
+// fault injection and call counters sit in front of every call
+// (throttle.go); throttling and faults are off unless enabled.
 //
 // The package imports nothing of the reconciler: only the SDK's types and
 // internal/awsjson, the codec between those types and the wire.
@@ -94,7 +103,7 @@ const reasonTasksFailed = "ECS deployment circuit breaker: tasks failed to start
 type Call struct {
 	Seq       int64
 	Time      time.Time
-	Service   string // "ecs", "secretsmanager", "ecr"
+	Service   string // "ecs", "secretsmanager", "ecr" (SQS and EventBridge calls are not journaled)
 	Operation string // "RegisterTaskDefinition"
 	Input     any    // *ecs.RegisterTaskDefinitionInput ...
 	Output    any    // nil when Err is set
