@@ -75,7 +75,14 @@ func startEmbedded(ctx context.Context, log *slog.Logger, listen string, cfg *co
 	}
 	cfg.AWS.Endpoint = url
 	cfg.AWS.Region = sim.Region()
+	if cfg.Queue.URL == "" {
+		// The demo's EventBridge rule delivers ECS's events to this queue.
+		cfg.Queue.URL = awssim.DemoQueueURL(url)
+	}
 	if !fromFile {
+		// The demo has no registry: its task definitions state what the
+		// wrapper needs, and nothing is fetched from outside the machine.
+		cfg.Images.Resolve = false
 		secret, err := sim.SecretsManager().DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(awssim.DemoTokenSecret)})
 		if err != nil {
 			stop()

@@ -22,7 +22,7 @@ import (
 // Exit codes shared by every subcommand.
 const (
 	exitOK    = 0
-	exitFail  = 1 // the command ran and failed, or is not built yet
+	exitFail  = 1 // the command ran and failed
 	exitUsage = 2 // bad command line
 )
 
@@ -132,12 +132,6 @@ func noArgs(e env, fs *flag.FlagSet) (int, bool) {
 		return exitUsage, true
 	}
 	return exitOK, false
-}
-
-// notBuilt is the honest answer of a subcommand whose feature has not landed.
-func notBuilt(e env, name, what string) int {
-	fmt.Fprintf(e.stderr, "reconciler %s: not built yet: %s\n", name, what)
-	return exitFail
 }
 
 // indent prefixes every line of s.

@@ -72,14 +72,3 @@ func TestVersion(t *testing.T) {
 		t.Errorf("version = %d %q, want 0 and a line starting with %q", code, stdout, "reconciler dev (revision ")
 	}
 }
-
-// Subcommands whose feature has not landed say so and fail; they never
-// pretend to have done something.
-func TestUnbuiltCommandsSaySo(t *testing.T) {
-	for _, args := range [][]string{{"check"}} {
-		code, stdout, stderr := runMain(t, "", args...)
-		if code != exitFail || stdout != "" || !strings.Contains(stderr, "not built yet") {
-			t.Errorf("%v = %d, stdout %q, stderr %q; want %d, no output, and \"not built yet\"", args, code, stdout, stderr, exitFail)
-		}
-	}
-}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"strings"
@@ -106,8 +107,12 @@ func plan(ctx context.Context, cfg *config.Config, creds *aws.Credentials) ([]co
 	if err != nil {
 		return nil, err
 	}
+	images, err := configuredImages(cfg, awsCfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return nil, err
+	}
 	ctl, err := controller.New(controller.Options{
-		ECS: ecs.NewFromConfig(awsCfg), TagPrefix: cfg.TagPrefix, Rules: cfg.Policies,
+		ECS: ecs.NewFromConfig(awsCfg), Images: images, TagPrefix: cfg.TagPrefix, Rules: cfg.Policies,
 		Profile: cfg.Profile, DefaultProfile: cfg.DefaultProfile, Mode: cfg.Mode,
 		RevertOnOptOut: cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
 		MaxInFlight:    cfg.Rollouts.MaxInFlight, MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,

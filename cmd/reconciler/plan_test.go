@@ -43,6 +43,7 @@ func planWorld(t *testing.T) (sim *awssim.Sim, configPath string) {
 	}
 	configPath = filepath.Join(t.TempDir(), "config.yaml")
 	doc := "aws: {region: us-east-1, endpoint: '" + srv.URL + "'}\n" +
+		"images: {resolve: false}\n" + // nginx:1.27 is not on loopback
 		"profiles: {lacework: {tokenSecretArn: 'arn:aws:secretsmanager:us-east-1:123456789012:secret:t-AbCdEf'}}\n"
 	if err := os.WriteFile(configPath, []byte(doc), 0o600); err != nil {
 		t.Fatal(err)

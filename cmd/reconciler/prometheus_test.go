@@ -59,6 +59,7 @@ sweeps:
   services: {interval: 1s, jitter: 0}
   families: {interval: 2s, jitter: 0}
 log: {format: text, level: info}
+images: {resolve: false} # the demo's images are public ones: no registry on loopback
 `, metricsAddr))
 	reconcilerLogs := startProcess(t, "reconciler", bin, "run", "--embedded", "--sim-listen", simAddr, "--config", cfgPath)
 	waitHTTP(t, "http://"+metricsAddr+"/readyz", reconcilerLogs)

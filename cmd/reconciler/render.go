@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -35,6 +36,7 @@ type renderFlags struct {
 	imageContainers                                   listFlag
 	sourceRevision                                    int
 	tagPrefix                                         string
+	resolveImages                                     bool
 }
 
 // listFlag is a repeatable, comma-separated flag.
@@ -80,6 +82,8 @@ func cmdRender(e env, args []string) int {
 	fs.Var(&f.imageContainers, "image-container", "the container `names` the --image-* flags describe (default: every container)")
 	fs.IntVar(&f.sourceRevision, "source-revision", 0, "source revision `number` for the marker tag (default: the input's revision)")
 	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "tag and label prefix (default: the config's, else ecs-sidecar/)")
+	fs.BoolVar(&f.resolveImages, "resolve-images", false, "read each container's ENTRYPOINT, CMD and USER from its registry, as ECS pulls it:\n"+
+		"ECR with the AWS credentials, private registries through repositoryCredentials, public ones anonymously")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -99,8 +103,12 @@ func cmdRender(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "render: %v\n", err)
 		return exitUsage
 	}
+	if hasImage && f.resolveImages {
+		fmt.Fprintln(e.stderr, "render: --resolve-images reads the images from their registries; it cannot be combined with --image-* flags")
+		return exitUsage
+	}
 
-	prof, opts, err := f.profileAndOptions(e, set)
+	prof, opts, awsCfg, err := f.profileAndOptions(e, set)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "render: %v\n", err)
 		return exitFail
@@ -125,6 +133,18 @@ func cmdRender(e env, args []string) int {
 			if len(f.imageContainers) == 0 || contains(f.imageContainers, name) {
 				images[name] = img
 			}
+		}
+	}
+	if f.resolveImages {
+		var errs []error
+		images, errs, err = resolveImages(context.Background(), awsCfg, prof, td)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "render: --resolve-images: %v\n", err)
+			return exitFail
+		}
+		for _, err := range errs {
+			// The patch refuses the containers that needed this image.
+			fmt.Fprintf(e.stderr, "image: %v\n", err)
 		}
 	}
 
@@ -205,22 +225,29 @@ func (f *renderFlags) image(set map[string]bool) (patch.Image, bool, error) {
 
 // profileAndOptions builds the profile from --config (or the built-in
 // defaults) and the profile flags.
-func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profile, patch.Options, error) {
+// It also returns the config's aws section (the environment's region when
+// there is no --config), for --resolve-images.
+func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profile, patch.Options, config.AWS, error) {
 	var p patch.Profile
 	opts := patch.Options{SourceRevision: int32(f.sourceRevision)}
+	awsCfg := config.AWS{Region: e.getenv("AWS_REGION")}
+	if awsCfg.Region == "" {
+		awsCfg.Region = e.getenv("AWS_DEFAULT_REGION")
+	}
 	if f.config != "" {
 		cfg, err := config.LoadWith(f.config, e.getenv)
 		if err != nil {
-			return p, opts, fmt.Errorf("--config %s: %w", f.config, err)
+			return p, opts, awsCfg, fmt.Errorf("--config %s: %w", f.config, err)
 		}
 		prof, ok := cfg.Profile(f.profile)
 		if !ok {
-			return p, opts, fmt.Errorf("--profile %q: not in %s (profiles: %s)", f.profile, f.config, strings.Join(cfg.ProfileNames(), ", "))
+			return p, opts, awsCfg, fmt.Errorf("--profile %q: not in %s (profiles: %s)", f.profile, f.config, strings.Join(cfg.ProfileNames(), ", "))
 		}
 		p = prof
 		opts.TagPrefix = cfg.TagPrefix
+		awsCfg = cfg.AWS
 	} else if set["profile"] {
-		return p, opts, errors.New("--profile needs --config")
+		return p, opts, awsCfg, errors.New("--profile needs --config")
 	}
 	str := func(name string, dst *string, v string) {
 		if set[name] {
@@ -252,7 +279,7 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 		p.Containers.Exclude = f.exclude
 	}
 	str("tag-prefix", &opts.TagPrefix, f.tagPrefix)
-	return p, opts, nil
+	return p, opts, awsCfg, nil
 }
 
 func readInput(e env, name string) ([]byte, error) {

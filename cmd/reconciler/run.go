@@ -142,6 +142,10 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 	if err != nil {
 		return err
 	}
+	images, err := configuredImages(cfg, awsCfg, log)
+	if err != nil {
+		return err
+	}
 	var consumer *watch.Consumer
 	var trail *audit.Publisher
 	if cfg.Audit.EventBus != "" {
@@ -158,6 +162,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 			}
 		},
 		ECS:                   ecs.NewFromConfig(awsCfg),
+		Images:                images,
 		TagPrefix:             cfg.TagPrefix,
 		Rules:                 cfg.Policies,
 		Profile:               cfg.Profile,

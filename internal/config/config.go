@@ -38,6 +38,8 @@ type Config struct {
 	Rollouts Rollouts `json:"rollouts"`
 	// Cleanup says what the reconciler may delete.
 	Cleanup Cleanup `json:"cleanup"`
+	// Images says how image configs are read from registries.
+	Images Images `json:"images"`
 	// Audit sends an event for every write.
 	Audit Audit `json:"audit"`
 	// Metrics is the Prometheus endpoint.
@@ -140,6 +142,19 @@ type Cleanup struct {
 	DeregisterUnusedTwins bool `json:"deregisterUnusedTwins"`
 }
 
+// Images says how the reconciler reads what the images declare (ENTRYPOINT,
+// CMD, USER, and for distroless: auto and nonRoot: sudo, whether /bin/sh and
+// sudo exist).
+type Images struct {
+	// Resolve reads each container's image config from its registry, as ECS
+	// pulls it. Off, only task definitions that state their command (and
+	// user, for the non-root rule) are instrumented; the others are refused.
+	Resolve bool `json:"resolve"`
+	// TagTTL is how long a tag's resolution is trusted before the registry is
+	// asked again; digests are cached for good.
+	TagTTL Duration `json:"tagTTL"`
+}
+
 // Audit sends an EventBridge event for every write.
 type Audit struct {
 	// EventBus is an event bus name or ARN; empty sends no audit events.
@@ -201,6 +216,7 @@ func Default() *Config {
 			Deadline:              D(30 * time.Minute),
 			OnOptOut:              OnOptOutRevert,
 		},
+		Images:  Images{Resolve: true, TagTTL: D(5 * time.Minute)},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Log:     Log{Format: LogFormatJSON, Level: "info"},
 	}

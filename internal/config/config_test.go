@@ -183,6 +183,8 @@ func TestDefaults(t *testing.T) {
 		{"rollouts.canary", c.Rollouts.Canary, false},
 		{"rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert},
 		{"cleanup.deregisterUnusedTwins", c.Cleanup.DeregisterUnusedTwins, false},
+		{"images.resolve", c.Images.Resolve, true},
+		{"images.tagTTL", c.Images.TagTTL, D(5 * time.Minute)},
 		{"audit.eventBus", c.Audit.EventBus, ""},
 		{"metrics.listen", c.Metrics.Listen, ":9102"},
 		{"log.format", c.Log.Format, "json"},

@@ -75,6 +75,7 @@ func (c *Config) Validate() error {
 		add("rollouts.maxInFlightPerCluster", "must not exceed rollouts.maxInFlight (%d)", c.Rollouts.MaxInFlight)
 	}
 	positiveDuration(add, "rollouts.deadline", c.Rollouts.Deadline, time.Second)
+	positiveDuration(add, "images.tagTTL", c.Images.TagTTL, time.Second)
 	oneOf(add, "rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert, OnOptOutLeave)
 
 	// audit, metrics, log
