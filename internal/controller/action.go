@@ -12,6 +12,10 @@ const (
 	ActionDeregisterTwin = "deregister_twin"
 )
 
+// ReasonDuplicate is the reason of deregistering a duplicate twin: another
+// twin of the same source and spec, with a lower revision, stays.
+const ReasonDuplicate = "duplicate"
+
 // ReasonModeRemove is the decision reason of every family in remove mode.
 const ReasonModeRemove policy.Reason = "mode_remove"
 

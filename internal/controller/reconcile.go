@@ -40,9 +40,14 @@ const maxRevisionsPerList = 100
 
 // plan is what one reconcile found and decided, for logs and the sweeps.
 type plan struct {
-	family   string
-	revs     []*revision // ACTIVE revisions of the family, newest first, as far as read
+	family string
+	revs   []*revision // ACTIVE revisions of the family, newest first, as far as read
+	// twins is the canonical twin of each (source, spec): the lowest
+	// revision, so that replicas racing to register agree on it; dups are
+	// the other twins of the same key (registered by a race, or twice when
+	// a response was lost and the call retried).
 	twins    map[twinKey]*revision
+	dups     map[string]*revision
 	newest   *revision // newest ACTIVE source revision
 	deciding *revision // newest source revision carrying the inject tag
 	services []*service
@@ -69,7 +74,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 	if err != nil {
 		return err
 	}
-	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}}
+	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}, dups: map[string]*revision{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return err
 	}
@@ -101,16 +106,10 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 	return c.cleanUp(ctx, log, p)
 }
 
-// cleanUp deregisters, when so configured, the twins whose source has been
-// deregistered and that no service runs.
+// cleanUp deregisters the duplicate twins that no service runs (their
+// canonical twin is identical, so nothing is lost) and, when so configured,
+// the twins whose source has been deregistered and that no service runs.
 func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) error {
-	if !c.o.DeregisterUnusedTwins || !p.listedAll {
-		return nil
-	}
-	active := make(map[string]bool, len(p.listed))
-	for _, arn := range p.listed {
-		active[arn] = true
-	}
 	used := map[string]bool{}
 	for _, s := range p.services {
 		for _, d := range s.deployments {
@@ -118,7 +117,14 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 		}
 		used[s.taskDef] = true
 	}
-	var errs []error
+	errs := []error{c.deregisterDuplicates(ctx, log, p, used)}
+	if !c.o.DeregisterUnusedTwins || !p.listedAll {
+		return errors.Join(errs...)
+	}
+	active := make(map[string]bool, len(p.listed))
+	for _, arn := range p.listed {
+		active[arn] = true
+	}
 	for _, arn := range p.listed {
 		c.st.mu.Lock()
 		rev := c.st.revisions[arn]
@@ -140,6 +146,35 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 			continue
 		}
 		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn})
+	}
+	return errors.Join(errs...)
+}
+
+// deregisterDuplicates deregisters the duplicate twins no service runs or
+// is rolling to or from. Services still on one were moved to the canonical
+// twin by this reconcile; their duplicate goes once that rollout is over.
+func (c *Controller) deregisterDuplicates(ctx context.Context, log *slog.Logger, p *plan, used map[string]bool) error {
+	var errs []error
+	for _, arn := range sortedKeys(p.dups) {
+		dup := p.dups[arn]
+		canonical := p.twins[twinKey{dup.class.SourceRevision, dup.class.Spec}]
+		if used[arn] || canonical == nil || dup.inactive() {
+			continue
+		}
+		source := arnOfRevision(arn, dup.class.SourceRevision)
+		if p.mode == policy.ModeAudit {
+			c.act(Action{Kind: ActionDeregisterTwin, Planned: true, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate})
+			continue
+		}
+		log.Info("deregistering a duplicate twin", "twin", dup.number, "source", dup.class.SourceRevision, "spec", dup.class.Spec, "canonical", canonical.number)
+		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil && !cloud.IsInvalidInput(err) {
+			errs = append(errs, fmt.Errorf("deregister duplicate twin %s: %w", arn, err))
+			continue
+		}
+		c.st.mu.Lock()
+		delete(c.st.revisions, arn)
+		c.st.mu.Unlock()
+		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate})
 	}
 	return errors.Join(errs...)
 }
@@ -270,7 +305,30 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 }
 
 func (p *plan) twinSeen(rev *revision) {
-	p.twins[twinKey{rev.class.SourceRevision, rev.class.Spec}] = rev
+	key := twinKey{rev.class.SourceRevision, rev.class.Spec}
+	have, ok := p.twins[key]
+	switch {
+	case !ok:
+		p.twins[key] = rev
+	case have.arn == rev.arn:
+	case better(rev, have):
+		p.twins[key] = rev
+		p.dups[have.arn] = have
+		delete(p.dups, rev.arn)
+	default:
+		p.dups[rev.arn] = rev
+	}
+}
+
+// better says whether twin a is preferred to b as the canonical twin of
+// their key: an ACTIVE one (a deregistered revision cannot be deployed),
+// then the lowest revision.
+func better(a, b *revision) bool {
+	ia, ib := a.inactive(), b.inactive()
+	if ia != ib {
+		return ib
+	}
+	return a.number < b.number
 }
 
 // optInTags renders the tags that decide opt-in, to notice their change.
@@ -493,14 +551,14 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 }
 
 // cachedTwin looks for a twin among the revisions already in the cache (it
-// may be older than the page the reconcile read).
+// may be older than the page the reconcile read): the lowest, as twinSeen.
 func (c *Controller) cachedTwin(family string, key twinKey) *revision {
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
 	var best *revision
 	for _, r := range c.st.revisions {
 		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
-			if best == nil || r.number > best.number {
+			if best == nil || r.number < best.number {
 				best = r
 			}
 		}
@@ -547,7 +605,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		c.o.Observer.ServiceSkipped(SkipTwinFailed)
 		return moveLeft, nil
 	}
-	if code, rolledBack := c.rolledBack(s, twin, last); rolledBack {
+	if code, rolledBack := c.rolledBack(s, twin, last, rev.class.Kind == patch.KindTwin); rolledBack {
 		c.o.Observer.RolloutDone(RolloutRolledBk)
 		return moveLeft, c.markFailed(ctx, log, mode, twin, code)
 	}
@@ -639,15 +697,16 @@ func (c *Controller) inFlight(s *service) bool {
 
 // rolledBack tells whether ECS gave up on a rollout of twin for service s:
 // a deployment of it FAILED (the circuit breaker), or the controller moved
-// the service to it and the service now runs something else of the same
-// source again.
-func (c *Controller) rolledBack(s *service, twin *revision, moved string) (string, bool) {
+// the service to it and the service now runs its source again. A service
+// on another twin of the same source (a duplicate, which another replica
+// moved it to) has not rolled back.
+func (c *Controller) rolledBack(s *service, twin *revision, moved string, onTwin bool) (string, bool) {
 	for _, d := range s.deployments {
 		if aws.ToString(d.TaskDefinition) == twin.arn && d.RolloutState == types.DeploymentRolloutStateFailed {
 			return FailedRolloutFailed, true
 		}
 	}
-	if moved == twin.arn && s.taskDef != twin.arn && !inProgress(s, twin.arn) {
+	if moved == twin.arn && s.taskDef != twin.arn && !onTwin && !inProgress(s, twin.arn) {
 		return FailedRolledBack, true
 	}
 	return "", false

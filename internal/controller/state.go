@@ -28,6 +28,11 @@ type revision struct {
 	planned bool
 }
 
+// inactive says whether the revision was deregistered when it was read.
+func (r *revision) inactive() bool {
+	return r.td != nil && r.td.Status == types.TaskDefinitionStatusInactive
+}
+
 // service is what the controller knows of a service from DescribeServices.
 type service struct {
 	arn         string
