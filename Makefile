@@ -52,7 +52,7 @@ unit:
 fuzz-short: ## every fuzz target for $(FUZZTIME_TEST)
 	scripts/fuzz.sh $(FUZZTIME_TEST)
 
-fuzz: ## every fuzz target for $(FUZZTIME) (override: make fuzz FUZZTIME=10m)
+fuzz: ## every fuzz target for $(FUZZTIME) (make fuzz FUZZTIME=10m KEEP=1 adds what it finds to testdata/fuzz)
 	scripts/fuzz.sh $(FUZZTIME)
 
 bench: ## benchmarks of every package, 5 runs each
