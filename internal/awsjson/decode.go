@@ -86,7 +86,11 @@ func (d *decoder) value(v reflect.Value, j any, path string) error {
 		if !ok {
 			return fmt.Errorf("awsjson: %s: %s: unions are not supported (nor documents of this service)", pathOrRoot(path), t)
 		}
-		v.Set(reflect.ValueOf(build(toDocument(j))))
+		doc, err := toDocument(j, path)
+		if err != nil {
+			return err
+		}
+		v.Set(reflect.ValueOf(build(doc)))
 	case reflect.String:
 		s, ok := j.(string)
 		if !ok {
@@ -269,19 +273,28 @@ func epochMillis(text string) (int64, error) {
 }
 
 // toDocument converts a decoded JSON tree into the values smithy documents hold, with
-// numbers kept as their literal text.
-func toDocument(j any) any {
+// numbers kept as their literal text. An empty member name is refused: the SDK's
+// document encoder cannot write one back, so accepting it would lose it later.
+func toDocument(j any, path string) (any, error) {
+	var err error
 	switch x := j.(type) {
 	case json.Number:
-		return smithydocument.Number(x)
+		return smithydocument.Number(x), nil
 	case []any:
 		for i := range x {
-			x[i] = toDocument(x[i])
+			if x[i], err = toDocument(x[i], fmt.Sprintf("%s[%d]", path, i)); err != nil {
+				return nil, err
+			}
 		}
 	case map[string]any:
 		for k, v := range x {
-			x[k] = toDocument(v)
+			if k == "" {
+				return nil, fmt.Errorf("awsjson: %s: document member with an empty name (the AWS SDK cannot send it)", pathOrRoot(path))
+			}
+			if x[k], err = toDocument(v, path+"."+k); err != nil {
+				return nil, err
+			}
 		}
 	}
-	return j
+	return j, nil
 }
