@@ -46,6 +46,23 @@ func (w *world) twinsOf(t *testing.T, family string) (active, inactive map[twinK
 	return active, inactive
 }
 
+// instrumentedWeb is a world with the opted-in family web, the services
+// named on its revision 1, and a controller that has moved them to its twin.
+func instrumentedWeb(t *testing.T, services []string, mutate ...func(*Options)) (*world, *Controller, string) {
+	t.Helper()
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	for _, s := range services {
+		w.createService(t, s, src, types.DeploymentControllerTypeEcs)
+	}
+	c := w.controller(t, mutate...)
+	sweep(t, c)
+	reconcile(t, c, "web")
+	twin := w.taskDefOf(t, services[0])
+	w.isTwinOf(t, twin, 1)
+	return w, c, twin
+}
+
 // duplicate registers a copy of a twin, as a second replica (or a retried
 // call whose first response was lost) would, and returns its ARN.
 func (w *world) duplicate(t *testing.T, twin string) string {
@@ -76,20 +93,12 @@ func (w *world) moveTo(t *testing.T, service, taskDef string) {
 // service moves to the lowest twin, and once no deployment uses the
 // duplicate any more, it is deregistered; then nothing more is written.
 func TestDuplicateTwinIsReplacedAndDeregistered(t *testing.T) {
-	w := newWorld(t)
-	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
-	w.createService(t, "web-2", src, types.DeploymentControllerTypeEcs)
 	var actions []Action
 	var mu sync.Mutex
-	c := w.controller(t, func(o *Options) {
+	w, c, twin := instrumentedWeb(t, []string{"web", "web-2"}, func(o *Options) {
 		o.OnAction = func(a Action) { mu.Lock(); actions = append(actions, a); mu.Unlock() }
 	})
-	sweep(t, c)
-	reconcile(t, c, "web")
 	w.sim.Step()
-	twin := w.taskDefOf(t, "web")
-	w.isTwinOf(t, twin, 1)
 
 	dup := w.duplicate(t, twin)
 	w.moveTo(t, "web", dup)
@@ -137,13 +146,7 @@ func TestDuplicateTwinIsReplacedAndDeregistered(t *testing.T) {
 // An unused duplicate is deregistered even with cleanup off (it is
 // identical to the twin that stays), and audit mode only plans it.
 func TestUnusedDuplicateTwin(t *testing.T) {
-	w := newWorld(t)
-	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
-	c := w.controller(t)
-	sweep(t, c)
-	reconcile(t, c, "web")
-	twin := w.taskDefOf(t, "web")
+	w, c, twin := instrumentedWeb(t, []string{"web"})
 	dup := w.duplicate(t, twin)
 
 	var planned []Action
