@@ -128,6 +128,16 @@ func newLogger(w io.Writer, l config.Log) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(w, opts))
 }
 
+// bucketsOf returns the buckets the budget's share is taken of: AWS's (nil),
+// or, with a bucket scale other than 1 (a simulator scaled the same way),
+// AWS's with their refill rates scaled.
+func bucketsOf(b config.APIBudget) map[cloud.Category]cloud.Bucket {
+	if b.BucketScale == 0 || b.BucketScale == 1 {
+		return nil
+	}
+	return cloud.ScaledBuckets(b.BucketScale)
+}
+
 // runReconciler wires the clients, the controller and the queue consumer,
 // and runs them until ctx ends; then in-flight reconciles finish and held
 // messages return to the queue.
@@ -137,7 +147,8 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 	awsCfg, _, err := cloud.New(ctx, cloud.Options{
 		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds,
 		MaxAttempts: cfg.AWS.MaxAttempts, BudgetShare: cfg.AWS.APIBudget.Share,
-		AppID: "ecs-sidecar-reconciler", Observe: obs.APICall,
+		Buckets: bucketsOf(cfg.AWS.APIBudget),
+		AppID:   "ecs-sidecar-reconciler", Observe: obs.APICall,
 	})
 	if err != nil {
 		return err

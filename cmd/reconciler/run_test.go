@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/config"
 )
 
 func TestRunWithABadConfigListsEveryError(t *testing.T) {
@@ -27,6 +30,19 @@ func TestRunWithABadConfigListsEveryError(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not report %q:\n%s", want, stderr)
 		}
+	}
+}
+
+func TestBucketScaleScalesTheRefillRates(t *testing.T) {
+	if got := bucketsOf(config.APIBudget{Share: 1, BucketScale: 1}); got != nil {
+		t.Errorf("scale 1: %v, want nil (AWS's buckets)", got)
+	}
+	got := bucketsOf(config.APIBudget{Share: 1, BucketScale: 20})
+	if want := (cloud.Bucket{Burst: 20, Refill: 20}); got[cloud.TaskDefinitionModify] != want {
+		t.Errorf("scale 20, task definition modify: %+v, want %+v", got[cloud.TaskDefinitionModify], want)
+	}
+	if want := (cloud.Bucket{Burst: 50, Refill: 100}); got[cloud.ServiceModify] != want {
+		t.Errorf("scale 20, service modify: %+v, want %+v", got[cloud.ServiceModify], want)
 	}
 }
 

@@ -168,6 +168,21 @@ func TestShareScalesEveryBucket(t *testing.T) {
 	}
 }
 
+func TestScaledBucketsScaleRefillsOnly(t *testing.T) {
+	aws, scaled := Buckets(), ScaledBuckets(20)
+	if len(scaled) != len(aws) {
+		t.Fatalf("ScaledBuckets has %d categories, want %d", len(scaled), len(aws))
+	}
+	for c, b := range aws {
+		if got, want := scaled[c], (Bucket{Burst: b.Burst, Refill: b.Refill * 20}); got != want {
+			t.Errorf("%s: %+v, want %+v", c, got, want)
+		}
+	}
+	if got := ScaledBuckets(1); got[TaskDefinitionModify] != aws[TaskDefinitionModify] {
+		t.Errorf("scale 1 changed a bucket: %+v", got[TaskDefinitionModify])
+	}
+}
+
 func TestEveryCategorisedOperationIsAnECSOperation(t *testing.T) {
 	for op, c := range categoryOf {
 		if _, ok := Buckets()[c]; !ok {

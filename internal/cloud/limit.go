@@ -74,6 +74,18 @@ func Buckets() map[Category]Bucket {
 	}
 }
 
+// ScaledBuckets returns AWS's buckets with every refill rate multiplied by
+// scale and the bursts unchanged: the buckets of a simulator scaled the same
+// way (awssim.EnableThrottling). A scale of 1 is Buckets().
+func ScaledBuckets(scale float64) map[Category]Bucket {
+	out := Buckets()
+	for c, b := range out {
+		b.Refill *= scale
+		out[c] = b
+	}
+	return out
+}
+
 // Limiter holds the reconciler's own share of each ECS bucket. Calls of
 // other services and of ECS operations outside the table pass through.
 type Limiter struct {

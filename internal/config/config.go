@@ -76,6 +76,10 @@ type APIBudget struct {
 	// Share is the fraction (0 < share <= 1) of each ECS throttle bucket
 	// (burst and refill) that the reconciler's client-side buckets allow.
 	Share float64 `json:"share"`
+	// BucketScale multiplies the refill rate of every bucket the share is
+	// taken of (bursts stay AWS's), for simulators and benchmarks whose
+	// buckets are scaled (awssim's --throttle-scale). 1 is AWS's rates.
+	BucketScale float64 `json:"bucketScale"`
 }
 
 // Queue is the SQS queue fed by the EventBridge rule.
@@ -185,6 +189,8 @@ const (
 
 	DefaultTagPrefix     = "ecs-sidecar/"
 	DefaultMetricsListen = ":9102"
+	// MaxBucketScale bounds aws.apiBudget.bucketScale.
+	MaxBucketScale = 10000
 	// BuiltinProfile is the name of the profile that exists when the file
 	// gives none.
 	BuiltinProfile = patch.ProfileTypeLacework
@@ -196,7 +202,7 @@ func Default() *Config {
 	c := &Config{
 		AWS: AWS{
 			MaxAttempts: 3,
-			APIBudget:   APIBudget{Share: 0.5},
+			APIBudget:   APIBudget{Share: 0.5, BucketScale: 1},
 		},
 		Queue: Queue{
 			WaitTimeSeconds:   20,

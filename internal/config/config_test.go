@@ -165,6 +165,7 @@ func TestDefaults(t *testing.T) {
 		{"aws.endpoint", c.AWS.Endpoint, ""},
 		{"aws.maxAttempts", c.AWS.MaxAttempts, 3},
 		{"aws.apiBudget.share", c.AWS.APIBudget.Share, 0.5},
+		{"aws.apiBudget.bucketScale", c.AWS.APIBudget.BucketScale, 1.0},
 		{"queue.url", c.Queue.URL, ""},
 		{"queue.waitTimeSeconds", c.Queue.WaitTimeSeconds, 20},
 		{"queue.visibilityTimeout", c.Queue.VisibilityTimeout, D(2 * time.Minute)},

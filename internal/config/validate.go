@@ -37,6 +37,11 @@ func (c *Config) Validate() error {
 	if !(c.AWS.APIBudget.Share > 0 && c.AWS.APIBudget.Share <= 1) {
 		add("aws.apiBudget.share", "must be greater than 0 and at most 1")
 	}
+	scale := c.AWS.APIBudget.BucketScale
+	if !(scale > 0 && scale <= MaxBucketScale) {
+		add("aws.apiBudget.bucketScale", "must be greater than 0 and at most %d", MaxBucketScale)
+		scale = 1
+	}
 
 	// queue
 	if c.Queue.URL != "" {
@@ -55,8 +60,12 @@ func (c *Config) Validate() error {
 	fraction(add, "sweeps.services.jitter", c.Sweeps.Services.Jitter)
 	positiveDuration(add, "sweeps.families.interval", c.Sweeps.Families.Interval, time.Second)
 	fraction(add, "sweeps.families.jitter", c.Sweeps.Families.Jitter)
-	if r := c.Sweeps.Families.MaxCallsPerSecond; !(r > 0 && r <= 20) {
-		add("sweeps.families.maxCallsPerSecond", "must be greater than 0 and at most 20 (the refill rate of the task definition read bucket)")
+	if r := c.Sweeps.Families.MaxCallsPerSecond; !(r > 0 && r <= 20*scale) {
+		if scale == 1 {
+			add("sweeps.families.maxCallsPerSecond", "must be greater than 0 and at most 20 (the refill rate of the task definition read bucket)")
+		} else {
+			add("sweeps.families.maxCallsPerSecond", "must be greater than 0 and at most %g (20, the refill rate of the task definition read bucket, times aws.apiBudget.bucketScale)", 20*scale)
+		}
 	}
 
 	intRange(add, "workers", c.Workers, 1, 64)
