@@ -234,7 +234,7 @@ func (s *Sim) serveAPI(w http.ResponseWriter, r *http.Request) {
 		fail(&Error{Code: codeSerialization, Message: "Request body too large.", Status: http.StatusRequestEntityTooLarge})
 		return
 	}
-	out, err := h(withEndpoint(r.Context(), r), s, svc.codec, body)
+	out, err := h(withUserAgent(withEndpoint(r.Context(), r), r), s, svc.codec, body)
 	if errors.Is(err, ErrConnectionDropped) {
 		status = 0
 		dropConnection(w)
@@ -273,6 +273,18 @@ func dropConnection(w http.ResponseWriter) {
 	panic(http.ErrAbortHandler) // HTTP/2: abort the stream
 }
 
+type userAgentKey struct{}
+
+// withUserAgent carries the request's User-Agent to the journal.
+func withUserAgent(ctx context.Context, r *http.Request) context.Context {
+	return context.WithValue(ctx, userAgentKey{}, r.Header.Get("User-Agent"))
+}
+
+func userAgentOf(ctx context.Context) string {
+	ua, _ := ctx.Value(userAgentKey{}).(string)
+	return ua
+}
+
 // requestID numbers requests on their own counter, so that deployment ids
 // do not depend on how many requests were served.
 func (s *Sim) requestID() int64 { return s.requests.Add(1) }
@@ -288,6 +300,7 @@ type JournalEntryJSON struct {
 	Input      json.RawMessage `json:"input,omitempty"`
 	Output     json.RawMessage `json:"output,omitempty"`
 	Error      *httpError      `json:"error,omitempty"`
+	UserAgent  string          `json:"userAgent,omitempty"` // the HTTP caller's User-Agent
 	Deployment *DeploymentJSON `json:"deployment,omitempty"`
 }
 
@@ -310,7 +323,7 @@ func JournalJSON(entries []Entry) []JournalEntryJSON {
 		switch {
 		case e.Call != nil:
 			c := e.Call
-			j.Kind, j.Service, j.Operation = "call", c.Service, c.Operation
+			j.Kind, j.Service, j.Operation, j.UserAgent = "call", c.Service, c.Operation, c.UserAgent
 			codec := codecFor(c.Service)
 			if b, err := codec.Marshal(c.Input); err == nil {
 				j.Input = b

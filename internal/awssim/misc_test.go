@@ -360,3 +360,44 @@ func TestConcurrentClients(t *testing.T) {
 		t.Errorf("services: got %d, want 8", got)
 	}
 }
+
+// TestJournalRecordsUserAgent: a journaled call names its HTTP caller (the
+// SDK's user agent with its app id), so that a history tells one client's
+// writes from another's; Go callers have none.
+func TestJournalRecordsUserAgent(t *testing.T) {
+	e := newEnv(t, Options{})
+	ctx := ctxT(t)
+	if _, err := e.sim.ECS().CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("go")}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := awsConfig()
+	cfg.AppID = "soak-tester"
+	withApp := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String(e.url) })
+	must[*ecs.CreateClusterOutput](t)(withApp.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("app")}))
+	must[*ecs.CreateClusterOutput](t)(e.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("plain")}))
+	j := e.sim.Journal()
+	if len(j) != 3 {
+		t.Fatalf("journal: got %d entries, want 3", len(j))
+	}
+	if ua := j[0].Call.UserAgent; ua != "" {
+		t.Errorf("Go caller: got user agent %q, want none", ua)
+	}
+	if ua := j[1].Call.UserAgent; !strings.Contains(ua, "app/soak-tester") {
+		t.Errorf("SDK caller with an app id: got user agent %q, want app/soak-tester in it", ua)
+	}
+	if ua := j[2].Call.UserAgent; ua == "" || strings.Contains(ua, "app/") {
+		t.Errorf("SDK caller without an app id: got user agent %q", ua)
+	}
+	resp, err := http.Get(e.url + "/_sim/journal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var wire []JournalEntryJSON
+	if err := json.NewDecoder(resp.Body).Decode(&wire); err != nil {
+		t.Fatal(err)
+	}
+	if len(wire) != 3 || wire[0].UserAgent != "" || wire[1].UserAgent != j[1].Call.UserAgent {
+		t.Errorf("GET /_sim/journal: user agents %q, %q; want none, then %q", wire[0].UserAgent, wire[1].UserAgent, j[1].Call.UserAgent)
+	}
+}

@@ -108,6 +108,10 @@ type Call struct {
 	Input     any    // *ecs.RegisterTaskDefinitionInput ...
 	Output    any    // nil when Err is set
 	Err       *Error
+	// UserAgent is the HTTP caller's User-Agent header (an SDK's names its
+	// app id, "app/<id>"), so that a history tells one client's writes from
+	// another's. Empty for Go callers.
+	UserAgent string
 }
 
 // DeploymentChange is a deployment reaching a new rollout state (the source
@@ -305,7 +309,7 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 	}
 	adm := s.before(ctx, Request{Service: service, Operation: op, Mutating: mutating[op]})
 	gateErr := adm.err
-	out, err := invokeLocked(s, service, op, in, fn, gateErr)
+	out, err := invokeLocked(s, service, op, in, fn, gateErr, userAgentOf(ctx))
 	s.count(service, op, err, adm.drop)
 	if adm.drop {
 		return nil, ErrConnectionDropped
@@ -319,7 +323,7 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 	return out, nil
 }
 
-func invokeLocked[I, O any](s *Sim, service, op string, in *I, fn func(*Sim, *I) (*O, error), gateErr error) (*O, error) {
+func invokeLocked[I, O any](s *Sim, service, op string, in *I, fn func(*Sim, *I) (*O, error), gateErr error, userAgent string) (*O, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.clock.Now()
@@ -336,7 +340,7 @@ func invokeLocked[I, O any](s *Sim, service, op string, in *I, fn func(*Sim, *I)
 		apiErr = &Error{Code: codeServer, Message: err.Error(), Status: 500}
 	}
 	if mutating[op] {
-		c := Call{Time: now, Service: service, Operation: op, Input: in, Err: apiErr}
+		c := Call{Time: now, Service: service, Operation: op, Input: in, Err: apiErr, UserAgent: userAgent}
 		if apiErr == nil {
 			c.Output = out
 		}
