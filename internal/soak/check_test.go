@@ -1,0 +1,530 @@
+package soak
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/watch"
+)
+
+// invariant is one checked property: how many things were checked and the
+// ones that broke it.
+type invariant struct {
+	name       string
+	checked    int
+	violations []string
+}
+
+func (iv *invariant) check(ok bool, format string, a ...any) {
+	iv.checked++
+	if !ok {
+		iv.violations = append(iv.violations, fmt.Sprintf(format, a...))
+	}
+}
+
+func (iv *invariant) String() string {
+	s := fmt.Sprintf("%-72s checked %6d, violations %d", iv.name, iv.checked, len(iv.violations))
+	for i, v := range iv.violations {
+		if i == 8 {
+			s += fmt.Sprintf("\n      ... and %d more", len(iv.violations)-i)
+			break
+		}
+		s += "\n      " + v
+	}
+	return s
+}
+
+// revision is a task definition revision as the final state shows it.
+type revision struct {
+	arn, family    string
+	num            int
+	active         bool
+	twin           bool
+	source         int    // twins: the source revision's number
+	spec, failed   string // twins
+	inject, prof   string // sources: the opt-in and profile tags, if any
+	hasInject      bool
+	hasProfileTags bool
+}
+
+// parseRevisionArn splits arn:aws:ecs:r:a:task-definition/family:N.
+func parseRevisionArn(arn string) (family string, num int) {
+	_, rest, ok := strings.Cut(arn, ":task-definition/")
+	if !ok {
+		return "", 0
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return rest, 0
+	}
+	n, _ := strconv.Atoi(rest[i+1:])
+	return rest[:i], n
+}
+
+type twinKey struct {
+	family string
+	source int
+	spec   string
+}
+
+// stateView is the final state, indexed.
+type stateView struct {
+	revs     map[string]*revision               // by ARN
+	byFamily map[string][]*revision             // by number
+	services []awssim.ServiceState              // every service of every cluster
+	queues   map[string]int                     // messages by queue name
+	pending  int                                // rollouts in progress
+	twins    map[twinKey][]*revision            // ACTIVE twins by (source, spec), lowest first
+	specs    map[string]map[int]map[string]bool // family -> source -> specs of its twins
+}
+
+func viewOf(st awssim.State) *stateView {
+	v := &stateView{revs: map[string]*revision{}, byFamily: map[string][]*revision{}, queues: map[string]int{},
+		pending: st.Pending, twins: map[twinKey][]*revision{}, specs: map[string]map[int]map[string]bool{}}
+	for _, f := range st.Families {
+		for _, r := range f.Revisions {
+			fam, num := parseRevisionArn(r.Arn)
+			rv := &revision{arn: r.Arn, family: fam, num: num, active: r.Status == "ACTIVE"}
+			if src, ok := r.Tags[keySource]; ok {
+				rv.twin = true
+				rv.source, _ = strconv.Atoi(src)
+				rv.spec, rv.failed = r.Tags[keySpec], r.Tags[keyFailed]
+				if v.specs[fam] == nil {
+					v.specs[fam] = map[int]map[string]bool{}
+				}
+				if v.specs[fam][rv.source] == nil {
+					v.specs[fam][rv.source] = map[string]bool{}
+				}
+				v.specs[fam][rv.source][rv.spec] = true
+				if rv.active {
+					k := twinKey{fam, rv.source, rv.spec}
+					v.twins[k] = append(v.twins[k], rv)
+				}
+			} else {
+				rv.inject, rv.hasInject = r.Tags[keyInject]
+			}
+			v.revs[r.Arn] = rv
+			v.byFamily[fam] = append(v.byFamily[fam], rv)
+		}
+	}
+	for _, revs := range v.byFamily {
+		sort.Slice(revs, func(i, j int) bool { return revs[i].num < revs[j].num })
+	}
+	for _, ts := range v.twins {
+		sort.Slice(ts, func(i, j int) bool { return ts[i].num < ts[j].num })
+	}
+	for _, c := range st.Clusters {
+		v.services = append(v.services, c.Services...)
+	}
+	for _, q := range st.Queues {
+		v.queues[q.URL[strings.LastIndexByte(q.URL, '/')+1:]] = q.Messages
+	}
+	return v
+}
+
+// optedIn: the newest source revision (not a twin) that carries the
+// inject tag decides (no policies are configured).
+func (v *stateView) optedIn(family string) bool {
+	revs := v.byFamily[family]
+	for i := len(revs) - 1; i >= 0; i-- {
+		if r := revs[i]; !r.twin && r.hasInject {
+			return r.inject == "true"
+		}
+	}
+	return false
+}
+
+// newestSource is the family's newest ACTIVE source revision.
+func (v *stateView) newestSource(family string) *revision {
+	revs := v.byFamily[family]
+	for i := len(revs) - 1; i >= 0; i-- {
+		if r := revs[i]; !r.twin && r.active {
+			return r
+		}
+	}
+	return nil
+}
+
+// stateInvariants are the invariants of the final state; the convergence
+// wait polls them.
+func stateInvariants(v *stateView) []*invariant {
+	onTwin := &invariant{name: "opted-in services run the current twin of their source"}
+	onSource := &invariant{name: "services of opted-out families run a source revision"}
+	dupsInUse := &invariant{name: "(source, spec) with more than one twin in use"}
+	newest := &invariant{name: "opted-in families' newest source revision has an ACTIVE twin"}
+	inUse := map[twinKey]map[string]bool{}
+	for _, s := range v.services {
+		if s.Status != "ACTIVE" || s.Controller != "ECS" {
+			continue
+		}
+		rv := v.revs[s.TaskDefinition]
+		if rv == nil {
+			onTwin.check(false, "%s runs %s, which the state does not list", s.Arn, s.TaskDefinition)
+			continue
+		}
+		if rv.twin {
+			k := twinKey{rv.family, rv.source, rv.spec}
+			if inUse[k] == nil {
+				inUse[k] = map[string]bool{}
+			}
+			inUse[k][rv.arn] = true
+		}
+		if !v.optedIn(rv.family) {
+			onSource.check(!rv.twin, "%s runs the twin %s:%d of an opted-out family", s.Arn, rv.family, rv.num)
+			continue
+		}
+		switch {
+		case !rv.twin:
+			onTwin.check(false, "%s runs the source %s:%d", s.Arn, rv.family, rv.num)
+		case !rv.active:
+			onTwin.check(false, "%s runs the INACTIVE twin %s:%d", s.Arn, rv.family, rv.num)
+		case rv.failed != "":
+			onTwin.check(false, "%s runs the twin %s:%d marked failed (%s)", s.Arn, rv.family, rv.num, rv.failed)
+		case len(v.specs[rv.family][rv.source]) != 1:
+			onTwin.check(false, "%s runs %s:%d, and source %d has twins of %d specs", s.Arn, rv.family, rv.num, rv.source, len(v.specs[rv.family][rv.source]))
+		default:
+			canonical := v.twins[twinKey{rv.family, rv.source, rv.spec}][0]
+			onTwin.check(canonical == rv, "%s runs the twin %s:%d, not the lowest ACTIVE twin %d of (source %d, spec %s)", s.Arn, rv.family, rv.num, canonical.num, rv.source, rv.spec)
+		}
+	}
+	for _, k := range sortedKeys(inUse) {
+		dupsInUse.check(len(inUse[k]) == 1, "%s source %d spec %s: %d twins in use: %s", k.family, k.source, k.spec, len(inUse[k]), strings.Join(sortedKeys(inUse[k]), " "))
+	}
+	for _, fam := range sortedKeys(v.byFamily) {
+		if !v.optedIn(fam) {
+			continue
+		}
+		src := v.newestSource(fam)
+		if src == nil {
+			continue
+		}
+		found := false
+		for k := range v.twins {
+			if k.family == fam && k.source == src.num {
+				found = true
+			}
+		}
+		newest.check(found, "%s: no ACTIVE twin of its newest source %d", fam, src.num)
+	}
+	queue := &invariant{name: "event queue drained, no rollout pending"}
+	queue.check(v.queues[awssim.DemoQueue] == 0, "%d messages left in %s", v.queues[awssim.DemoQueue], awssim.DemoQueue)
+	queue.check(v.pending == 0, "%d rollouts pending", v.pending)
+	return []*invariant{onTwin, onSource, dupsInUse, newest, queue}
+}
+
+// caller classifies a journaled call by its user agent.
+func caller(c *awssim.Call) string {
+	switch {
+	case strings.Contains(c.UserAgent, reconcilerApp):
+		return "reconciler"
+	case c.UserAgent == "":
+		return "seed"
+	default:
+		return "pipeline"
+	}
+}
+
+// journalReport is what the history says.
+type journalReport struct {
+	writes          map[string]map[string]int // caller -> operation -> successful calls
+	attempts        map[string]map[string]int // caller -> operation -> calls, failed ones included
+	twinsRegistered int
+	dupsRegistered  int // twins registered for a (source, spec) that had one already
+	twinsDeregister int
+	plaintextTwins  int // twins carrying the plaintext token (the secret check is not vacuous)
+	secretTwins     int // twins naming the token secret
+	raceOverwrites  int // reconciler writes that replaced a pipeline deploy made after the reconciler's read
+	everOptedIn     map[string]bool
+	invariants      []*invariant
+}
+
+// serviceKey names a service by cluster and service name.
+func serviceKey(cluster, svc string) string {
+	if strings.HasPrefix(svc, "arn:") {
+		// arn:aws:ecs:r:a:service/cluster/name
+		_, rest, _ := strings.Cut(svc, ":service/")
+		if c, n, ok := strings.Cut(rest, "/"); ok {
+			return c + "/" + n
+		}
+	}
+	if strings.HasPrefix(cluster, "arn:") {
+		_, cluster, _ = strings.Cut(cluster, ":cluster/")
+	}
+	if cluster == "" {
+		cluster = "default"
+	}
+	return cluster + "/" + svc
+}
+
+// journalInvariants replays the journal.
+func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
+	r := &journalReport{writes: map[string]map[string]int{}, attempts: map[string]map[string]int{}, everOptedIn: map[string]bool{}}
+	nonOpted := &invariant{name: "no write of the reconciler to a never-opted-in family or its services"}
+	codeDeploy := &invariant{name: "no write of the reconciler to a service of another deployment controller"}
+	pointed := &invariant{name: "reconciler's UpdateService only to a twin of the service's own source, or that source"}
+	type revInfo struct {
+		family     string
+		num        int
+		twin       bool
+		source     int
+		spec       string
+		reconciler bool
+	}
+	revs := map[string]*revInfo{}
+	current := map[string]string{}          // service -> task definition ARN
+	setBy := map[string]string{}            // service -> caller of the last task definition change
+	sources := map[string]map[string]bool{} // service -> sources it was ever pointed at by others
+	controllers := map[string]string{}      // service -> deployment controller
+	familyWrites := map[string][]string{}   // family -> the reconciler's writes (attempts)
+	keys := map[twinKey]int{}
+	for _, e := range entries {
+		c := e.Call
+		if c == nil {
+			continue
+		}
+		who := caller(c)
+		if r.attempts[who] == nil {
+			r.attempts[who], r.writes[who] = map[string]int{}, map[string]int{}
+		}
+		r.attempts[who][c.Operation]++
+		ok := c.Err == nil
+		if ok {
+			r.writes[who][c.Operation]++
+		}
+		note := func(family, what string) {
+			if who == "reconciler" && family != "" {
+				familyWrites[family] = append(familyWrites[family], fmt.Sprintf("#%d %s %s", c.Seq, c.Operation, what))
+			}
+		}
+		switch in := c.Input.(type) {
+		case *ecs.RegisterTaskDefinitionInput:
+			note(aws.ToString(in.Family), "")
+			tags := map[string]string{}
+			for _, t := range in.Tags {
+				tags[aws.ToString(t.Key)] = aws.ToString(t.Value)
+			}
+			if who != "reconciler" && tags[keyInject] == "true" {
+				r.everOptedIn[aws.ToString(in.Family)] = true
+			}
+			if !ok {
+				continue
+			}
+			arn := aws.ToString(c.Output.(*ecs.RegisterTaskDefinitionOutput).TaskDefinition.TaskDefinitionArn)
+			fam, num := parseRevisionArn(arn)
+			ri := &revInfo{family: fam, num: num, reconciler: who == "reconciler"}
+			if src, isTwin := tags[keySource]; isTwin {
+				ri.twin, ri.spec = true, tags[keySpec]
+				ri.source, _ = strconv.Atoi(src)
+				r.twinsRegistered++
+				k := twinKey{fam, ri.source, ri.spec}
+				if keys[k] > 0 {
+					r.dupsRegistered++
+				}
+				keys[k]++
+				for _, cd := range in.ContainerDefinitions {
+					for _, kv := range cd.Environment {
+						if aws.ToString(kv.Value) == w.plainToken {
+							r.plaintextTwins++
+						}
+					}
+					for _, s := range cd.Secrets {
+						if aws.ToString(s.ValueFrom) == w.secretArn {
+							r.secretTwins++
+						}
+					}
+				}
+			}
+			revs[arn] = ri
+		case *ecs.DeregisterTaskDefinitionInput:
+			fam, _ := parseRevisionArn(aws.ToString(in.TaskDefinition))
+			if fam == "" {
+				fam, _, _ = strings.Cut(aws.ToString(in.TaskDefinition), ":")
+			}
+			note(fam, aws.ToString(in.TaskDefinition))
+			if ok && who == "reconciler" {
+				if ri := revs[aws.ToString(c.Output.(*ecs.DeregisterTaskDefinitionOutput).TaskDefinition.TaskDefinitionArn)]; ri != nil && ri.twin {
+					r.twinsDeregister++
+				}
+			}
+		case *ecs.TagResourceInput:
+			fam, _ := parseRevisionArn(aws.ToString(in.ResourceArn))
+			note(fam, aws.ToString(in.ResourceArn))
+			for _, t := range in.Tags {
+				if who != "reconciler" && aws.ToString(t.Key) == keyInject && aws.ToString(t.Value) == "true" && fam != "" {
+					r.everOptedIn[fam] = true
+				}
+			}
+		case *ecs.UntagResourceInput:
+			fam, _ := parseRevisionArn(aws.ToString(in.ResourceArn))
+			note(fam, aws.ToString(in.ResourceArn))
+		case *ecs.CreateServiceInput:
+			key := serviceKey(aws.ToString(in.Cluster), aws.ToString(in.ServiceName))
+			if who == "reconciler" {
+				fam, _ := parseRevisionArn(aws.ToString(in.TaskDefinition))
+				note(fam, key)
+			}
+			if !ok {
+				continue
+			}
+			svc := c.Output.(*ecs.CreateServiceOutput).Service
+			td := aws.ToString(svc.TaskDefinition)
+			current[key], setBy[key] = td, who
+			sources[key] = map[string]bool{td: true}
+			controllers[key] = "ECS"
+			if svc.DeploymentController != nil {
+				controllers[key] = string(svc.DeploymentController.Type)
+			}
+		case *ecs.UpdateServiceInput:
+			key := serviceKey(aws.ToString(in.Cluster), aws.ToString(in.Service))
+			prev := current[key]
+			prevFam, _ := parseRevisionArn(prev)
+			if who == "reconciler" {
+				note(prevFam, key)
+				if in.TaskDefinition != nil {
+					if fam, _ := parseRevisionArn(aws.ToString(in.TaskDefinition)); fam != "" && fam != prevFam {
+						note(fam, key)
+					}
+				}
+				codeDeploy.check(controllers[key] == "ECS" || controllers[key] == "", "#%d UpdateService of %s (%s controller)", c.Seq, key, controllers[key])
+			}
+			if !ok {
+				continue
+			}
+			td := aws.ToString(c.Output.(*ecs.UpdateServiceOutput).Service.TaskDefinition)
+			if td == prev {
+				continue
+			}
+			if who != "reconciler" {
+				current[key], setBy[key] = td, who
+				if ri := revs[td]; ri == nil || !ri.twin {
+					sources[key][td] = true
+				}
+				continue
+			}
+			ri := revs[td]
+			fam, _ := parseRevisionArn(td)
+			switch {
+			case ri != nil && ri.twin:
+				src := fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source)
+				pointed.check(ri.reconciler && sources[key][src], "#%d %s moved from %s to the twin %s:%d of source %d (registered by the reconciler: %v; the service's sources: %s)",
+					c.Seq, key, short(prev), fam, ri.num, ri.source, ri.reconciler, shortKeys(sources[key]))
+				if pr := revs[prev]; setBy[key] == "pipeline" && (pr == nil || !pr.twin) && src != prev {
+					r.raceOverwrites++
+				}
+			default:
+				pointed.check(sources[key][td], "#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
+			}
+			current[key], setBy[key] = td, who
+		}
+	}
+	for _, f := range allFamilies(entries) {
+		if r.everOptedIn[f] {
+			continue
+		}
+		ws := familyWrites[f]
+		nonOpted.check(len(ws) == 0, "%s (never opted in): %d writes, first %s", f, len(ws), first(ws))
+	}
+	r.invariants = []*invariant{nonOpted, codeDeploy, pointed}
+	return r
+}
+
+// allFamilies lists the families registered in the journal.
+func allFamilies(entries []awssim.Entry) []string {
+	seen := map[string]bool{}
+	for _, e := range entries {
+		if e.Call == nil {
+			continue
+		}
+		if in, ok := e.Call.Input.(*ecs.RegisterTaskDefinitionInput); ok && caller(e.Call) != "reconciler" {
+			seen[aws.ToString(in.Family)] = true
+		}
+	}
+	return sortedKeys(seen)
+}
+
+func first(xs []string) string {
+	if len(xs) == 0 {
+		return ""
+	}
+	return xs[0]
+}
+
+func short(arn string) string {
+	if _, rest, ok := strings.Cut(arn, ":task-definition/"); ok {
+		return rest
+	}
+	return arn
+}
+
+func shortKeys(m map[string]bool) string {
+	var out []string
+	for _, k := range sortedKeys(m) {
+		out = append(out, short(k))
+	}
+	return strings.Join(out, ",")
+}
+
+func sortedKeys[K interface {
+	comparable
+}, V any](m map[K]V) []K {
+	keys := make([]K, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool { return fmt.Sprint(keys[i]) < fmt.Sprint(keys[j]) })
+	return keys
+}
+
+// dlqInvariant drains the dead-letter queue: every message in it must be
+// one the reconciler cannot parse.
+func dlqInvariant(ctx context.Context, w *world) (*invariant, int) {
+	iv := &invariant{name: "dead-letter queue holds only unparseable messages"}
+	q := w.sim.SQS()
+	n := 0
+	for {
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600})
+		if err != nil {
+			iv.check(false, "receiving from the DLQ: %v", err)
+			return iv, n
+		}
+		if len(out.Messages) == 0 {
+			return iv, n
+		}
+		for _, m := range out.Messages {
+			n++
+			_, err := watch.Parse([]byte(aws.ToString(m.Body)))
+			body := aws.ToString(m.Body)
+			if len(body) > 160 {
+				body = body[:160] + "..."
+			}
+			iv.check(errors.Is(err, watch.ErrUnparseable), "a parseable message in the DLQ (parse: %v): %s", err, body)
+		}
+	}
+}
+
+// secretsInvariant searches the reconcilers' logs for the token values.
+func secretsInvariant(w *world, logs []string) *invariant {
+	iv := &invariant{name: "token secret's value and plaintext token absent from the logs"}
+	for _, path := range logs {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			iv.check(false, "reading %s: %v", path, err)
+			continue
+		}
+		for _, tok := range []struct{ what, value string }{{"the token secret's value", w.secretValue}, {"the plaintext token", w.plainToken}} {
+			iv.check(!bytes.Contains(b, []byte(tok.value)), "%s is in %s (%d times)", tok.what, path, bytes.Count(b, []byte(tok.value)))
+		}
+	}
+	return iv
+}
