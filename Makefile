@@ -58,6 +58,12 @@ fuzz: ## every fuzz target for $(FUZZTIME) (make fuzz FUZZTIME=10m KEEP=1 adds w
 bench: ## benchmarks of every package, 5 runs each
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
+.PHONY: soak
+# SOAK_RUN=TestSoakTwoReplicas runs only the two-replica soak; SOAK_FULL=1 is -soak.full.
+SOAK_RUN ?= TestSoak
+soak: ## the full chaos soak: 500 families, 1,000 services, faults, reconcilers SIGKILLed and restarted (one, then two at once)
+	$(GO) test ./internal/soak -run '$(SOAK_RUN)' -soak.full -count=1 -timeout 60m -v
+
 lint: fmt-check vet ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
