@@ -273,6 +273,8 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	nonOpted := &invariant{name: "no write of the reconciler to a never-opted-in family or its services"}
 	codeDeploy := &invariant{name: "no write of the reconciler to a service of another deployment controller"}
 	pointed := &invariant{name: "reconciler's UpdateService only to a twin of the service's own source, or that source"}
+	dereg := &invariant{name: "twins deregistered only as duplicates (a lower twin of the (source, spec)) that no service runs"}
+	deregistered := map[string]bool{}
 	type revInfo struct {
 		family     string
 		num        int
@@ -353,9 +355,28 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 			}
 			note(fam, aws.ToString(in.TaskDefinition))
 			if ok && who == "reconciler" {
-				if ri := revs[aws.ToString(c.Output.(*ecs.DeregisterTaskDefinitionOutput).TaskDefinition.TaskDefinitionArn)]; ri != nil && ri.twin {
-					r.twinsDeregister++
+				arn := aws.ToString(c.Output.(*ecs.DeregisterTaskDefinitionOutput).TaskDefinition.TaskDefinitionArn)
+				ri := revs[arn]
+				if ri == nil || !ri.twin || deregistered[arn] {
+					dereg.check(ri != nil && ri.twin, "#%d deregistered %s, not a twin", c.Seq, short(arn))
+					continue
 				}
+				deregistered[arn] = true
+				r.twinsDeregister++
+				lower := false
+				for a, o := range revs {
+					if o.twin && o.family == ri.family && o.source == ri.source && o.spec == ri.spec && o.num < ri.num && !deregistered[a] {
+						lower = true
+					}
+				}
+				var on []string
+				for svc, td := range current {
+					if td == arn {
+						on = append(on, svc)
+					}
+				}
+				sort.Strings(on)
+				dereg.check(lower && len(on) == 0, "#%d deregistered the twin %s (a lower ACTIVE twin of its (source, spec): %v; services on it: %v)", c.Seq, short(arn), lower, on)
 			}
 		case *ecs.TagResourceInput:
 			fam, _ := parseRevisionArn(aws.ToString(in.ResourceArn))
@@ -435,7 +456,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 		ws := familyWrites[f]
 		nonOpted.check(len(ws) == 0, "%s (never opted in): %d writes, first %s", f, len(ws), first(ws))
 	}
-	r.invariants = []*invariant{nonOpted, codeDeploy, pointed}
+	r.invariants = []*invariant{nonOpted, codeDeploy, pointed, dereg}
 	return r
 }
 

@@ -46,13 +46,13 @@ const (
 // params size one soak.
 type params struct {
 	families, services, clusters int
-	replicas                     int           // reconciler processes at once
-	chaos                        time.Duration // pipeline, faults and kills
-	killMin, killMax             time.Duration // a process lives this long before its SIGKILL
-	pipelineEvery                time.Duration // one pipeline operation per tick
-	throttleScale                float64       // ECS's token buckets, refill scaled
-	faults                       awssim.Faults // on every operation during the chaos
-	converge                     time.Duration // failure guard of the convergence wait
+	replicas                     int                      // reconciler processes at once
+	chaos                        time.Duration            // pipeline, faults and kills
+	killMin, killMax             time.Duration            // a process lives this long before its SIGKILL
+	pipelineEvery                time.Duration            // one pipeline operation per tick
+	throttleScale                float64                  // ECS's token buckets, refill scaled
+	faults                       map[string]awssim.Faults // during the chaos, by SetFaults key
+	converge                     time.Duration            // failure guard of the convergence wait
 	seed                         uint64
 	logLevel                     string
 	maxAttempts                  int // the reconciler's aws.maxAttempts
@@ -221,7 +221,7 @@ func (w *world) config() string {
   endpoint: %s
   maxAttempts: %d
   apiBudget: {share: 0.5, bucketScale: %g}
-queue: {url: %q, waitTimeSeconds: 1, visibilityTimeout: 20s, maxMessages: 10}
+queue: {url: %q, waitTimeSeconds: 1, visibilityTimeout: 10s, maxMessages: 10}
 sweeps:
   services: {interval: 3s, jitter: 0.2}
   families: {interval: 5s, jitter: 0.2, maxCallsPerSecond: 20}

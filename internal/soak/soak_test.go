@@ -30,7 +30,7 @@ import (
 var (
 	full     = flag.Bool("soak.full", os.Getenv("SOAK_FULL") == "1", "run the full soak: 500 families, 1,000 services, minutes of chaos")
 	seedFlag = flag.Uint64("soak.seed", 1, "seed of the world, the pipeline, the kills and the simulator's faults")
-	chaosFor = flag.Duration("soak.chaos", 0, "length of the chaos phase (default: 20s short, 4m full)")
+	chaosFor = flag.Duration("soak.chaos", 0, "length of the chaos phase (default: 20s short, 3m full)")
 	attempts = flag.Int("soak.max-attempts", 5, "the reconciler's aws.maxAttempts (3, the default of the config, makes a restarted reconciler wait long for its first complete service sweep under the soak's faults)")
 	keepLogs = flag.Bool("soak.keep-logs", false, "keep the reconcilers' logs (their paths are printed) even when the soak passes")
 )
@@ -93,16 +93,21 @@ func moduleRoot() (string, error) {
 }
 
 func soakParams(replicas int) params {
-	faults := awssim.Faults{ThrottleRate: 0.20, ErrorRate: 0.05, LatencyMax: 100 * time.Millisecond, DropRate: 0.02}
+	base := awssim.Faults{ThrottleRate: 0.20, ErrorRate: 0.05, LatencyMax: 100 * time.Millisecond, DropRate: 0.02}
+	// A dropped answer to a registration makes the SDK register again: the
+	// path to duplicate twins, dropped more often to exercise their cleanup.
+	register := base
+	register.DropRate = 0.10
+	faults := map[string]awssim.Faults{"*": base, "ecs:RegisterTaskDefinition": register}
 	p := params{
 		families: 50, services: 100, clusters: 3, replicas: replicas,
-		chaos: 25 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
+		chaos: 20 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
 		pipelineEvery: 150 * time.Millisecond, throttleScale: 20, faults: faults,
 		converge: 3 * time.Minute, seed: *seedFlag, logLevel: "debug", maxAttempts: *attempts,
 	}
 	if *full {
 		p.families, p.services, p.clusters = 500, 1000, 10
-		p.chaos, p.killMin, p.killMax = 4*time.Minute, 3*time.Second, 25*time.Second
+		p.chaos, p.killMin, p.killMax = 3*time.Minute, 3*time.Second, 25*time.Second
 		p.pipelineEvery, p.converge = 60*time.Millisecond, 10*time.Minute
 	}
 	if *chaosFor > 0 {
@@ -142,8 +147,10 @@ func soak(t *testing.T, p params) {
 	// Chaos: faults and throttling on, the pipeline running, the
 	// reconcilers killed with SIGKILL at random and restarted.
 	w.sim.EnableThrottling(p.throttleScale)
-	if err := w.sim.SetFaults("*", p.faults); err != nil {
-		t.Fatal(err)
+	for k, f := range p.faults {
+		if err := w.sim.SetFaults(k, f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	ctx, stopChaos := context.WithTimeout(context.Background(), p.chaos)
 	defer stopChaos()
@@ -170,8 +177,10 @@ func soak(t *testing.T, p params) {
 	}
 	chaosEnd := time.Now()
 	statsChaos := fetchStats(t, w.endpoint)
-	if err := w.sim.SetFaults("*", awssim.Faults{}); err != nil {
-		t.Fatal(err)
+	for k := range p.faults {
+		if err := w.sim.SetFaults(k, awssim.Faults{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// Convergence: the last processes run on, without faults, until the
@@ -251,7 +260,7 @@ func soak(t *testing.T, p params) {
 	fmt.Fprintf(&b, "  families %d (opted in at the end %d, never opted in %d), services %d (ECS controller %d, opted in at the end %d), revisions %d\n",
 		len(view.byFamily), optedFams, len(view.byFamily)-len(jr.everOptedIn), len(view.services), ecsServices, opted, len(view.revs))
 	fmt.Fprintf(&b, "  chaos %s: faults %s, ECS buckets x%g; pipeline: %d revisions, %d deploys, %d rollbacks, %d scalings, %d opt-in flips, %d garbage messages (%d gave up after retries)\n",
-		p.chaos, p.faults, p.throttleScale, pst.registered, pst.deployed, pst.rollbacks, pst.scales, pst.flips, pst.garbage, pst.failed)
+		p.chaos, faultsLine(p.faults), p.throttleScale, pst.registered, pst.deployed, pst.rollbacks, pst.scales, pst.flips, pst.garbage, pst.failed)
 	starts, kills := 0, 0
 	for _, r := range reps {
 		starts += r.starts
@@ -343,6 +352,14 @@ func sweptLives(path string) (swept, lives int) {
 		swept++
 	}
 	return swept, lives
+}
+
+func faultsLine(m map[string]awssim.Faults) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, k+" "+m[k].String())
+	}
+	return strings.Join(parts, "; ")
 }
 
 func failed(ivs []*invariant) bool {
