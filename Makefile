@@ -13,7 +13,7 @@ STATICCHECK   ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # From Debian's prometheus package (.ci/run installs it).
 PROMTOOL      ?= promtool
 
-.PHONY: help build run test fmt-check vet promtool cfn-lint image unit fuzz-short fuzz bench lint clean
+.PHONY: help build run test fmt-check vet promtool cfn-lint image unit fuzz-short fuzz bench bench-go lint clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -55,7 +55,10 @@ fuzz-short: ## every fuzz target for $(FUZZTIME_TEST)
 fuzz: ## every fuzz target for $(FUZZTIME) (make fuzz FUZZTIME=10m KEEP=1 adds what it finds to testdata/fuzz)
 	scripts/fuzz.sh $(FUZZTIME)
 
-bench: ## benchmarks of every package, 5 runs each
+bench: build ## issue 11's harness against the embedded AWS: prints the table, writes docs/benchmarks.md (about 5 minutes)
+	$(GO) run ./cmd/bench --reconciler $(BIN) --out docs/benchmarks.md --command 'make bench'
+
+bench-go: ## Go micro-benchmarks of every package, 5 runs each
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./...
 
 .PHONY: soak
