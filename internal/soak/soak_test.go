@@ -288,12 +288,15 @@ func soak(t *testing.T, p params) {
 	for _, iv := range all {
 		fmt.Fprintf(&b, "  %s\n", iv)
 	}
-	t.Log(b.String())
+	// Nothing printed may carry a token (a violation quoting a message or a
+	// task definition could): redact both values wherever they would appear.
+	redact := strings.NewReplacer(w.secretValue, "<token secret value>", w.plainToken, "<plaintext token>").Replace
+	t.Log(redact(b.String()))
 	if converged < 0 {
 		t.Errorf("the reconciler did not converge within %s after the chaos; unmet at the last poll:", p.converge)
 		for _, iv := range last {
 			if len(iv.violations) > 0 {
-				t.Errorf("  %s", iv)
+				t.Errorf("  %s", redact(iv.String()))
 			}
 		}
 	}
