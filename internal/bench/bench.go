@@ -54,7 +54,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		ConvergeFamilies: 1000, ThrottleScale: 20, ConvergeTimeout: 5 * time.Minute,
-		Families: 10000, ServicesPerFamily: 2, Clusters: 10, FleetTimeout: 6 * time.Minute, SweepInterval: 30 * time.Second,
+		Families: 10000, ServicesPerFamily: 2, Clusters: 10, FleetTimeout: 6 * time.Minute, SweepInterval: time.Minute,
 		LatencySamples: 200, LatencyTimeout: 10 * time.Second, LatencyGap: 50 * time.Millisecond,
 	}
 }
@@ -125,7 +125,40 @@ func Run(ctx context.Context, o Options, logw io.Writer) (*Report, error) {
 	return r, nil
 }
 
+// notes explain what the numbers of this run imply; each is written only
+// when the run showed it.
+func (r *Report) notes() {
+	c, f := r.conv, r.fleet
+	note := func(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
+	if d := f.serviceServed.Total() + f.familyServed.Total() - f.serviceSweep.Total() - f.familySweep.Total(); d != 0 {
+		note("In the idle-sweep windows the simulator answered %d attempts more than the calls the process counts as answered: "+
+			"the process's SDK reported a transport error (`ecs_sidecar_aws_api_calls_total{error_code=\"Transport\"}`) on a response the "+
+			"simulator had written in full, and retried. Not reproduced with an SDK client in the harness's own process; unexplained, "+
+			"so the table counts calls (answered attempts) and shows the served attempts beside them.", d)
+	}
+	note("The 20,000-service fleet is instrumented before the measured process starts, by controller.Reconcile in batches of %d "+
+		"families with a fresh controller each, not by one reconciler: the controller's admission of a move (admitLocked in "+
+		"internal/controller/rollout.go) scans every service it has cached under its state lock, and each reconcile's "+
+		"servicesOf scans them all too, so one reconciler instrumenting %d services does O(services^2) work "+
+		"(measured while building this harness: about 25 services moved per second at 20,000 services).", fleetBatch, f.services)
+	if f.settle > time.Minute {
+		note("The restart took %v to reach idle on %d services with nothing to change: per family reconcile the controller scans "+
+			"every cached service (state.servicesOf), and the first family sweep does the same for each family not yet reconciled, "+
+			"so a cold start is O(families x services) in CPU.", f.settle.Round(time.Second), f.services)
+	}
+	if f.peakRSS >= TargetRSS {
+		note("Peak RSS %.0f MiB misses the target: the controller caches every revision it reads with its whole "+
+			"*types.TaskDefinition for the life of the process (state.revisions: %d revisions here, sources and twins) and every "+
+			"service with its deployments; the cache is what grows with the fleet.", float64(f.peakRSS)/(1<<20), f.processDescribes)
+	}
+	if c.throttled > 0 {
+		note("%d calls of the convergence run were throttled by the simulator although the client-side buckets equal its buckets: "+
+			"the two clocks start a few milliseconds apart; the SDK retried them.", c.throttled)
+	}
+}
+
 func (r *Report) rows() {
+	defer r.notes()
 	c, f := r.conv, r.fleet
 	add := func(metric, value, target, st string) {
 		r.Rows = append(r.Rows, Row{metric, value, target, st})
@@ -153,7 +186,7 @@ func (r *Report) rows() {
 	p50, p99 := Percentile(f.latencies, 50), Percentile(f.latencies, 99)
 	add(fmt.Sprintf("event-to-UpdateService latency, idle fleet of %d services, no throttling: p50", f.services),
 		ms(p50), "", "info")
-	add(fmt.Sprintf("event-to-UpdateService latency: p99 (%d samples, %d missed)", len(f.latencies), f.missed),
+	add(fmt.Sprintf("event-to-UpdateService latency: p99 (%d samples, %d missed, %d sweeps ran during them)", len(f.latencies), f.missed, f.sweepsDuringSamples),
 		ms(p99), fmt.Sprintf("< %v", TargetP99), status(f.missed == 0 && len(f.latencies) > 0 && p99 < TargetP99))
 	add(fmt.Sprintf("restart on %d services: process start to idle (every family reconciled once)", f.services),
 		fmt.Sprintf("%.1fs", f.settle.Seconds()), "", "info")
@@ -203,7 +236,11 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d CPUs (nproc), %s; %s", runtime.NumCPU(), host, goVersion)
+	load := ""
+	if b, err := os.ReadFile("/proc/loadavg"); err == nil {
+		load = "; load average at the start " + strings.Join(strings.Fields(string(b))[:3], " ")
+	}
+	return fmt.Sprintf("%d CPUs (nproc), %s; %s%s", runtime.NumCPU(), host, goVersion, load)
 }
 
 // PrintTable writes the table for a terminal.
@@ -278,7 +315,8 @@ wall clock. Every measure below is of that process, except where it says otherwi
   DescribeTaskDefinition and counts the successful ones by revision, per process (the restarted
   process starts with an empty cache, so each process is counted on its own): a describe of a
   revision that process had described before counts, over each process's whole life.
-- **Latency** (the same process, idle, no throttling). %[21]d samples, %[22]v apart: a pipeline
+- **Latency** (the same process, idle, no throttling), taken right after the idle sweeps, in the gap
+  before the next ones (the table says how many sweeps ended during the samples). %[21]d samples, %[22]v apart: a pipeline
   registers a new untagged revision of a family (it inherits the opt-in) and updates one service to
   it, as CI does, through the simulator's Go API. Latency runs from the journal time of the
   pipeline's UpdateService to the journal time of the reconciler's UpdateService of that service to

@@ -38,8 +38,9 @@ type fleetResult struct {
 
 	naive CallCounts
 
-	latencies []time.Duration
-	missed    int // samples with no UpdateService within the timeout
+	latencies           []time.Duration
+	sweepsDuringSamples int
+	missed              int // samples with no UpdateService within the timeout
 
 	peakRSS, rss int64
 	settle       time.Duration // restart to idle, process
@@ -337,6 +338,10 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 		return err
 	}
 
+	before, err := proc.scrape(ctx)
+	if err != nil {
+		return err
+	}
 	// Samples: a pipeline registers a new revision of a family (untagged:
 	// it inherits the opt-in) and moves one service to it, as CI does.
 	e := s.sim.ECS()
@@ -364,6 +369,9 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 		}
 		probe.Store(nil)
 		time.Sleep(o.LatencyGap)
+	}
+	if after, err := proc.scrape(ctx); err == nil {
+		res.sweepsDuringSamples = int(after.sum("ecs_sidecar_sweeps_total") - before.sum("ecs_sidecar_sweeps_total"))
 	}
 	logf("fleet: %d latency samples, %d missed: p50 %v, p99 %v", len(res.latencies), res.missed,
 		Percentile(res.latencies, 50), Percentile(res.latencies, 99))
