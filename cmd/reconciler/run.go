@@ -251,6 +251,16 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			// Messages are received only once the workers run: a message
+			// held by a process that cannot reconcile yet (its first sweep
+			// fails under throttling) would be received again and again
+			// across restarts and end in the dead-letter queue.
+			select {
+			case <-ctx.Done():
+				errs <- nil
+				return
+			case <-ctl.Swept():
+			}
 			errs <- consumer.Run(ctx)
 		}()
 	}

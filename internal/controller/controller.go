@@ -241,8 +241,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	return nil
 }
 
-// every runs sweep at once and then every interval (jittered) until ctx ends.
+// every runs sweep at once and then every interval (jittered) until ctx
+// ends. After a failed sweep the next one comes sooner: 1 s, doubling with
+// each failure in a row, at most 30 s and at most the interval.
 func (c *Controller) every(ctx context.Context, interval time.Duration, name string, sweep func(context.Context) error) {
+	failures := 0
 	for {
 		start := c.o.Now()
 		err := sweep(ctx)
@@ -252,16 +255,16 @@ func (c *Controller) every(ctx context.Context, interval time.Duration, name str
 			c.log.Warn("sweep failed; the next one will retry", "sweep", name, "err", err, "duration", d.String())
 		} else if err == nil {
 			c.log.Debug("sweep done", "sweep", name, "duration", d.String())
-			if name == "services" {
-				c.sweepOnce.Do(func() { close(c.swept) })
-			}
 		}
 		wait := interval
 		if c.o.Jitter > 0 {
 			wait += time.Duration(rand.Float64() * c.o.Jitter * float64(interval))
 		}
 		if err != nil {
-			wait = min(wait, 30*time.Second)
+			failures++
+			wait = min(wait, 30*time.Second, time.Second<<min(failures-1, 5))
+		} else {
+			failures = 0
 		}
 		select {
 		case <-ctx.Done():

@@ -2,8 +2,12 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -265,10 +269,12 @@ func TestTwoReplicasConvergeOnOneTwin(t *testing.T) {
 		t.Fatal("the race made no duplicate twin: the test does not test anything")
 	}
 
-	// Both replicas go on reconciling, as their sweeps would, until a
-	// round writes nothing (rollouts are paced: two per cluster at once).
-	quiet := false
-	for round := 0; round < 30 && !quiet; round++ {
+	// Both replicas go on reconciling, as their sweeps would, until two
+	// rounds in a row write nothing (rollouts are paced: two per cluster at
+	// once; a replica learns that a rollout completed when it reconciles
+	// that family, so a round may defer a move on what it knew before).
+	quiet := 0
+	for round := 0; round < 30 && quiet < 2; round++ {
 		w.sim.Step()
 		before := w.callEntries()
 		for i := range families {
@@ -276,9 +282,13 @@ func TestTwoReplicasConvergeOnOneTwin(t *testing.T) {
 				reconcile(t, c, fmt.Sprintf("app%d", i))
 			}
 		}
-		quiet = w.callEntries() == before
+		if w.callEntries() == before {
+			quiet++
+		} else {
+			quiet = 0
+		}
 	}
-	if !quiet {
+	if quiet < 2 {
 		t.Fatal("the replicas still write after 30 rounds")
 	}
 	for i := range families {
@@ -299,5 +309,52 @@ func TestTwoReplicasConvergeOnOneTwin(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// failingCluster fails every ListServices of one cluster, as a region-wide
+// outage of a call would, until healed.
+type failingCluster struct {
+	ECSAPI
+	cluster string
+	healed  *atomic.Bool
+}
+
+func (f failingCluster) ListServices(ctx context.Context, in *ecs.ListServicesInput, optFns ...func(*ecs.Options)) (*ecs.ListServicesOutput, error) {
+	if !f.healed.Load() && strings.HasSuffix(aws.ToString(in.Cluster), "/"+f.cluster) {
+		return nil, errors.New("ServerException: injected")
+	}
+	return f.ECSAPI.ListServices(ctx, in, optFns...)
+}
+
+// A cluster whose calls keep failing does not stop the sweep of the others,
+// and the controller is not ready (Swept) until every cluster was indexed.
+func TestSweepGoesOnPastAFailingCluster(t *testing.T) {
+	w := newWorld(t)
+	w.must(t, func(ctx context.Context) error {
+		_, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("aaa-broken")})
+		return err
+	})
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	healed := &atomic.Bool{}
+	c := w.controller(t, func(o *Options) { o.ECS = failingCluster{w.ecs, "aaa-broken", healed} })
+	if err := c.SweepServices(context.Background()); err == nil || !strings.Contains(err.Error(), "aaa-broken") {
+		t.Fatalf("sweep error = %v, want the broken cluster's", err)
+	}
+	if got := drain(t, c); !slices.Equal(got, []string{"web"}) {
+		t.Errorf("the sweep queued %v, want web from the healthy cluster", got)
+	}
+	select {
+	case <-c.Swept():
+		t.Fatal("Swept closed with a cluster never indexed")
+	default:
+	}
+	healed.Store(true)
+	sweep(t, c)
+	select {
+	case <-c.Swept():
+	default:
+		t.Fatal("Swept still open after every cluster was indexed")
 	}
 }

@@ -78,6 +78,7 @@ type state struct {
 	families  map[string]*familyState // by family
 	moved     map[string]string       // service ARN -> twin ARN the controller moved it to
 	failed    map[string]string       // twin ARN -> failure code
+	indexed   map[string]bool         // clusters whose services a sweep has indexed
 }
 
 func newState() *state {
@@ -87,6 +88,7 @@ func newState() *state {
 		families:  map[string]*familyState{},
 		moved:     map[string]string{},
 		failed:    map[string]string{},
+		indexed:   map[string]bool{},
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -22,43 +23,101 @@ var ErrServiceGone = errors.New("service does not exist")
 // whose services run something other than what their last reconcile left
 // them on. It describes no task definition: an idle fleet costs
 // ListClusters and ListServices pages plus DescribeServices by ten.
+//
+// A cluster whose calls fail (after the SDK's retries and a few of the
+// sweep's own) is reported in the error, and the others are swept all the
+// same: under throttling or server errors a sweep makes what progress it
+// can. Once every cluster has been indexed, by this sweep or earlier ones,
+// Swept is closed.
 func (c *Controller) SweepServices(ctx context.Context) error {
-	clusters, err := c.listClusters(ctx)
+	var clusters []string
+	err := c.retrying(ctx, func() (err error) {
+		clusters, err = c.listClusters(ctx)
+		return err
+	})
 	if err != nil {
 		return err
 	}
 	queued := map[string]bool{}
+	var errs []error
 	for _, cluster := range clusters {
-		arns, err := c.listServices(ctx, cluster)
-		if err != nil {
-			return err
-		}
-		listed := make(map[string]bool, len(arns))
-		for _, a := range arns {
-			listed[a] = true
+		if err := c.retrying(ctx, func() error { return c.sweepCluster(ctx, cluster, queued) }); err != nil {
+			errs = append(errs, err)
+			continue
 		}
 		c.st.mu.Lock()
-		for arn, s := range c.st.services {
-			if s.cluster == cluster && !listed[arn] {
-				delete(c.st.services, arn)
-			}
-		}
+		c.st.indexed[cluster] = true
 		c.st.mu.Unlock()
-		services, err := c.describeServices(ctx, cluster, arns)
-		if err != nil {
-			return err
-		}
-		for _, s := range services {
-			if f := s.family(); !queued[f] && c.needsWork(s) {
-				queued[f] = true
-				c.Enqueue(f)
-			}
-		}
 	}
 	if len(queued) > 0 {
 		c.log.Info("service sweep queued families", "count", len(queued))
 	}
+	c.st.mu.Lock()
+	all := true
+	for _, cluster := range clusters {
+		all = all && c.st.indexed[cluster]
+	}
+	c.st.mu.Unlock()
+	if all {
+		c.sweepOnce.Do(func() { close(c.swept) })
+	}
+	return errors.Join(errs...)
+}
+
+// sweepCluster indexes the services of one cluster and queues the families
+// that need work.
+func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued map[string]bool) error {
+	arns, err := c.listServices(ctx, cluster)
+	if err != nil {
+		return err
+	}
+	listed := make(map[string]bool, len(arns))
+	for _, a := range arns {
+		listed[a] = true
+	}
+	c.st.mu.Lock()
+	for arn, s := range c.st.services {
+		if s.cluster == cluster && !listed[arn] {
+			delete(c.st.services, arn)
+		}
+	}
+	c.st.mu.Unlock()
+	services, err := c.describeServices(ctx, cluster, arns)
+	if err != nil {
+		return err
+	}
+	for _, s := range services {
+		if f := s.family(); !queued[f] && c.needsWork(s) {
+			queued[f] = true
+			c.Enqueue(f)
+		}
+	}
 	return nil
+}
+
+// sweepRetries is how many times a sweep tries a step whose calls failed
+// after the SDK's own retries, before it reports the step failed.
+const sweepRetries = 3
+
+// retrying runs f until it succeeds, up to sweepRetries times, waiting
+// 250 ms, then 500 ms between tries. Errors that a retry cannot fix (access
+// denied, invalid input, the end of ctx) are returned at once.
+func (c *Controller) retrying(ctx context.Context, f func() error) error {
+	var err error
+	for try := range sweepRetries {
+		if err = f(); err == nil || ctx.Err() != nil || cloud.IsAccessDenied(err) || cloud.IsInvalidInput(err) {
+			return err
+		}
+		if try == sweepRetries-1 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(250 * time.Millisecond << try):
+		}
+	}
+	return err
 }
 
 // needsWork reports whether a service's family must be reconciled for it.
