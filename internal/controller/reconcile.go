@@ -541,7 +541,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 		class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec},
 	}
 	c.st.mu.Lock()
-	c.st.revisions[twin.arn] = twin
+	c.st.keepLocked(twin)
 	c.st.mu.Unlock()
 	p.twins[key] = twin
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
@@ -683,7 +683,7 @@ func (c *Controller) reserveLocked(s *service, arn string) *service {
 			r.deployments[i] = d
 		}
 	}
-	c.st.services[s.arn] = &r
+	c.st.setServiceLocked(&r)
 	return prev
 }
 
@@ -779,7 +779,7 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 	if err != nil && !cloud.IsNotFound(err) {
 		return err
 	}
-	if src == nil || src.td.Status != types.TaskDefinitionStatusActive {
+	if src == nil || src.status != types.TaskDefinitionStatusActive {
 		if mode == policy.ModeAudit {
 			log.Info("audit: would register the deregistered source again and return the service to it", "source", source)
 			c.act(Action{Kind: ActionRestoreSource, Planned: true, Family: twin.family, Source: source, Twin: twin.arn})
@@ -826,7 +826,15 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 // content, and returns the new revision's ARN. The new revision is a
 // source: it carries the source's tags, not our markers.
 func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *revision) (string, error) {
-	in, err := patch.Source(twin.td, twin.tags, patch.Options{TagPrefix: c.o.TagPrefix})
+	td := twin.td
+	if td == nil { // not kept in the cache: read it again
+		out, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(twin.arn)})
+		if err != nil {
+			return "", fmt.Errorf("describe twin %s: %w", twin.arn, err)
+		}
+		td = out.TaskDefinition
+	}
+	in, err := patch.Source(td, twin.tags, patch.Options{TagPrefix: c.o.TagPrefix})
 	if err != nil {
 		return "", fmt.Errorf("rebuild the source of %s: %w", twin.arn, err)
 	}

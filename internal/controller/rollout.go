@@ -60,7 +60,7 @@ func (c *Controller) twinInFlightLocked(s *service) bool {
 // c.st.mu is held, so that concurrent workers cannot both take the last place.
 func (c *Controller) admitLocked(s *service, family []*service, twins map[string]bool) (ok bool, why string) {
 	total, cluster := 0, 0
-	for _, o := range c.st.services {
+	for _, o := range c.st.rolling {
 		if c.twinInFlightLocked(o) {
 			total++
 			if o.cluster == s.cluster {

@@ -21,7 +21,11 @@ type revision struct {
 	arn    string
 	family string
 	number int32
+	// td is the content of a source (what Instrument reads). A twin's is
+	// not kept: the cache holds thousands of them and only the rare
+	// restoring of a deregistered source reads one (see content).
 	td     *types.TaskDefinition
+	status types.TaskDefinitionStatus // when read
 	class  patch.Class
 	tags   []types.Tag
 	// planned is a twin that audit mode would register: not in AWS.
@@ -30,7 +34,18 @@ type revision struct {
 
 // inactive says whether the revision was deregistered when it was read.
 func (r *revision) inactive() bool {
-	return r.td != nil && r.td.Status == types.TaskDefinitionStatusInactive
+	return r.status == types.TaskDefinitionStatusInactive
+}
+
+// keep stores a revision in the cache, without a twin's content.
+func (st *state) keepLocked(r *revision) {
+	if r.td != nil {
+		r.status = r.td.Status
+		if r.class.Kind == patch.KindTwin {
+			r.td = nil
+		}
+	}
+	st.revisions[r.arn] = r
 }
 
 // service is what the controller knows of a service from DescribeServices.
@@ -79,6 +94,14 @@ type state struct {
 	moved     map[string]string       // service ARN -> twin ARN the controller moved it to
 	failed    map[string]string       // twin ARN -> failure code
 	indexed   map[string]bool         // clusters whose services a sweep has indexed
+
+	// Indexes of services, kept by setServiceLocked and deleteServiceLocked,
+	// so that a reconcile and pacing cost what the family has, not what the
+	// account has: by family, by cluster, and those whose primary
+	// deployment is IN_PROGRESS.
+	byFamily  map[string]map[string]*service
+	byCluster map[string]map[string]*service
+	rolling   map[string]*service
 }
 
 func newState() *state {
@@ -89,17 +112,18 @@ func newState() *state {
 		moved:     map[string]string{},
 		failed:    map[string]string{},
 		indexed:   map[string]bool{},
+		byFamily:  map[string]map[string]*service{},
+		byCluster: map[string]map[string]*service{},
+		rolling:   map[string]*service{},
 	}
 }
 
 func (st *state) servicesOf(family string) []*service {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	var out []*service
-	for _, s := range st.services {
-		if s.family() == family {
-			out = append(out, s)
-		}
+	out := make([]*service, 0, len(st.byFamily[family]))
+	for _, s := range st.byFamily[family] {
+		out = append(out, s)
 	}
 	return out
 }
@@ -107,14 +131,64 @@ func (st *state) servicesOf(family string) []*service {
 func (st *state) putService(s *service) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.services[s.arn] = s
+	st.setServiceLocked(s)
 }
 
 func (st *state) dropService(arn string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	delete(st.services, arn)
+	st.deleteServiceLocked(arn)
 	delete(st.moved, arn)
+}
+
+// setServiceLocked puts s in the cache and its indexes. st.mu is held.
+func (st *state) setServiceLocked(s *service) {
+	st.deleteServiceLocked(s.arn)
+	st.services[s.arn] = s
+	index(st.byFamily, s.family(), s)
+	index(st.byCluster, s.cluster, s)
+	if d, ok := primary(s); ok && d.RolloutState == types.DeploymentRolloutStateInProgress {
+		st.rolling[s.arn] = s
+	}
+}
+
+// deleteServiceLocked removes a service from the cache and its indexes.
+func (st *state) deleteServiceLocked(arn string) {
+	old, ok := st.services[arn]
+	if !ok {
+		return
+	}
+	delete(st.services, arn)
+	unindex(st.byFamily, old.family(), arn)
+	unindex(st.byCluster, old.cluster, arn)
+	delete(st.rolling, arn)
+}
+
+// servicesInClusterLocked lists the cached services of a cluster.
+func (st *state) servicesInClusterLocked(cluster string) []*service {
+	out := make([]*service, 0, len(st.byCluster[cluster]))
+	for _, s := range st.byCluster[cluster] {
+		out = append(out, s)
+	}
+	return out
+}
+
+func index(m map[string]map[string]*service, key string, s *service) {
+	byArn := m[key]
+	if byArn == nil {
+		byArn = map[string]*service{}
+		m[key] = byArn
+	}
+	byArn[s.arn] = s
+}
+
+func unindex(m map[string]map[string]*service, key, arn string) {
+	if byArn := m[key]; byArn != nil {
+		delete(byArn, arn)
+		if len(byArn) == 0 {
+			delete(m, key)
+		}
+	}
 }
 
 func (st *state) family(name string) (*familyState, bool) {
@@ -138,7 +212,7 @@ func serviceFromSDK(s types.Service) *service {
 		name:        aws.ToString(s.ServiceName),
 		taskDef:     aws.ToString(s.TaskDefinition),
 		status:      aws.ToString(s.Status),
-		deployments: s.Deployments,
+		deployments: trimDeployments(s.Deployments),
 		controller:  types.DeploymentControllerTypeEcs,
 	}
 	if s.DeploymentController != nil {
@@ -146,6 +220,21 @@ func serviceFromSDK(s types.Service) *service {
 	}
 	// ECS keeps taskDefinition equal to the PRIMARY deployment's; it is
 	// read from the service itself, which moto also keeps right.
+	return out
+}
+
+// trimDeployments keeps of each deployment what the controller reads; the
+// rest (network configuration, capacity providers, counts) would only
+// weigh on the cache of every service in the account.
+func trimDeployments(in []types.Deployment) []types.Deployment {
+	out := make([]types.Deployment, len(in))
+	for i, d := range in {
+		out[i] = types.Deployment{
+			Id: d.Id, Status: d.Status, TaskDefinition: d.TaskDefinition,
+			RolloutState: d.RolloutState, RolloutStateReason: d.RolloutStateReason,
+			CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+		}
+	}
 	return out
 }
 
@@ -212,7 +301,7 @@ func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, f
 	}
 	rev.class = patch.Classify(td, out.Tags, nil, patch.Options{TagPrefix: c.o.TagPrefix})
 	c.st.mu.Lock()
-	c.st.revisions[rev.arn] = rev
+	c.st.keepLocked(rev)
 	if code, ok := tagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
 		c.st.failed[rev.arn] = code
 	}

@@ -76,9 +76,9 @@ func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued ma
 		listed[a] = true
 	}
 	c.st.mu.Lock()
-	for arn, s := range c.st.services {
-		if s.cluster == cluster && !listed[arn] {
-			delete(c.st.services, arn)
+	for _, s := range c.st.servicesInClusterLocked(cluster) {
+		if !listed[s.arn] {
+			c.st.deleteServiceLocked(s.arn)
 		}
 	}
 	c.st.mu.Unlock()
