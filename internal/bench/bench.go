@@ -137,19 +137,20 @@ func (r *Report) notes() {
 			"so the table counts calls (answered attempts) and shows the served attempts beside them.", d)
 	}
 	note("The 20,000-service fleet is instrumented before the measured process starts, by controller.Reconcile in batches of %d "+
-		"families with a fresh controller each, not by one reconciler: the controller's admission of a move (admitLocked in "+
-		"internal/controller/rollout.go) scans every service it has cached under its state lock, and each reconcile's "+
-		"servicesOf scans them all too, so one reconciler instrumenting %d services does O(services^2) work "+
-		"(measured while building this harness: about 25 services moved per second at 20,000 services).", fleetBatch, f.services)
+		"families with a fresh controller each, so that the measured process is a restart on an instrumented fleet of %d services "+
+		"(nothing to change) and the harness does not wait for %d paced rollouts.", fleetBatch, f.services, f.services)
 	if f.settle > time.Minute {
-		note("The restart took %v to reach idle on %d services with nothing to change: per family reconcile the controller scans "+
-			"every cached service (state.servicesOf), and the first family sweep does the same for each family not yet reconciled, "+
-			"so a cold start is O(families x services) in CPU.", f.settle.Round(time.Second), f.services)
+		note("The restart took %v to reach idle on %d services with nothing to change: a cold start describes every revision "+
+			"in use once and reconciles every family once; more than a minute is worth a profile.", f.settle.Round(time.Second), f.services)
 	}
 	if f.peakRSS >= TargetRSS {
-		note("Peak RSS %.0f MiB misses the target: the controller caches every revision it reads with its whole "+
-			"*types.TaskDefinition for the life of the process (state.revisions: %d revisions here, sources and twins) and every "+
-			"service with its deployments; the cache is what grows with the fleet.", float64(f.peakRSS)/(1<<20), f.processDescribes)
+		note("Peak RSS %.0f MiB misses the target. What the process keeps grows with the fleet (each service with its trimmed "+
+			"deployments, each source revision with its task definition, %d revisions described here); the peak also holds the "+
+			"garbage of the cold start's describes until the collector runs (GOGC 100 lets the heap reach twice what is live); "+
+			"GOMEMLIMIT bounds that.", float64(f.peakRSS)/(1<<20), f.processDescribes)
+	}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		note("The reconciler process ran with GOMEMLIMIT=%s (the Go runtime's soft memory limit; deploy/cloudformation sets it from the task's memory).", v)
 	}
 	if c.throttled > 0 {
 		note("%d calls of the convergence run were throttled by the simulator although the client-side buckets equal its buckets: "+

@@ -536,7 +536,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	}
 	td := out.TaskDefinition
 	twin = &revision{
-		arn: aws.ToString(td.TaskDefinitionArn), family: aws.ToString(td.Family), number: td.Revision,
+		arn: strings.Clone(aws.ToString(td.TaskDefinitionArn)), family: strings.Clone(aws.ToString(td.Family)), number: td.Revision,
 		td: td, tags: res.Input.Tags,
 		class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec},
 	}

@@ -206,12 +206,14 @@ func (st *state) setFamily(name string, f *familyState) {
 
 // serviceFromSDK converts what DescribeServices says.
 func serviceFromSDK(s types.Service) *service {
+	// The SDK's deserializer cuts strings out of shared blocks: each string
+	// kept would keep its whole response alive, so the cache keeps copies.
 	out := &service{
-		arn:         aws.ToString(s.ServiceArn),
-		cluster:     aws.ToString(s.ClusterArn),
-		name:        aws.ToString(s.ServiceName),
-		taskDef:     aws.ToString(s.TaskDefinition),
-		status:      aws.ToString(s.Status),
+		arn:         strings.Clone(aws.ToString(s.ServiceArn)),
+		cluster:     strings.Clone(aws.ToString(s.ClusterArn)),
+		name:        strings.Clone(aws.ToString(s.ServiceName)),
+		taskDef:     strings.Clone(aws.ToString(s.TaskDefinition)),
+		status:      strings.Clone(aws.ToString(s.Status)),
 		deployments: trimDeployments(s.Deployments),
 		controller:  types.DeploymentControllerTypeEcs,
 	}
@@ -230,10 +232,27 @@ func trimDeployments(in []types.Deployment) []types.Deployment {
 	out := make([]types.Deployment, len(in))
 	for i, d := range in {
 		out[i] = types.Deployment{
-			Id: d.Id, Status: d.Status, TaskDefinition: d.TaskDefinition,
-			RolloutState: d.RolloutState, RolloutStateReason: d.RolloutStateReason,
+			Id: cloneString(d.Id), Status: cloneString(d.Status), TaskDefinition: cloneString(d.TaskDefinition),
+			RolloutState: types.DeploymentRolloutState(strings.Clone(string(d.RolloutState))),
+			RolloutStateReason: cloneString(d.RolloutStateReason),
 			CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
 		}
+	}
+	return out
+}
+
+func cloneString(p *string) *string {
+	if p == nil {
+		return nil
+	}
+	return aws.String(strings.Clone(*p))
+}
+
+// cloneTags copies tags out of the SDK's shared string blocks.
+func cloneTags(in []types.Tag) []types.Tag {
+	out := make([]types.Tag, len(in))
+	for i, t := range in {
+		out[i] = types.Tag{Key: cloneString(t.Key), Value: cloneString(t.Value)}
 	}
 	return out
 }
@@ -293,13 +312,13 @@ func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, f
 		return nil, false, fmt.Errorf("describe task definition %s: no task definition in the answer", arn)
 	}
 	rev = &revision{
-		arn:    aws.ToString(td.TaskDefinitionArn),
-		family: aws.ToString(td.Family),
+		arn:    strings.Clone(aws.ToString(td.TaskDefinitionArn)),
+		family: strings.Clone(aws.ToString(td.Family)),
 		number: td.Revision,
 		td:     td,
-		tags:   out.Tags,
+		tags:   cloneTags(out.Tags),
 	}
-	rev.class = patch.Classify(td, out.Tags, nil, patch.Options{TagPrefix: c.o.TagPrefix})
+	rev.class = patch.Classify(td, rev.tags, nil, patch.Options{TagPrefix: c.o.TagPrefix})
 	c.st.mu.Lock()
 	c.st.keepLocked(rev)
 	if code, ok := tagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
@@ -316,10 +335,11 @@ func (c *Controller) refreshTags(ctx context.Context, rev *revision) ([]types.Ta
 	if err != nil {
 		return nil, fmt.Errorf("list tags of %s: %w", rev.arn, err)
 	}
+	tags := cloneTags(out.Tags)
 	c.st.mu.Lock()
-	rev.tags = out.Tags
+	rev.tags = tags
 	c.st.mu.Unlock()
-	return out.Tags, nil
+	return tags, nil
 }
 
 func tagValue(tags []types.Tag, key string) (string, bool) {
