@@ -672,7 +672,7 @@ func (c *Controller) reserveLocked(s *service, arn string) *service {
 	}
 	r := *prev
 	r.taskDef = arn
-	r.deployments = append([]types.Deployment{{
+	r.deployments = append([]deployment{{
 		Status: aws.String("PRIMARY"), TaskDefinition: aws.String(arn),
 		RolloutState: types.DeploymentRolloutStateInProgress, CreatedAt: aws.Time(c.o.Now()),
 	}}, prev.deployments...)

@@ -34,13 +34,13 @@ const (
 
 // primary returns the primary deployment of a service, if DescribeServices
 // listed one.
-func primary(s *service) (types.Deployment, bool) {
+func primary(s *service) (deployment, bool) {
 	for _, d := range s.deployments {
 		if aws.ToString(d.Status) == "PRIMARY" {
 			return d, true
 		}
 	}
-	return types.Deployment{}, false
+	return deployment{}, false
 }
 
 // twinInFlightLocked reports whether the service's primary deployment is a

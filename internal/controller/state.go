@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -56,7 +57,7 @@ type service struct {
 	taskDef     string // the service's task definition: its primary deployment's
 	controller  types.DeploymentControllerType
 	status      string
-	deployments []types.Deployment
+	deployments []deployment
 }
 
 func (s *service) family() string { return familyOf(s.taskDef) }
@@ -225,17 +226,26 @@ func serviceFromSDK(s types.Service) *service {
 	return out
 }
 
+// deployment is what the controller reads of a service's deployment, with
+// the SDK's field names: a types.Deployment is near a kilobyte, times every
+// deployment of every service in the account.
+type deployment struct {
+	Id, Status, TaskDefinition, RolloutStateReason *string
+	RolloutState                                   types.DeploymentRolloutState
+	CreatedAt, UpdatedAt                           *time.Time
+}
+
 // trimDeployments keeps of each deployment what the controller reads; the
 // rest (network configuration, capacity providers, counts) would only
 // weigh on the cache of every service in the account.
-func trimDeployments(in []types.Deployment) []types.Deployment {
-	out := make([]types.Deployment, len(in))
+func trimDeployments(in []types.Deployment) []deployment {
+	out := make([]deployment, len(in))
 	for i, d := range in {
-		out[i] = types.Deployment{
+		out[i] = deployment{
 			Id: cloneString(d.Id), Status: cloneString(d.Status), TaskDefinition: cloneString(d.TaskDefinition),
-			RolloutState: types.DeploymentRolloutState(strings.Clone(string(d.RolloutState))),
+			RolloutState:       types.DeploymentRolloutState(strings.Clone(string(d.RolloutState))),
 			RolloutStateReason: cloneString(d.RolloutStateReason),
-			CreatedAt: d.CreatedAt, UpdatedAt: d.UpdatedAt,
+			CreatedAt:          cloneTime(d.CreatedAt), UpdatedAt: cloneTime(d.UpdatedAt),
 		}
 	}
 	return out
@@ -246,6 +256,13 @@ func cloneString(p *string) *string {
 		return nil
 	}
 	return aws.String(strings.Clone(*p))
+}
+
+func cloneTime(p *time.Time) *time.Time {
+	if p == nil {
+		return nil
+	}
+	return aws.Time(*p)
 }
 
 // cloneTags copies tags out of the SDK's shared string blocks.
