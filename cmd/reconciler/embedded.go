@@ -39,21 +39,9 @@ func serveSim(sim *awssim.Sim, listen string) (url string, served <-chan error, 
 		}
 		errc <- err
 	}()
-	done := make(chan struct{})
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				sim.Step()
-			}
-		}
-	}()
+	stopStepping := sim.StepEvery(100 * time.Millisecond)
 	stop = func() {
-		close(done)
+		stopStepping()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		_ = srv.Shutdown(ctx)

@@ -105,12 +105,9 @@ func cmdSim(e env, args []string) int {
 
 	// Rollouts complete on the wall clock: Step makes them happen (and be
 	// journaled) on time even when nobody calls.
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
+	defer sim.StepEvery(100 * time.Millisecond)()
 	for {
 		select {
-		case <-tick.C:
-			sim.Step()
 		case err := <-served:
 			fmt.Fprintf(e.stderr, "reconciler sim: %v\n", err)
 			return exitFail

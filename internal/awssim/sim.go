@@ -290,6 +290,27 @@ func (s *Sim) Step() {
 	s.advanceLocked(s.clock.Now())
 }
 
+// StepEvery calls Step every interval until stop is called (stop waits for
+// the last Step to return): what a server on a real clock runs beside.
+func (s *Sim) StepEvery(interval time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				s.Step()
+			}
+		}
+	})
+	var once sync.Once
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
 // mutating lists the operations that change state: the journal's calls.
 var mutating = map[string]bool{
 	"CreateCluster": true, "RegisterTaskDefinition": true, "DeregisterTaskDefinition": true,

@@ -39,11 +39,11 @@ const (
 // simServer is an awssim served on 127.0.0.1 with its rollouts stepped on
 // the wall clock, and counts of the reconciler's successful calls, per run.
 type simServer struct {
-	sim      *awssim.Sim
-	endpoint string
-	srv      *http.Server
-	done     chan struct{}
-	wg       sync.WaitGroup
+	sim          *awssim.Sim
+	endpoint     string
+	srv          *http.Server
+	stopStepping func()
+	wg           sync.WaitGroup
 
 	mu       sync.Mutex
 	run      string                    // the reconciler run now counted
@@ -52,7 +52,7 @@ type simServer struct {
 }
 
 func startSim(o awssim.Options) (*simServer, error) {
-	s := &simServer{sim: awssim.New(o), done: make(chan struct{}), describe: map[string]map[string]int{}, ops: map[string]CallCounts{}}
+	s := &simServer{sim: awssim.New(o), describe: map[string]map[string]int{}, ops: map[string]CallCounts{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
@@ -62,29 +62,17 @@ func startSim(o awssim.Options) (*simServer, error) {
 	// pool): a server closing one just as a client reuses it makes the
 	// client retry a call the server may count twice.
 	s.srv = &http.Server{Handler: s.countDescribes(s.sim.Handler()), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 5 * time.Minute}
-	s.wg.Add(2)
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		_ = s.srv.Serve(ln)
 	}()
-	go func() {
-		defer s.wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-s.done:
-				return
-			case <-tick.C:
-				s.sim.Step()
-			}
-		}
-	}()
+	s.stopStepping = s.sim.StepEvery(100 * time.Millisecond)
 	return s, nil
 }
 
 func (s *simServer) stop() {
-	close(s.done)
+	s.stopStepping()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = s.srv.Shutdown(ctx)

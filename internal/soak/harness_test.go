@@ -98,23 +98,7 @@ func newWorld(t *testing.T, p params) *world {
 	sim := awssim.New(awssim.Options{RolloutDelay: 300 * time.Millisecond, Seed: int64(p.seed)})
 	srv := httptest.NewServer(sim.Handler()) // 127.0.0.1
 	t.Cleanup(srv.Close)
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for {
-			select {
-			case <-done:
-				return
-			case <-tick.C:
-				sim.Step()
-			}
-		}
-	}()
-	t.Cleanup(func() { close(done); wg.Wait() })
+	t.Cleanup(sim.StepEvery(100 * time.Millisecond))
 
 	w := &world{t: t, p: p, sim: sim, endpoint: srv.URL, dir: t.TempDir(),
 		queueURL:    awssim.DemoQueueURL(srv.URL),
