@@ -59,7 +59,10 @@ func (c *Controller) SweepServices(ctx context.Context) error {
 	}
 	c.st.mu.Unlock()
 	if all {
-		c.sweepOnce.Do(func() { close(c.swept) })
+		c.sweepOnce.Do(func() {
+			c.log.Info("ready: the services of every cluster are indexed; reconciles start", "clusters", len(clusters))
+			close(c.swept)
+		})
 	}
 	return errors.Join(errs...)
 }

@@ -271,7 +271,7 @@ func soak(t *testing.T, p params) {
 		n, l := sweptLives(r.log)
 		swept, lives = swept+n, lives+l
 	}
-	fmt.Fprintf(&b, "  reconciler: %d starts, %d SIGKILLs, %d stopped gracefully at the end; %d of %d processes completed a service sweep (workers wait for the first)\n", starts, kills, graceful, swept, lives)
+	fmt.Fprintf(&b, "  reconciler: %d starts, %d SIGKILLs, %d stopped gracefully at the end; %d of %d processes got ready (every cluster's services indexed; workers wait for it)\n", starts, kills, graceful, swept, lives)
 	for _, who := range []string{"reconciler", "pipeline"} {
 		fmt.Fprintf(&b, "  writes by the %s (ok/attempted): %s\n", who, writesLine(jr.writes[who], jr.attempts[who]))
 	}
@@ -347,7 +347,7 @@ func sweptLives(path string) (swept, lives int) {
 				swept++
 			}
 			lives, done = lives+1, false
-		case strings.Contains(line, `"msg":"sweep done"`) && strings.Contains(line, `"sweep":"services"`):
+		case strings.Contains(line, `"msg":"ready: `):
 			done = true
 		}
 	}
