@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"maps"
 	"math"
 	"slices"
 	"time"
@@ -90,6 +91,13 @@ func NaiveSweepCalls(servicesPerCluster []int) CallCounts {
 
 // CallCounts counts calls by operation.
 type CallCounts map[string]int
+
+// clone copies c (never nil, so that the copy can be written to).
+func (c CallCounts) clone() CallCounts {
+	out := make(CallCounts, len(c))
+	maps.Copy(out, c)
+	return out
+}
 
 // Total is the sum over operations.
 func (c CallCounts) Total() int {

@@ -58,11 +58,7 @@ type opCounter struct {
 func (c *opCounter) get(mark string) CallCounts {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	out := CallCounts{}
-	for k, v := range c.m[mark] {
-		out[k] = v
-	}
-	return out
+	return c.m[mark].clone()
 }
 
 // middleware counts each call (not each attempt: the simulator is not

@@ -151,11 +151,7 @@ func (s *simServer) countDescribes(next http.Handler) http.Handler {
 func (s *simServer) reconcilerCalls(run string) CallCounts {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := CallCounts{}
-	for k, v := range s.ops[run] {
-		out[k] = v
-	}
-	return out
+	return s.ops[run].clone()
 }
 
 type statusRecorder struct {

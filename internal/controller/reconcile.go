@@ -551,14 +551,15 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 }
 
 // cachedTwin looks for a twin among the revisions already in the cache (it
-// may be older than the page the reconcile read): the lowest, as twinSeen.
+// may be older than the page the reconcile read): the canonical one, by the
+// rule twinSeen applies (better).
 func (c *Controller) cachedTwin(family string, key twinKey) *revision {
 	c.st.mu.Lock()
 	defer c.st.mu.Unlock()
 	var best *revision
 	for _, r := range c.st.revisions {
 		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
-			if best == nil || r.number < best.number {
+			if best == nil || better(r, best) {
 				best = r
 			}
 		}
