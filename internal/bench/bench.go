@@ -145,12 +145,15 @@ func (r *Report) notes() {
 	}
 	if f.peakRSS >= TargetRSS {
 		note("Peak RSS %.0f MiB misses the target. What the process keeps grows with the fleet (each service with its trimmed "+
-			"deployments, each source revision with its task definition, %d revisions described here); the peak also holds the "+
-			"garbage of the cold start's describes until the collector runs (GOGC 100 lets the heap reach twice what is live); "+
-			"GOMEMLIMIT bounds that.", float64(f.peakRSS)/(1<<20), f.processDescribes)
+			"deployments, each source revision with its content packed as JSON, %d revisions described here; "+
+			"`go test -run '^$' -bench CacheBytes ./internal/controller` weighs it per service); the peak also holds the garbage "+
+			"of the cold start's describes until the collector runs (GOGC 100 lets the heap reach twice what is live).",
+			float64(f.peakRSS)/(1<<20), f.processDescribes)
 	}
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		note("The reconciler process ran with GOMEMLIMIT=%s (the Go runtime's soft memory limit; deploy/cloudformation sets it from the task's memory).", v)
+	for _, k := range []string{"GOMEMLIMIT", "GOGC"} {
+		if v := os.Getenv(k); v != "" {
+			note("The reconciler process ran with %s=%s, from the harness's environment (the Go runtime's default otherwise).", k, v)
+		}
 	}
 	if c.throttled > 0 {
 		note("%d calls of the convergence run were throttled by the simulator although the client-side buckets equal its buckets: "+

@@ -107,9 +107,11 @@ func startProcess(bin, dir, name string, c processConfig) (*process, error) {
 		"AWS_CONFIG_FILE=" + filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(dir, "none"),
 		"AWS_EC2_METADATA_DISABLED=true",
 	}
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		// The Go runtime's soft memory limit, as a deployment sets it.
-		cmd.Env = append(cmd.Env, "GOMEMLIMIT="+v)
+	for _, k := range []string{"GOMEMLIMIT", "GOGC"} {
+		// The Go runtime's settings, as a deployment may set them.
+		if v := os.Getenv(k); v != "" {
+			cmd.Env = append(cmd.Env, k+"="+v)
+		}
 	}
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {

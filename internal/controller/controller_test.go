@@ -40,7 +40,7 @@ type callCounter struct {
 	m map[string]*atomic.Int64
 }
 
-func newWorld(t *testing.T, opts ...awssim.Options) *world {
+func newWorld(t testing.TB, opts ...awssim.Options) *world {
 	t.Helper()
 	var o awssim.Options
 	if len(opts) > 0 {
@@ -79,7 +79,7 @@ func newWorld(t *testing.T, opts ...awssim.Options) *world {
 	return w
 }
 
-func (w *world) must(t *testing.T, f func(ctx context.Context) error) {
+func (w *world) must(t testing.TB, f func(ctx context.Context) error) {
 	t.Helper()
 	if err := f(context.Background()); err != nil {
 		t.Fatal(err)
@@ -90,7 +90,7 @@ func (w *world) count(op string) int64 { return w.calls.m[op].Load() }
 
 // register registers a task definition whose container states its command,
 // so that no image config is needed.
-func (w *world) register(t *testing.T, family, image string, tags map[string]string, mutate ...func(*types.ContainerDefinition)) string {
+func (w *world) register(t testing.TB, family, image string, tags map[string]string, mutate ...func(*types.ContainerDefinition)) string {
 	t.Helper()
 	in := &ecs.RegisterTaskDefinitionInput{
 		Family:                  aws.String(family),
@@ -117,13 +117,13 @@ func (w *world) register(t *testing.T, family, image string, tags map[string]str
 	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
 }
 
-func (w *world) createService(t *testing.T, name, taskDef string, controller types.DeploymentControllerType) {
+func (w *world) createService(t testing.TB, name, taskDef string, controller types.DeploymentControllerType) {
 	t.Helper()
 	w.createServiceCB(t, name, taskDef, controller, true)
 }
 
 // createServiceCB creates a service with the circuit breaker and rollback on or off.
-func (w *world) createServiceCB(t *testing.T, name, taskDef string, controller types.DeploymentControllerType, breaker bool) {
+func (w *world) createServiceCB(t testing.TB, name, taskDef string, controller types.DeploymentControllerType, breaker bool) {
 	t.Helper()
 	_, err := w.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
 		Cluster: aws.String(testCluster), ServiceName: aws.String(name), TaskDefinition: aws.String(taskDef),
@@ -171,7 +171,7 @@ func (w *world) writes(op string) []awssim.Call {
 	return out
 }
 
-func (w *world) controller(t *testing.T, mutate ...func(*Options)) *Controller {
+func (w *world) controller(t testing.TB, mutate ...func(*Options)) *Controller {
 	t.Helper()
 	o := Options{
 		ECS: w.ecs,
@@ -202,7 +202,7 @@ func reconcile(t *testing.T, c *Controller, family string) {
 
 // drain reconciles what the queue holds, as the workers would, and returns
 // the families in the order reconciled.
-func drain(t *testing.T, c *Controller) []string {
+func drain(t testing.TB, c *Controller) []string {
 	t.Helper()
 	var got []string
 	for c.QueueLen() > 0 {
@@ -217,7 +217,7 @@ func drain(t *testing.T, c *Controller) []string {
 	return got
 }
 
-func sweep(t *testing.T, c *Controller) {
+func sweep(t testing.TB, c *Controller) {
 	t.Helper()
 	if err := c.SweepServices(context.Background()); err != nil {
 		t.Fatalf("SweepServices: %v", err)

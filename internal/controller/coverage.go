@@ -88,21 +88,21 @@ func (c *Controller) statusLocked(s *service) ServiceStatus {
 	}
 	source := s.taskDef
 	if rev.class.Kind == patch.KindTwin {
-		if fam.ok[s.taskDef] {
+		if fam.ok.has(s.taskDef) {
 			st.State = StateCovered
 			return st
 		}
 		source = arnOfRevision(s.taskDef, rev.class.SourceRevision)
-		if _, ok := fam.twinOf[source]; ok {
+		if _, ok := fam.twinOf.get(source); ok {
 			st.State = StateStale
 			return st
 		}
 	}
-	if code, ok := fam.refused[source]; ok {
+	if code, ok := fam.refused.get(source); ok {
 		st.State, st.Reason = StateUnsupported, string(code)
 		return st
 	}
-	if twin, ok := fam.twinOf[source]; ok {
+	if twin, ok := fam.twinOf.get(source); ok {
 		if code, failed := c.st.failed[twin]; failed {
 			st.State, st.Reason = StateFailed, code
 			return st

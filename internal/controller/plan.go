@@ -67,8 +67,8 @@ func (c *Controller) Plan(ctx context.Context) ([]FamilyPlan, error) {
 		fp := FamilyPlan{Family: f, Actions: actions}
 		if st != nil {
 			fp.Instrument, fp.Reason, fp.Profile = st.instrument, st.reason, st.profile
-			for src, code := range st.refused {
-				fp.Refused = append(fp.Refused, fmt.Sprintf("%d: %s", revisionNumber(src), code))
+			for _, e := range st.refused {
+				fp.Refused = append(fp.Refused, fmt.Sprintf("%d: %s", revisionNumber(e.arn), e.v))
 			}
 			sort.Strings(fp.Refused)
 		}

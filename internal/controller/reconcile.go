@@ -79,8 +79,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 		return err
 	}
 	p.decision = c.decide(p)
-	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile, ok: map[string]bool{},
-		twinOf: map[string]string{}, refused: map[string]patch.Code{}}
+	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile}
 	if len(p.revs) > 0 {
 		st.newest = p.revs[0].arn
 	}
@@ -113,7 +112,7 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 	used := map[string]bool{}
 	for _, s := range p.services {
 		for _, d := range s.deployments {
-			used[aws.ToString(d.TaskDefinition)] = true
+			used[d.taskDef] = true
 		}
 		used[s.taskDef] = true
 	}
@@ -416,14 +415,14 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 			continue
 		}
 		if refused != "" {
-			st.ok[src.arn] = true // services may stay on it
-			st.refused[src.arn] = refused
+			st.ok.add(src.arn) // services may stay on it
+			st.refused.set(src.arn, refused)
 			continue
 		}
 		twinOf[n] = twin
 		if !twin.planned {
-			st.twinOf[src.arn] = twin.arn
-			st.ok[twin.arn] = true
+			st.twinOf.set(src.arn, twin.arn)
+			st.ok.add(twin.arn)
 			if twin.number > revisionNumber(st.newest) {
 				st.newest = twin.arn // registered now: the family sweep will list it newest
 			}
@@ -448,7 +447,7 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		switch m {
 		case moveLeft:
 			// Left where it is on purpose: the sweeps need not queue it again.
-			st.ok[s.taskDef] = true
+			st.ok.add(s.taskDef)
 		case moveStarted, moveDeferred:
 			again = true
 		}
@@ -486,16 +485,20 @@ func (c *Controller) sourceOf(ctx context.Context, p *plan, s *service) (*revisi
 // (the reasons are logged); in audit mode, where nothing is registered, it
 // returns no twin and no code.
 func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, profile patch.Profile, src *revision) (twin *revision, refused patch.Code, err error) {
+	td, err := src.content()
+	if err != nil {
+		return nil, "", err
+	}
 	var images map[string]patch.Image
 	if c.o.Images != nil {
 		var ierrs []error
-		images, ierrs = c.o.Images.Images(ctx, src.td)
+		images, ierrs = c.o.Images.Images(ctx, td)
 		for _, e := range ierrs {
 			log.Info("image config unknown", "revision", src.number, "err", e)
 		}
 	}
 	opts := patch.Options{TagPrefix: c.o.TagPrefix, SourceRevision: src.number}
-	res, err := patch.Instrument(src.td, src.tags, profile, images, opts)
+	res, err := patch.Instrument(td, src.tags, profile, images, opts)
 	var refusal *patch.Refusal
 	if errors.As(err, &refusal) {
 		log.Info("revision not instrumented", "revision", src.number, "reasons", refusal.Error())
@@ -534,14 +537,15 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if err != nil {
 		return nil, "", fmt.Errorf("register twin of %s: %w", src.arn, err)
 	}
-	td := out.TaskDefinition
-	twin = &revision{
-		arn: strings.Clone(aws.ToString(td.TaskDefinitionArn)), family: strings.Clone(aws.ToString(td.Family)), number: td.Revision,
-		td: td, tags: res.Input.Tags,
-		class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec},
+	if out.TaskDefinition == nil {
+		return nil, "", fmt.Errorf("register twin of %s: no task definition in the answer", src.arn)
+	}
+	twin, err = newRevision(out.TaskDefinition, cloneTags(res.Input.Tags), patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec})
+	if err != nil {
+		return nil, "", err
 	}
 	c.st.mu.Lock()
-	c.st.keepLocked(twin)
+	c.st.putRevisionLocked(twin)
 	c.st.mu.Unlock()
 	p.twins[key] = twin
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
@@ -674,14 +678,11 @@ func (c *Controller) reserveLocked(s *service, arn string) *service {
 	r := *prev
 	r.taskDef = arn
 	r.deployments = append([]deployment{{
-		Status: aws.String("PRIMARY"), TaskDefinition: aws.String(arn),
-		RolloutState: types.DeploymentRolloutStateInProgress, CreatedAt: aws.Time(c.o.Now()),
+		status: "PRIMARY", taskDef: arn, rolloutState: types.DeploymentRolloutStateInProgress, createdAt: c.o.Now(),
 	}}, prev.deployments...)
 	for i := 1; i < len(r.deployments); i++ {
-		if aws.ToString(r.deployments[i].Status) == "PRIMARY" {
-			d := r.deployments[i]
-			d.Status = aws.String("ACTIVE")
-			r.deployments[i] = d
+		if r.deployments[i].status == "PRIMARY" {
+			r.deployments[i].status = "ACTIVE"
 		}
 	}
 	c.st.setServiceLocked(&r)
@@ -703,7 +704,7 @@ func (c *Controller) inFlight(s *service) bool {
 // moved it to) has not rolled back.
 func (c *Controller) rolledBack(s *service, twin *revision, moved string, onTwin bool) (string, bool) {
 	for _, d := range s.deployments {
-		if aws.ToString(d.TaskDefinition) == twin.arn && d.RolloutState == types.DeploymentRolloutStateFailed {
+		if d.taskDef == twin.arn && d.rolloutState == types.DeploymentRolloutStateFailed {
 			return FailedRolloutFailed, true
 		}
 	}
@@ -716,7 +717,7 @@ func (c *Controller) rolledBack(s *service, twin *revision, moved string, onTwin
 // inProgress reports whether a deployment of arn is still rolling out.
 func inProgress(s *service, arn string) bool {
 	for _, d := range s.deployments {
-		if aws.ToString(d.TaskDefinition) == arn && d.RolloutState == types.DeploymentRolloutStateInProgress {
+		if d.taskDef == arn && d.rolloutState == types.DeploymentRolloutStateInProgress {
 			return true
 		}
 	}
@@ -761,7 +762,7 @@ func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st
 			continue
 		}
 		if rev.class.Kind != patch.KindTwin || !revert || s.controller != types.DeploymentControllerTypeEcs {
-			st.ok[rev.arn] = true
+			st.ok.add(rev.arn)
 			continue
 		}
 		if err := c.returnToSource(ctx, log.With("service", s.name), p.mode, s, rev, string(p.decision.Reason)); err != nil {
@@ -827,15 +828,15 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 // content, and returns the new revision's ARN. The new revision is a
 // source: it carries the source's tags, not our markers.
 func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *revision) (string, error) {
-	td := twin.td
-	if td == nil { // not kept in the cache: read it again
-		out, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(twin.arn)})
-		if err != nil {
-			return "", fmt.Errorf("describe twin %s: %w", twin.arn, err)
-		}
-		td = out.TaskDefinition
+	// A twin's content is not kept in the cache: read it again.
+	desc, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(twin.arn)})
+	if err != nil {
+		return "", fmt.Errorf("describe twin %s: %w", twin.arn, err)
 	}
-	in, err := patch.Source(td, twin.tags, patch.Options{TagPrefix: c.o.TagPrefix})
+	if desc.TaskDefinition == nil {
+		return "", fmt.Errorf("describe twin %s: no task definition in the answer", twin.arn)
+	}
+	in, err := patch.Source(desc.TaskDefinition, twin.tags, patch.Options{TagPrefix: c.o.TagPrefix})
 	if err != nil {
 		return "", fmt.Errorf("rebuild the source of %s: %w", twin.arn, err)
 	}

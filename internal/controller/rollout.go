@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/patch"
@@ -36,7 +35,7 @@ const (
 // listed one.
 func primary(s *service) (deployment, bool) {
 	for _, d := range s.deployments {
-		if aws.ToString(d.Status) == "PRIMARY" {
+		if d.status == "PRIMARY" {
 			return d, true
 		}
 	}
@@ -47,10 +46,10 @@ func primary(s *service) (deployment, bool) {
 // rollout of one of our twins that has no outcome yet. c.st.mu is held.
 func (c *Controller) twinInFlightLocked(s *service) bool {
 	d, ok := primary(s)
-	if !ok || d.RolloutState != types.DeploymentRolloutStateInProgress {
+	if !ok || d.rolloutState != types.DeploymentRolloutStateInProgress {
 		return false
 	}
-	rev := c.st.revisions[aws.ToString(d.TaskDefinition)]
+	rev := c.st.revisions[d.taskDef]
 	return rev != nil && rev.class.Kind == patch.KindTwin
 }
 
@@ -86,7 +85,7 @@ func (c *Controller) admitLocked(s *service, family []*service, twins map[string
 	}
 	for _, o := range fresh {
 		d, ok := primary(o)
-		if ok && twins[aws.ToString(d.TaskDefinition)] && d.RolloutState == types.DeploymentRolloutStateCompleted {
+		if ok && twins[d.taskDef] && d.rolloutState == types.DeploymentRolloutStateCompleted {
 			return true, "" // the canary completed
 		}
 	}
@@ -107,7 +106,7 @@ func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode st
 	if !ok {
 		return false, nil
 	}
-	twinArn := aws.ToString(d.TaskDefinition)
+	twinArn := d.taskDef
 	c.st.mu.Lock()
 	twin := c.st.revisions[twinArn]
 	_, failed := c.st.failed[twinArn]
@@ -117,7 +116,7 @@ func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode st
 		return false, nil
 	}
 	log = log.With("cluster", clusterName(s.cluster), "service", s.name, "twin", twin.number)
-	switch d.RolloutState {
+	switch d.rolloutState {
 	case types.DeploymentRolloutStateCompleted:
 		if moved == twinArn {
 			c.st.mu.Lock()
@@ -128,11 +127,11 @@ func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode st
 		}
 		return false, nil
 	case types.DeploymentRolloutStateFailed:
-		log.Warn("rollout of twin failed and ECS did not roll it back", "reason", aws.ToString(d.RolloutStateReason))
+		log.Warn("rollout of twin failed and ECS did not roll it back", "reason", d.reason)
 		c.o.Observer.RolloutDone(RolloutFailed)
 		return false, c.abandon(ctx, log, mode, s, twin, FailedRolloutFailed)
 	case types.DeploymentRolloutStateInProgress:
-		started := aws.ToTime(d.CreatedAt)
+		started := d.createdAt
 		if !started.IsZero() && c.o.Now().Sub(started) > c.o.RolloutDeadline {
 			log.Warn("rollout of twin has no outcome by the deadline", "started", started, "deadline", c.o.RolloutDeadline.String())
 			c.o.Observer.RolloutDone(RolloutDeadline)

@@ -1,8 +1,10 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/ecs-sidecar/reconciler/internal/awsjson"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
@@ -22,10 +25,13 @@ type revision struct {
 	arn    string
 	family string
 	number int32
-	// td is the content of a source (what Instrument reads). A twin's is
-	// not kept: the cache holds thousands of them and only the rare
-	// restoring of a deregistered source reads one (see content).
-	td     *types.TaskDefinition
+	// packed is the content of a source (what Instrument reads), in the
+	// wire's JSON (awsjson): a decoded types.TaskDefinition weighs several
+	// times more, and its strings would keep the SDK's whole response
+	// alive. A twin's content is not kept: the cache holds thousands of
+	// them and only the rare restoring of a deregistered source reads one,
+	// again from ECS.
+	packed []byte
 	status types.TaskDefinitionStatus // when read
 	class  patch.Class
 	tags   []types.Tag
@@ -38,15 +44,68 @@ func (r *revision) inactive() bool {
 	return r.status == types.TaskDefinitionStatusInactive
 }
 
-// keep stores a revision in the cache, without a twin's content.
-func (st *state) keepLocked(r *revision) {
-	if r.td != nil {
-		r.status = r.td.Status
-		if r.class.Kind == patch.KindTwin {
-			r.td = nil
-		}
+// ecsJSON encodes the content of sources kept in the cache.
+var ecsJSON = awsjson.Codec{Service: awsjson.ECS}
+
+// newRevision makes the cache's revision of a task definition as ECS
+// returned it: a source keeps its content (packed), a twin does not.
+func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) (*revision, error) {
+	arn := strings.Clone(aws.ToString(td.TaskDefinitionArn))
+	family := familyOf(arn) // a part of arn, not another copy
+	if family != aws.ToString(td.Family) {
+		family = strings.Clone(aws.ToString(td.Family))
 	}
-	st.revisions[r.arn] = r
+	r := &revision{
+		arn:    arn,
+		family: family,
+		number: td.Revision,
+		status: types.TaskDefinitionStatus(strings.Clone(string(td.Status))),
+		class:  cloneClass(class),
+		tags:   tags,
+	}
+	if class.Kind != patch.KindTwin {
+		// What RegisterTaskDefinition takes; the revision's identity is
+		// kept above, and what ECS adds (requiresAttributes,
+		// compatibilities, registeredAt and By) is read by nothing.
+		keep := *td
+		keep.TaskDefinitionArn, keep.Family, keep.Revision, keep.Status = nil, nil, 0, ""
+		keep.RequiresAttributes, keep.Compatibilities, keep.RegisteredAt, keep.RegisteredBy, keep.DeregisteredAt = nil, nil, nil, nil, nil
+		b, err := ecsJSON.Marshal(&keep)
+		if err != nil {
+			return nil, fmt.Errorf("keep task definition %s: %w", r.arn, err)
+		}
+		r.packed = bytes.Clone(b) // b has room to spare
+	}
+	return r, nil
+}
+
+// cloneClass copies the strings Classify took from the SDK's answer (see
+// serviceFromSDK).
+func cloneClass(c patch.Class) patch.Class {
+	c.Spec, c.Detail = strings.Clone(c.Spec), strings.Clone(c.Detail)
+	if c.Containers != nil {
+		names := make([]string, len(c.Containers))
+		for i, n := range c.Containers {
+			names[i] = strings.Clone(n)
+		}
+		c.Containers = names
+	}
+	return c
+}
+
+// content returns the task definition of a source, decoded anew from the
+// cache (the caller may change it): what RegisterTaskDefinition takes, and
+// its ARN, family, revision and status; not the fields ECS adds on its own.
+func (r *revision) content() (*types.TaskDefinition, error) {
+	if r.packed == nil {
+		return nil, fmt.Errorf("task definition %s: content not kept", r.arn)
+	}
+	td := new(types.TaskDefinition)
+	if err := ecsJSON.Unmarshal(r.packed, td); err != nil {
+		return nil, fmt.Errorf("task definition %s: %w", r.arn, err)
+	}
+	td.TaskDefinitionArn, td.Family, td.Revision, td.Status = aws.String(r.arn), aws.String(r.family), r.number, r.status
+	return td, nil
 }
 
 // service is what the controller knows of a service from DescribeServices.
@@ -79,11 +138,51 @@ type familyState struct {
 	newestSource string
 	// ok holds the revisions a service may run without another reconcile:
 	// current twins, and sources that cannot be instrumented (refused).
-	ok map[string]bool
+	ok revSet
 	// twinOf maps source revisions to their current twin; refused maps the
 	// sources that cannot be instrumented to the first reason code.
-	twinOf  map[string]string
-	refused map[string]patch.Code
+	twinOf  revMap[string]
+	refused revMap[patch.Code]
+}
+
+// revSet is a family's set of revision ARNs. A family has a handful, and
+// the account thousands of families: a map each would weigh ten times more.
+type revSet []string
+
+func (s revSet) has(arn string) bool { return slices.Contains(s, arn) }
+
+func (s *revSet) add(arn string) {
+	if !s.has(arn) {
+		*s = append(*s, arn)
+	}
+}
+
+// revMap is a family's small map keyed by revision ARN (see revSet).
+type revMap[V any] []revEntry[V]
+
+type revEntry[V any] struct {
+	arn string
+	v   V
+}
+
+func (m revMap[V]) get(arn string) (V, bool) {
+	for _, e := range m {
+		if e.arn == arn {
+			return e.v, true
+		}
+	}
+	var zero V
+	return zero, false
+}
+
+func (m *revMap[V]) set(arn string, v V) {
+	for i := range *m {
+		if (*m)[i].arn == arn {
+			(*m)[i].v = v
+			return
+		}
+	}
+	*m = append(*m, revEntry[V]{arn, v})
 }
 
 // state is the controller's cache. Everything in it can be rebuilt from AWS.
@@ -100,9 +199,11 @@ type state struct {
 	// so that a reconcile and pacing cost what the family has, not what the
 	// account has: by family, by cluster, and those whose primary
 	// deployment is IN_PROGRESS.
-	byFamily  map[string]map[string]*service
+	byFamily  map[string][]*service
 	byCluster map[string]map[string]*service
 	rolling   map[string]*service
+	// clusters interns cluster ARNs: every cached service names one.
+	clusters map[string]string
 }
 
 func newState() *state {
@@ -113,20 +214,17 @@ func newState() *state {
 		moved:     map[string]string{},
 		failed:    map[string]string{},
 		indexed:   map[string]bool{},
-		byFamily:  map[string]map[string]*service{},
+		byFamily:  map[string][]*service{},
 		byCluster: map[string]map[string]*service{},
 		rolling:   map[string]*service{},
+		clusters:  map[string]string{},
 	}
 }
 
 func (st *state) servicesOf(family string) []*service {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	out := make([]*service, 0, len(st.byFamily[family]))
-	for _, s := range st.byFamily[family] {
-		out = append(out, s)
-	}
-	return out
+	return slices.Clone(st.byFamily[family])
 }
 
 func (st *state) putService(s *service) {
@@ -143,13 +241,59 @@ func (st *state) dropService(arn string) {
 }
 
 // setServiceLocked puts s in the cache and its indexes. st.mu is held.
+// Its cluster and task definition ARNs are shared with the cache's copies
+// (the same few strings, named by thousands of services).
 func (st *state) setServiceLocked(s *service) {
 	st.deleteServiceLocked(s.arn)
+	if c, ok := st.clusters[s.cluster]; ok {
+		s.cluster = c
+	} else {
+		st.clusters[s.cluster] = s.cluster
+	}
+	s.taskDef = st.shareArnLocked(s.taskDef)
+	for i := range s.deployments {
+		if d := &s.deployments[i]; d.taskDef == s.taskDef {
+			d.taskDef = s.taskDef
+		} else {
+			d.taskDef = st.shareArnLocked(d.taskDef)
+		}
+	}
 	st.services[s.arn] = s
-	index(st.byFamily, s.family(), s)
+	fam := s.family()
+	st.byFamily[fam] = append(st.byFamily[fam], s)
 	index(st.byCluster, s.cluster, s)
-	if d, ok := primary(s); ok && d.RolloutState == types.DeploymentRolloutStateInProgress {
+	if d, ok := primary(s); ok && d.rolloutState == types.DeploymentRolloutStateInProgress {
 		st.rolling[s.arn] = s
+	}
+}
+
+// shareArnLocked returns the cache's copy of a task definition ARN: the
+// cached revision's, or another service's of the family, or arn.
+func (st *state) shareArnLocked(arn string) string {
+	if r := st.revisions[arn]; r != nil {
+		return r.arn
+	}
+	for _, o := range st.byFamily[familyOf(arn)] {
+		if o.taskDef == arn {
+			return o.taskDef
+		}
+	}
+	return arn
+}
+
+// putRevisionLocked caches a revision, and points the services that name it
+// at its copy of the ARN.
+func (st *state) putRevisionLocked(r *revision) {
+	st.revisions[r.arn] = r
+	for _, s := range st.byFamily[r.family] {
+		if s.taskDef == r.arn {
+			s.taskDef = r.arn
+		}
+		for i := range s.deployments {
+			if s.deployments[i].taskDef == r.arn {
+				s.deployments[i].taskDef = r.arn
+			}
+		}
 	}
 }
 
@@ -160,7 +304,17 @@ func (st *state) deleteServiceLocked(arn string) {
 		return
 	}
 	delete(st.services, arn)
-	unindex(st.byFamily, old.family(), arn)
+	fam := old.family()
+	if list := st.byFamily[fam]; len(list) > 0 {
+		if i := slices.Index(list, old); i >= 0 {
+			list = slices.Delete(list, i, i+1)
+		}
+		if len(list) == 0 {
+			delete(st.byFamily, fam)
+		} else {
+			st.byFamily[fam] = list
+		}
+	}
 	unindex(st.byCluster, old.cluster, arn)
 	delete(st.rolling, arn)
 }
@@ -208,31 +362,41 @@ func (st *state) setFamily(name string, f *familyState) {
 // serviceFromSDK converts what DescribeServices says.
 func serviceFromSDK(s types.Service) *service {
 	// The SDK's deserializer cuts strings out of shared blocks: each string
-	// kept would keep its whole response alive, so the cache keeps copies.
+	// kept would keep its whole response alive, so the cache keeps copies
+	// (or the constants they equal, or parts of other copies).
+	arn := strings.Clone(aws.ToString(s.ServiceArn))
+	name := aws.ToString(s.ServiceName)
+	if strings.HasSuffix(arn, "/"+name) {
+		name = arn[len(arn)-len(name):]
+	} else {
+		name = strings.Clone(name)
+	}
 	out := &service{
-		arn:         strings.Clone(aws.ToString(s.ServiceArn)),
+		arn:         arn,
 		cluster:     strings.Clone(aws.ToString(s.ClusterArn)),
-		name:        strings.Clone(aws.ToString(s.ServiceName)),
+		name:        name,
 		taskDef:     strings.Clone(aws.ToString(s.TaskDefinition)),
-		status:      strings.Clone(aws.ToString(s.Status)),
+		status:      constant(aws.ToString(s.Status)),
 		deployments: trimDeployments(s.Deployments),
 		controller:  types.DeploymentControllerTypeEcs,
 	}
 	if s.DeploymentController != nil {
-		out.controller = s.DeploymentController.Type
+		out.controller = types.DeploymentControllerType(constant(string(s.DeploymentController.Type)))
 	}
 	// ECS keeps taskDefinition equal to the PRIMARY deployment's; it is
 	// read from the service itself, which moto also keeps right.
 	return out
 }
 
-// deployment is what the controller reads of a service's deployment, with
-// the SDK's field names: a types.Deployment is near a kilobyte, times every
-// deployment of every service in the account.
+// deployment is what the controller reads of a service's deployment: a
+// types.Deployment is near a kilobyte, times every deployment of every
+// service in the account.
 type deployment struct {
-	Id, Status, TaskDefinition, RolloutStateReason *string
-	RolloutState                                   types.DeploymentRolloutState
-	CreatedAt, UpdatedAt                           *time.Time
+	status, taskDef string
+	rolloutState    types.DeploymentRolloutState
+	// reason is the RolloutStateReason of a FAILED rollout (the one logged).
+	reason    string
+	createdAt time.Time
 }
 
 // trimDeployments keeps of each deployment what the controller reads; the
@@ -242,34 +406,66 @@ func trimDeployments(in []types.Deployment) []deployment {
 	out := make([]deployment, len(in))
 	for i, d := range in {
 		out[i] = deployment{
-			Id: cloneString(d.Id), Status: cloneString(d.Status), TaskDefinition: cloneString(d.TaskDefinition),
-			RolloutState:       types.DeploymentRolloutState(strings.Clone(string(d.RolloutState))),
-			RolloutStateReason: cloneString(d.RolloutStateReason),
-			CreatedAt:          cloneTime(d.CreatedAt), UpdatedAt: cloneTime(d.UpdatedAt),
+			status:       constant(aws.ToString(d.Status)),
+			taskDef:      strings.Clone(aws.ToString(d.TaskDefinition)),
+			rolloutState: types.DeploymentRolloutState(constant(string(d.RolloutState))),
+			createdAt:    aws.ToTime(d.CreatedAt),
+		}
+		if d.RolloutState == types.DeploymentRolloutStateFailed {
+			out[i].reason = strings.Clone(aws.ToString(d.RolloutStateReason))
 		}
 	}
 	return out
 }
 
-func cloneString(p *string) *string {
-	if p == nil {
-		return nil
+// constants are the values of the enumerations the cache keeps for every
+// service and deployment.
+var constants = func() map[string]string {
+	m := map[string]string{}
+	for _, v := range []string{"ACTIVE", "DRAINING", "INACTIVE", "PRIMARY"} {
+		m[v] = v
 	}
-	return aws.String(strings.Clone(*p))
+	for _, v := range types.DeploymentRolloutState("").Values() {
+		m[string(v)] = string(v)
+	}
+	for _, v := range types.DeploymentControllerType("").Values() {
+		m[string(v)] = string(v)
+	}
+	return m
+}()
+
+// constant returns the shared copy of a known enumeration value, or a copy
+// of s.
+func constant(s string) string {
+	if c, ok := constants[s]; ok {
+		return c
+	}
+	return strings.Clone(s)
 }
 
-func cloneTime(p *time.Time) *time.Time {
-	if p == nil {
-		return nil
-	}
-	return aws.Time(*p)
-}
-
-// cloneTags copies tags out of the SDK's shared string blocks.
+// cloneTags copies tags out of the SDK's shared string blocks, into one
+// block of their own.
 func cloneTags(in []types.Tag) []types.Tag {
+	if len(in) == 0 {
+		return nil
+	}
+	var b strings.Builder
+	for _, t := range in {
+		b.WriteString(aws.ToString(t.Key))
+		b.WriteString(aws.ToString(t.Value))
+	}
+	block := b.String()
+	strs := make([]string, 2*len(in))
 	out := make([]types.Tag, len(in))
 	for i, t := range in {
-		out[i] = types.Tag{Key: cloneString(t.Key), Value: cloneString(t.Value)}
+		if t.Key != nil {
+			strs[2*i], block = block[:len(*t.Key)], block[len(*t.Key):]
+			out[i].Key = &strs[2*i]
+		}
+		if t.Value != nil {
+			strs[2*i+1], block = block[:len(*t.Value)], block[len(*t.Value):]
+			out[i].Value = &strs[2*i+1]
+		}
 	}
 	return out
 }
@@ -328,16 +524,13 @@ func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, f
 	if td == nil {
 		return nil, false, fmt.Errorf("describe task definition %s: no task definition in the answer", arn)
 	}
-	rev = &revision{
-		arn:    strings.Clone(aws.ToString(td.TaskDefinitionArn)),
-		family: strings.Clone(aws.ToString(td.Family)),
-		number: td.Revision,
-		td:     td,
-		tags:   cloneTags(out.Tags),
+	tags := cloneTags(out.Tags)
+	rev, err = newRevision(td, tags, patch.Classify(td, tags, nil, patch.Options{TagPrefix: c.o.TagPrefix}))
+	if err != nil {
+		return nil, false, err
 	}
-	rev.class = patch.Classify(td, rev.tags, nil, patch.Options{TagPrefix: c.o.TagPrefix})
 	c.st.mu.Lock()
-	c.st.keepLocked(rev)
+	c.st.putRevisionLocked(rev)
 	if code, ok := tagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
 		c.st.failed[rev.arn] = code
 	}

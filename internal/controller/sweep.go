@@ -132,7 +132,7 @@ func (c *Controller) needsWork(s *service) bool {
 	if s.controller != types.DeploymentControllerTypeEcs {
 		return false
 	}
-	return !st.ok[s.taskDef]
+	return !st.ok.has(s.taskDef)
 }
 
 func (c *Controller) listClusters(ctx context.Context) ([]string, error) {
