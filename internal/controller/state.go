@@ -2,8 +2,10 @@ package controller
 
 import (
 	"bytes"
+	"compress/flate"
 	"context"
 	"fmt"
+	"io"
 	"slices"
 	"strconv"
 	"strings"
@@ -74,9 +76,67 @@ func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) 
 		if err != nil {
 			return nil, fmt.Errorf("keep task definition %s: %w", r.arn, err)
 		}
-		r.packed = bytes.Clone(b) // b has room to spare
+		if r.packed, err = pack(b); err != nil {
+			return nil, fmt.Errorf("keep task definition %s: %w", r.arn, err)
+		}
 	}
 	return r, nil
+}
+
+// packDict primes the compression of sources' JSON with what most task
+// definitions say: a few hundred bytes each compress poorly on their own.
+var packDict = []byte(`{"containerDefinitions":[{"command":[],"cpu":0,"dependsOn":[{"condition":"START","containerName":""}],` +
+	`"entryPoint":[],"environment":[{"name":"","value":""}],"essential":true,"healthCheck":{"command":["CMD-SHELL",""],` +
+	`"interval":30,"retries":3,"timeout":5},"image":".dkr.ecr.us-east-1.amazonaws.com/","logConfiguration":{"logDriver":"awslogs",` +
+	`"options":{"awslogs-group":"/ecs/","awslogs-region":"us-east-1","awslogs-stream-prefix":"ecs"}},"memory":0,` +
+	`"memoryReservation":0,"mountPoints":[{"containerPath":"/","readOnly":false,"sourceVolume":""}],"name":"",` +
+	`"portMappings":[{"containerPort":8080,"hostPort":8080,"protocol":"tcp"}],"secrets":[{"name":"",` +
+	`"valueFrom":"arn:aws:secretsmanager:us-east-1:"}],"ulimits":[],"user":"","volumesFrom":[],"workingDirectory":"/"}],` +
+	`"cpu":"256","executionRoleArn":"arn:aws:iam::role/ecsTaskExecutionRole","memory":"512","networkMode":"awsvpc",` +
+	`"placementConstraints":[],"requiresCompatibilities":["FARGATE"],"runtimePlatform":{"cpuArchitecture":"X86_64",` +
+	`"operatingSystemFamily":"LINUX"},"taskRoleArn":"arn:aws:iam::role/","volumes":[{"name":""}]}`)
+
+var (
+	// packer is one compressor for every source: a few microseconds a
+	// revision, each revision once, and a compressor weighs most of a MiB.
+	packerMu  sync.Mutex
+	packer    *flate.Writer
+	unpackers sync.Pool
+)
+
+// pack compresses a source's JSON for the cache.
+func pack(b []byte) ([]byte, error) {
+	packerMu.Lock()
+	defer packerMu.Unlock()
+	var out bytes.Buffer
+	if packer == nil {
+		w, err := flate.NewWriterDict(&out, flate.BestCompression, packDict)
+		if err != nil {
+			return nil, err
+		}
+		packer = w
+	} else {
+		packer.Reset(&out)
+	}
+	if _, err := packer.Write(b); err != nil {
+		return nil, err
+	}
+	if err := packer.Close(); err != nil {
+		return nil, err
+	}
+	return bytes.Clone(out.Bytes()), nil // out has room to spare
+}
+
+// unpack reverses pack.
+func unpack(b []byte) ([]byte, error) {
+	r, _ := unpackers.Get().(io.ReadCloser)
+	if r == nil {
+		r = flate.NewReaderDict(bytes.NewReader(b), packDict)
+	} else if err := r.(flate.Resetter).Reset(bytes.NewReader(b), packDict); err != nil {
+		return nil, err
+	}
+	defer unpackers.Put(r)
+	return io.ReadAll(r)
 }
 
 // cloneClass copies the strings Classify took from the SDK's answer (see
@@ -100,8 +160,12 @@ func (r *revision) content() (*types.TaskDefinition, error) {
 	if r.packed == nil {
 		return nil, fmt.Errorf("task definition %s: content not kept", r.arn)
 	}
+	b, err := unpack(r.packed)
+	if err != nil {
+		return nil, fmt.Errorf("task definition %s: %w", r.arn, err)
+	}
 	td := new(types.TaskDefinition)
-	if err := ecsJSON.Unmarshal(r.packed, td); err != nil {
+	if err := ecsJSON.Unmarshal(b, td); err != nil {
 		return nil, fmt.Errorf("task definition %s: %w", r.arn, err)
 	}
 	td.TaskDefinitionArn, td.Family, td.Revision, td.Status = aws.String(r.arn), aws.String(r.family), r.number, r.status

@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -96,5 +97,28 @@ func TestCloneTags(t *testing.T) {
 	}
 	if cloneTags(nil) != nil {
 		t.Error("cloneTags(nil) is not nil")
+	}
+}
+
+func TestPackRoundTrip(t *testing.T) {
+	big := make([]byte, 200_000)
+	for i := range big {
+		big[i] = byte(i*7919 + i/13)
+	}
+	for _, in := range [][]byte{{}, []byte(`{}`), packDict, big} {
+		p, err := pack(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := unpack(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(out, in) {
+			t.Errorf("unpack(pack(%d bytes)) = %d bytes, not the same", len(in), len(out))
+		}
+	}
+	if _, err := unpack([]byte("not deflate")); err == nil {
+		t.Error("unpack of garbage: no error")
 	}
 }
