@@ -110,23 +110,23 @@ func methods[I any]() []string {
 }
 
 // serviceStates adapts the controller's coverage to the metrics package's.
-func serviceStates(ss []controller.ServiceStatus) []metrics.ServiceState {
-	out := make([]metrics.ServiceState, len(ss))
-	for i, s := range ss {
-		out[i] = metrics.ServiceState{Cluster: s.Cluster, Family: s.Family, State: s.State, Reason: s.Reason, OptedIn: s.OptedIn, Linux: s.Linux}
+func serviceStates(each func(func(controller.ServiceStatus))) func(yield func(metrics.ServiceState)) {
+	return func(yield func(metrics.ServiceState)) {
+		each(func(s controller.ServiceStatus) {
+			yield(metrics.ServiceState{Cluster: s.Cluster, Family: s.Family, State: s.State, Reason: s.Reason, OptedIn: s.OptedIn, Linux: s.Linux})
+		})
 	}
-	return out
 }
 
 // newMetrics builds the registry (ours, with the Go and process
 // collectors, as node_exporter does) and the reconciler's collectors.
-// coverage is called at each scrape.
-func newMetrics(coverage func() []controller.ServiceStatus, perFamily bool) (*prometheus.Registry, *metrics.Metrics) {
+// coverage is called at each scrape (Controller.EachCoverage).
+func newMetrics(coverage func(func(controller.ServiceStatus)), perFamily bool) (*prometheus.Registry, *metrics.Metrics) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	ver, rev, gov := buildInfo()
 	m := metrics.New(reg, metrics.Options{
-		Coverage:  func() []metrics.ServiceState { return serviceStates(coverage()) },
+		Coverage:  serviceStates(coverage),
 		PerFamily: perFamily,
 		Labels:    metricsLabels(),
 		Build:     metrics.Build{Version: ver, Revision: rev, GoVersion: gov},

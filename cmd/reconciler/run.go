@@ -143,7 +143,7 @@ func bucketsOf(b config.APIBudget) map[cloud.Category]cloud.Bucket {
 // messages return to the queue.
 func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, creds *aws.Credentials, o observability) error {
 	var ctl *controller.Controller
-	reg, obs := newMetrics(func() []controller.ServiceStatus { return ctl.Coverage() }, o.perFamily)
+	reg, obs := newMetrics(func(f func(controller.ServiceStatus)) { ctl.EachCoverage(f) }, o.perFamily) // ctl is made below
 	awsCfg, _, err := cloud.New(ctx, cloud.Options{
 		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds,
 		MaxAttempts: cfg.AWS.MaxAttempts, BudgetShare: cfg.AWS.APIBudget.Share,

@@ -41,12 +41,8 @@ type ServiceStatus struct {
 // Coverage returns the coverage of every service the controller knows,
 // sorted by cluster and service. It reads only the cache: no AWS call.
 func (c *Controller) Coverage() []ServiceStatus {
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	out := make([]ServiceStatus, 0, len(c.st.services))
-	for _, s := range c.st.services {
-		out = append(out, c.statusLocked(s))
-	}
+	var out []ServiceStatus
+	c.EachCoverage(func(s ServiceStatus) { out = append(out, s) })
 	sort.Slice(out, func(i, j int) bool {
 		if out[i].Cluster != out[j].Cluster {
 			return out[i].Cluster < out[j].Cluster
@@ -54,6 +50,18 @@ func (c *Controller) Coverage() []ServiceStatus {
 		return out[i].Service < out[j].Service
 	})
 	return out
+}
+
+// EachCoverage calls f with the coverage of every service the controller
+// knows, in no order, without a slice of them all (the metrics read it at
+// each scrape). The cache is locked meanwhile: f must be quick and must
+// not call the controller.
+func (c *Controller) EachCoverage(f func(ServiceStatus)) {
+	c.st.mu.Lock()
+	defer c.st.mu.Unlock()
+	for _, s := range c.st.services {
+		f(c.statusLocked(s))
+	}
 }
 
 func (c *Controller) statusLocked(s *service) ServiceStatus {

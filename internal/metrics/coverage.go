@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"sort"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -29,9 +30,12 @@ type ServiceState struct {
 // cluster that is gone leaves no series behind. For each cluster present,
 // every state and every reason has a series, zero or not.
 type coverageCollector struct {
-	coverage  func() []ServiceState
-	labels    Labels
-	perFamily bool
+	coverage func(yield func(ServiceState))
+	// familyCount is the number of (cluster, family) pairs of the last
+	// scrape: the size of the next one's table.
+	familyCount atomic.Int64
+	labels      Labels
+	perFamily   bool
 
 	services, families, reasons, ratio, fleetRatio, perFamilyDesc *prometheus.Desc
 }
@@ -97,12 +101,11 @@ type familyKey struct{ cluster, family string }
 type familyStateKey struct{ cluster, family, state, reason string }
 
 func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
-	all := c.coverage()
 	fleet := newTally()
 	clusters := map[string]*tally{}
-	worst := map[familyKey]int{} // index in States of the family's least covered service
+	worst := make(map[familyKey]int, c.familyCount.Load()) // index in States of the family's least covered service
 	perFamily := map[familyStateKey]int{}
-	for _, s := range all {
+	c.coverage(func(s ServiceState) {
 		state := closed(s.State, c.labels.States)
 		reason := ""
 		if s.Reason != "" {
@@ -143,7 +146,8 @@ func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
 		if c.perFamily {
 			perFamily[familyStateKey{s.Cluster, s.Family, state, reason}]++
 		}
-	}
+	})
+	c.familyCount.Store(int64(len(worst)))
 
 	names := make([]string, 0, len(clusters))
 	for n := range clusters {

@@ -91,9 +91,11 @@ type Build struct {
 
 // Options configure New.
 type Options struct {
-	// Coverage returns the coverage of every service known; it is called
-	// at each scrape. Nil means no coverage series.
-	Coverage func() []ServiceState
+	// Coverage calls yield with the coverage of every service known, in
+	// any order; it is called at each scrape. Nil means no coverage series.
+	// (A callback, not a slice: at each scrape, a slice of every service in
+	// the account would be garbage the size of the fleet.)
+	Coverage func(yield func(ServiceState))
 	// PerFamily adds ecs_sidecar_family_services{cluster,family,state,reason}:
 	// one series per family and state, so cardinality grows with the fleet.
 	PerFamily bool

@@ -40,8 +40,16 @@ func testLabels() Labels {
 func newTest(t *testing.T, cov func() []ServiceState, perFamily bool) (*prometheus.Registry, *Metrics) {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
+	var each func(func(ServiceState))
+	if cov != nil {
+		each = func(yield func(ServiceState)) {
+			for _, s := range cov() {
+				yield(s)
+			}
+		}
+	}
 	m := New(reg, Options{
-		Coverage: cov, PerFamily: perFamily, Labels: testLabels(),
+		Coverage: each, PerFamily: perFamily, Labels: testLabels(),
 		Build: Build{Version: "v1.2.3", Revision: "abc", GoVersion: "go1.26"},
 		Now:   func() time.Time { return time.Unix(1700000000, 500_000_000) },
 	})
