@@ -133,8 +133,11 @@ func (r *Report) notes() {
 	if d := f.serviceServed.Total() + f.familyServed.Total() - f.serviceSweep.Total() - f.familySweep.Total(); d != 0 {
 		note("In the idle-sweep windows the simulator answered %d attempts more than the calls the process counts as answered: "+
 			"the process's SDK reported a transport error (`ecs_sidecar_aws_api_calls_total{error_code=\"Transport\"}`) on a response the "+
-			"simulator had written in full, and retried. Not reproduced with an SDK client in the harness's own process; unexplained, "+
-			"so the table counts calls (answered attempts) and shows the served attempts beside them.", d)
+			"simulator had written in full, and retried. Most likely the client-side race known as aws/aws-sdk-go-v2#2737 (`StatusCode: 200 "+
+			"... deserialization failed, read tcp ...: use of closed network connection`: the client's transport closes the connection it "+
+			"is reading a complete answer from), which the SDK retries since aws/aws-sdk-go-v2#2949; the controller's tests, which allow "+
+			"one attempt, have shown that error against the simulator. So the table counts calls (answered attempts) and shows the served "+
+			"attempts beside them.", d)
 	}
 	note("The 20,000-service fleet is instrumented before the measured process starts, by controller.Reconcile in batches of %d "+
 		"families with a fresh controller each, so that the measured process is a restart on an instrumented fleet of %d services "+
