@@ -272,13 +272,8 @@ func TestSimThrottleAndFaultFlags(t *testing.T) {
 		!strings.Contains(out, awssim.DemoDLQ) {
 		t.Errorf("get-queue-attributes of the demo queue: %v\n%s", err, out)
 	}
-	resp, err := http.Get(endpoint + "/_sim/stats")
+	st, err := awssim.FetchStats(context.Background(), endpoint)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st awssim.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	counts := map[string]int64{}

@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -379,6 +380,28 @@ func (s *Sim) CallCount(service, op, result string) int64 {
 
 func (s *Sim) serveStats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, s.Stats())
+}
+
+// FetchStats reads the counters of a simulator served at endpoint (as
+// `reconciler sim` serves it), from GET /_sim/stats.
+func FetchStats(ctx context.Context, endpoint string) (Stats, error) {
+	var st Stats
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, endpoint+"/_sim/stats", nil)
+	if err != nil {
+		return st, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return st, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return st, fmt.Errorf("GET %s/_sim/stats: %s", endpoint, resp.Status)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return st, fmt.Errorf("GET %s/_sim/stats: %w", endpoint, err)
+	}
+	return st, nil
 }
 
 // ParseFaults reads fault specifications, separated by ';':

@@ -2,10 +2,8 @@ package awssim
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"math"
-	"net/http"
 	"net/http/httptest"
 	"sync"
 	"testing"
@@ -274,13 +272,8 @@ func TestFaultsOverHTTP(t *testing.T) {
 	}
 
 	// The counters, over HTTP.
-	resp, err := http.Get(e.url + "/_sim/stats")
+	st, err := FetchStats(context.Background(), e.url)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	want := []CallCount{

@@ -193,6 +193,13 @@ func (w *world) controller(t testing.TB, mutate ...func(*Options)) *Controller {
 	return c
 }
 
+// coverage collects what EachCoverage reports.
+func coverage(c *Controller) []ServiceStatus {
+	var out []ServiceStatus
+	c.EachCoverage(func(s ServiceStatus) { out = append(out, s) })
+	return out
+}
+
 func reconcile(t *testing.T, c *Controller, family string) {
 	t.Helper()
 	if err := c.Reconcile(context.Background(), family); err != nil {
@@ -516,7 +523,7 @@ func TestCoverageFromTheControllersState(t *testing.T) {
 	c := w.controller(t)
 	sweep(t, c)
 	// Before any reconcile everything is pending.
-	for _, s := range c.Coverage() {
+	for _, s := range coverage(c) {
 		if s.State != StatePending {
 			t.Errorf("before reconciling, %s is %s, want pending", s.Service, s.State)
 		}
@@ -524,7 +531,7 @@ func TestCoverageFromTheControllersState(t *testing.T) {
 	drain(t, c)
 	sweep(t, c)
 	got := map[string]string{}
-	for _, s := range c.Coverage() {
+	for _, s := range coverage(c) {
 		got[s.Service] = s.State + "/" + s.Reason
 	}
 	want := map[string]string{

@@ -1,8 +1,6 @@
 package controller
 
 import (
-	"sort"
-
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/patch"
@@ -38,23 +36,9 @@ type ServiceStatus struct {
 	Linux bool
 }
 
-// Coverage returns the coverage of every service the controller knows,
-// sorted by cluster and service. It reads only the cache: no AWS call.
-func (c *Controller) Coverage() []ServiceStatus {
-	var out []ServiceStatus
-	c.EachCoverage(func(s ServiceStatus) { out = append(out, s) })
-	sort.Slice(out, func(i, j int) bool {
-		if out[i].Cluster != out[j].Cluster {
-			return out[i].Cluster < out[j].Cluster
-		}
-		return out[i].Service < out[j].Service
-	})
-	return out
-}
-
 // EachCoverage calls f with the coverage of every service the controller
 // knows, in no order, without a slice of them all (the metrics read it at
-// each scrape). The cache is locked meanwhile: f must be quick and must
+// each scrape). It reads only the cache: no AWS call. The cache is locked meanwhile: f must be quick and must
 // not call the controller.
 func (c *Controller) EachCoverage(f func(ServiceStatus)) {
 	c.st.mu.Lock()

@@ -2,11 +2,9 @@ package soak
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -395,13 +393,8 @@ func writesLine(ok, attempted map[string]int) string {
 
 func fetchStats(t *testing.T, endpoint string) awssim.Stats {
 	t.Helper()
-	resp, err := http.Get(endpoint + "/_sim/stats")
+	st, err := awssim.FetchStats(context.Background(), endpoint)
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var st awssim.Stats
-	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}
 	return st
