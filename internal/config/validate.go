@@ -225,6 +225,10 @@ func validateProfile(add func(string, string, ...any), base string, raw patch.Pr
 	oneOf(add, at("nonRoot"), p.NonRoot, patch.NonRootSkip, patch.NonRootSudo)
 	globs(add, at("containers.include"), p.Containers.Include)
 	globs(add, at("containers.exclude"), p.Containers.Exclude)
+	globs(add, at("agentImages"), p.AgentImages)
+	for i, lt := range p.LaunchTypes {
+		oneOf(add, joinIndex(at("launchTypes"), i), lt, patch.LaunchTypes()...)
+	}
 
 	switch {
 	case p.Type == patch.ProfileTypeLacework && p.Custom != nil:

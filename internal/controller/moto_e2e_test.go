@@ -150,6 +150,9 @@ func registerMoto(t *testing.T, c *ecs.Client, family string, tags map[string]st
 	in := &ecs.RegisterTaskDefinitionInput{
 		Family:           aws.String(family),
 		ExecutionRoleArn: aws.String("arn:aws:iam::123456789012:role/ecsTaskExecutionRole"),
+		// A Fargate task definition: the reconciler's default scope.
+		RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		NetworkMode:             types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
 		ContainerDefinitions: []types.ContainerDefinition{{
 			Name: aws.String("app"), Image: aws.String("nginx:1.27"), Essential: aws.Bool(true), Memory: aws.Int32(256),
 			EntryPoint: []string{"/docker-entrypoint.sh"}, Command: []string{"nginx", "-g", "daemon off;"},

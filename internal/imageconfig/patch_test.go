@@ -30,8 +30,9 @@ func TestResolvedImagesDriveThePatch(t *testing.T) {
 		c.Essential = aws.Bool(true)
 		return &types.TaskDefinition{
 			Family: aws.String("api"), Revision: 3,
-			ExecutionRoleArn:     aws.String("arn:aws:iam::123456789012:role/exec"),
-			ContainerDefinitions: []types.ContainerDefinition{c},
+			RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+			ExecutionRoleArn:        aws.String("arn:aws:iam::123456789012:role/exec"),
+			ContainerDefinitions:    []types.ContainerDefinition{c},
 		}
 	}
 	instrument := func(td *types.TaskDefinition) (*patch.Result, error) {

@@ -61,8 +61,8 @@ func Classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Imag
 				Containers: []string{aws.ToString(td.ContainerDefinitions[ours].Name)}, Detail: "marker tags and sidecar"}
 		}
 	}
-	if rp := td.RuntimePlatform; rp != nil && strings.HasPrefix(string(rp.OperatingSystemFamily), "WINDOWS") {
-		return Class{Kind: KindWindows, Detail: "operatingSystemFamily " + string(rp.OperatingSystemFamily)}
+	if why := windowsSignal(td); why != "" {
+		return Class{Kind: KindWindows, Detail: why}
 	}
 	if ours >= 0 {
 		return Class{Kind: KindManualSidecar, Containers: []string{aws.ToString(td.ContainerDefinitions[ours].Name)},

@@ -159,6 +159,9 @@ func TestInstrumentKeepsEveryMember(t *testing.T) {
 	c.DependsOn, c.VolumesFrom = nil, nil
 	c.LinuxParameters.Capabilities.Add = nil
 	c.LogConfiguration.LogDriver = types.LogDriverAwslogs
+	// Roles that would make it something other than an application.
+	c.FirelensConfiguration = nil
+	td.ProxyConfiguration.ContainerName = aws.String("envoy")
 	tags := []types.Tag{{Key: aws.String("team"), Value: aws.String("payments")}}
 	orig := deepCopy(td)
 

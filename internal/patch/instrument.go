@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/url"
 	"path"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -59,6 +60,9 @@ type containerPlan struct {
 	sudo       bool
 	distroless bool
 	img        Image
+	// router is the FireLens log router this container must start after
+	// (explicitly, since the twin adds conditions), or "".
+	router string
 }
 
 // Instrument returns the instrumented twin of td, or a *Refusal listing every
@@ -83,6 +87,9 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 	case KindWindows:
 		return nil, &Refusal{Reasons: []Reason{{Code: CodeWindows, Detail: class.Detail}}}
 	}
+	if why := inScope(td, p); why != "" {
+		return nil, &Refusal{Reasons: []Reason{{Code: CodeLaunchType, Detail: why}}}
+	}
 	if len(td.ContainerDefinitions) == 0 {
 		return nil, &Refusal{Reasons: []Reason{{Code: CodeNoContainers, Detail: "the task definition has no containers"}}}
 	}
@@ -97,18 +104,34 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 
 	res := &Result{}
 	var plans []containerPlan
+	roles := map[string]Code{}
 	embedded := 0
 	for i := range td.ContainerDefinitions {
 		c := &td.ContainerDefinitions[i]
 		name := aws.ToString(c.Name)
-		if skip, why := selectContainer(c, p, prefix); skip != "" {
+		skip, why := roleOf(td, i, p.agentImages())
+		if skip != "" {
+			roles[name] = skip
+		} else {
+			skip, why = selectContainer(c, p, prefix)
+		}
+		if skip == "" && p.NonRoot != NonRootSudo && !isRoot(aws.ToString(c.User)) {
+			// Decided by the task definition alone: the image is not needed.
+			skip, why = SkipNonRoot, "runs as user "+aws.ToString(c.User)+" and the profile's nonRoot is skip"
+		}
+		if skip != "" {
 			res.Skipped = append(res.Skipped, Reason{Code: skip, Container: name, Detail: why})
 			continue
 		}
 		img := images[name]
 		entry, cmd, known := effectiveCommand(c, img)
 		if !known {
-			refuse = append(refuse, Reason{Code: CodeUnknownCommand, Container: name, Detail: "the task definition sets no entryPoint and the image config is unknown"})
+			detail := "states no entryPoint and its image config is unknown"
+			if len(c.Command) > 0 {
+				detail = "states a command but no entryPoint, so the image's ENTRYPOINT runs, and the image config is unknown"
+			}
+			refuse = append(refuse, Reason{Code: CodeUnknownCommand, Container: name, Detail: detail +
+				" (give it: render --image-config " + name + "=FILE or --resolve-images; run reads it from the registry; or state the entryPoint in the task definition)"})
 			continue
 		}
 		if runsAgent(entry, p) {
@@ -123,7 +146,7 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 		if !img.Known && aws.ToString(c.User) == "" {
 			res.Warnings = append(res.Warnings, Reason{Code: WarnImageUnknown, Container: name, Detail: "image config unknown: its user was not checked (assumed root)"})
 		}
-		cp := containerPlan{idx: i, name: name, entry: entry, cmd: cmd, img: img}
+		cp := containerPlan{idx: i, name: name, entry: entry, cmd: cmd, img: img, router: routerFor(td, c)}
 		if p.Type == ProfileTypeLacework {
 			switch p.Distroless {
 			case DistrolessTrue:
@@ -138,7 +161,7 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 		}
 		if !isRoot(user) {
 			if p.NonRoot != NonRootSudo {
-				res.Skipped = append(res.Skipped, Reason{Code: SkipNonRoot, Container: name, Detail: "runs as a non-root user and the profile's nonRoot is skip"})
+				res.Skipped = append(res.Skipped, Reason{Code: SkipNonRoot, Container: name, Detail: "its image runs as user " + user + " and the profile's nonRoot is skip"})
 				continue
 			}
 			if cp.distroless {
@@ -198,7 +221,7 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 		rev = td.Revision
 	}
 	in := registerInput(td)
-	res.Spec = specHash(p, prefix, in, plans)
+	res.Spec = specHash(p, prefix, in, plans, roles)
 
 	for _, cp := range plans {
 		c := &in.ContainerDefinitions[cp.idx]
@@ -269,6 +292,16 @@ func checkProfile(p Profile) []Reason {
 	case NonRootSkip, NonRootSudo:
 	default:
 		bad("nonRoot %q is not skip or sudo", p.NonRoot)
+	}
+	for _, lt := range p.LaunchTypes {
+		if !slices.Contains(LaunchTypes(), lt) {
+			bad("launchTypes: %q is not one of %s", lt, strings.Join(LaunchTypes(), ", "))
+		}
+	}
+	for _, pat := range p.AgentImages {
+		if _, err := path.Match(pat, ""); err != nil {
+			bad("agentImages: %q is not a pattern: %v", pat, err)
+		}
 	}
 	if p.SidecarName == "" || strings.ContainsAny(p.SidecarName, " /:") {
 		bad("sidecarName %q is not a container name", p.SidecarName)
@@ -538,6 +571,10 @@ func applyPatch(c *types.ContainerDefinition, cp containerPlan, p Profile, inj i
 		c.VolumesFrom = append(c.VolumesFrom, types.VolumeFrom{SourceContainer: aws.String(p.SidecarName), ReadOnly: aws.Bool(true)})
 		rec.VolumesFrom++
 	}
+	if cp.router != "" {
+		c.DependsOn = append(c.DependsOn, types.ContainerDependency{ContainerName: aws.String(cp.router), Condition: types.ContainerConditionStart})
+		rec.DependsOn++
+	}
 	hasDep := false
 	for _, d := range c.DependsOn {
 		hasDep = hasDep || aws.ToString(d.ContainerName) == p.SidecarName
@@ -616,6 +653,12 @@ func sidecar(p Profile, in *ecs.RegisterTaskDefinitionInput, app *types.Containe
 			cp.Options = opts
 		}
 		c.LogConfiguration = &cp
+		if cp.LogDriver == types.LogDriverAwsfirelens {
+			// The sidecar logs to the router: it starts after it.
+			if r := firelensRouter(in.ContainerDefinitions); r != "" {
+				c.DependsOn = []types.ContainerDependency{{ContainerName: aws.String(r), Condition: types.ContainerConditionStart}}
+			}
+		}
 	}
 	return c
 }

@@ -56,6 +56,14 @@ type Profile struct {
 	// essential container is; a dockerLabel <prefix>inject=false opts one out.
 	Containers ContainerSelector `json:"containers,omitempty"`
 
+	// AgentImages are the image repository patterns of agents and sidecars
+	// that are never instrumented (see DefaultAgentImages, used when the
+	// profile lists none; an empty list turns the defaults off).
+	AgentImages []string `json:"agentImages,omitempty"`
+	// LaunchTypes are the launch types (requiresCompatibilities values)
+	// whose task definitions are instrumented; default FARGATE only.
+	LaunchTypes []string `json:"launchTypes,omitempty"`
+
 	// Custom holds what a "custom" profile injects; unused for "lacework".
 	Custom *CustomProfile `json:"custom,omitempty"`
 }

@@ -85,6 +85,9 @@ const (
 	CodeInvalidVolumesFrom Code = "invalid_volumes_from"
 	CodeFargateCapability  Code = "fargate_capability"
 	CodeMissingField       Code = "missing_field"
+	CodeLaunchType         Code = "launch_type"
+	CodeDependencyCycle    Code = "dependency_cycle"
+	CodeInvalidName        Code = "invalid_name"
 )
 
 // Skip codes: a container left alone, the others instrumented.
@@ -116,7 +119,7 @@ func RefusalCodes() []Code {
 		CodeInvalidTag, CodeTooLarge, CodeAlreadyTwin, CodeAlreadyCovered,
 		CodeNonRootDistroless, CodeInvalidProfile, CodeNoEssential,
 		CodeInvalidDependency, CodeInvalidVolumesFrom, CodeFargateCapability,
-		CodeMissingField,
+		CodeMissingField, CodeLaunchType, CodeDependencyCycle, CodeInvalidName,
 	}
 }
 

@@ -32,7 +32,10 @@ type specImage struct {
 // content (tags excluded: they change without changing the patch). The
 // encoding is encoding/json of fixed structs, whose map keys are sorted,
 // so it is deterministic.
-func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, plans []containerPlan) string {
+// roles holds the containers left alone for their role; it is omitted when
+// empty, so that task definitions the roles do not concern keep the specs
+// they had before roles were recognised.
+func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, plans []containerPlan, roles map[string]Code) string {
 	imgs := make(map[string]specImage, len(plans))
 	for _, cp := range plans {
 		i := cp.img
@@ -46,7 +49,8 @@ func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, pl
 		Prefix  string                           `json:"prefix"`
 		Images  map[string]specImage             `json:"images"`
 		Source  *ecs.RegisterTaskDefinitionInput `json:"source"`
-	}{engineVersion, p, prefix, imgs, &tagless}
+		Roles   map[string]Code                  `json:"roles,omitempty"`
+	}{engineVersion, p, prefix, imgs, &tagless, roles}
 	b, err := json.Marshal(doc)
 	if err != nil {
 		// Only unsupported kinds (channels, funcs) fail; the SDK has none.

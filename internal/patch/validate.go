@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -44,6 +45,8 @@ func Validate(in *ecs.RegisterTaskDefinitionInput, instrumented []string) []Reas
 		switch {
 		case name == "":
 			add(CodeMissingField, "", "container %d has no name", i)
+		case !containerNameRE.MatchString(name):
+			add(CodeInvalidName, name, "a container name is 1 to 255 letters, digits, hyphens and underscores")
 		case byName[name] != nil:
 			add(CodeNameCollision, name, "two containers have this name")
 		default:
@@ -73,6 +76,8 @@ func Validate(in *ecs.RegisterTaskDefinitionInput, instrumented []string) []Reas
 				add(CodeInvalidDependency, name, "depends on itself")
 			case (d.Condition == types.ContainerConditionSuccess || d.Condition == types.ContainerConditionComplete) && isEssential(t):
 				add(CodeInvalidDependency, name, "dependsOn %q with %s, but %q is essential", target, d.Condition, target)
+			case d.Condition == types.ContainerConditionHealthy && t.HealthCheck == nil:
+				add(CodeInvalidDependency, name, "dependsOn %q with HEALTHY, but %q has no healthCheck", target, target)
 			}
 		}
 		for _, v := range c.VolumesFrom {
@@ -88,6 +93,9 @@ func Validate(in *ecs.RegisterTaskDefinitionInput, instrumented []string) []Reas
 				}
 			}
 		}
+	}
+	if cycle := dependencyCycle(cs); len(cycle) > 0 {
+		add(CodeDependencyCycle, cycle[0], "containers wait for each other and none can start: %s", strings.Join(cycle, " -> "))
 	}
 	for _, n := range instrumented {
 		c := byName[n]
@@ -117,6 +125,57 @@ func Validate(in *ecs.RegisterTaskDefinitionInput, instrumented []string) []Reas
 		add(CodeTooLarge, "", "%d bytes of JSON (limit %d)", n, MaxSize)
 	}
 	return rs
+}
+
+// containerNameRE is ECS's rule for container names (ContainerDefinition.name).
+var containerNameRE = regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+
+// dependencyCycle returns the first cycle of dependsOn found, closed (its
+// first name repeated at the end), or nil. A container that depends on
+// itself is reported with the other dependency problems.
+func dependencyCycle(cs []types.ContainerDefinition) []string {
+	deps := make(map[string][]string, len(cs))
+	for i := range cs {
+		n := aws.ToString(cs[i].Name)
+		for _, d := range cs[i].DependsOn {
+			if t := aws.ToString(d.ContainerName); t != n {
+				deps[n] = append(deps[n], t)
+			}
+		}
+	}
+	const (
+		unseen = iota
+		onPath
+		done
+	)
+	state := make(map[string]int, len(cs))
+	var path []string
+	var visit func(n string) []string
+	visit = func(n string) []string {
+		switch state[n] {
+		case onPath:
+			i := slices.Index(path, n)
+			return append(slices.Clone(path[i:]), n)
+		case done:
+			return nil
+		}
+		state[n] = onPath
+		path = append(path, n)
+		for _, t := range deps[n] {
+			if c := visit(t); c != nil {
+				return c
+			}
+		}
+		path = path[:len(path)-1]
+		state[n] = done
+		return nil
+	}
+	for i := range cs {
+		if c := visit(aws.ToString(cs[i].Name)); c != nil {
+			return c
+		}
+	}
+	return nil
 }
 
 // isEssential: ECS makes a container essential unless it says otherwise.
