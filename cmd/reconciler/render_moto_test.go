@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -24,31 +25,10 @@ import (
 // described twin, rendered again, is refused as already_twin. moto_server
 // and aws are on every development machine and in CI: their absence fails.
 func TestRenderRegistersOnMoto(t *testing.T) {
-	motoBin, err := exec.LookPath("moto_server")
-	if err != nil {
-		t.Fatalf("moto_server is required (pip install 'moto[server]'): %v", err)
-	}
-	awsBin, err := exec.LookPath("aws")
-	if err != nil {
-		t.Fatalf("the aws CLI is required (pip install awscli): %v", err)
-	}
-	endpoint := startMoto(t, motoBin)
+	endpoint := requireMoto(t)
+	aws := newAWSCLI(t, endpoint)
+	awsCLI := func(args ...string) []byte { t.Helper(); return aws.must(t, args...) }
 	dir := t.TempDir()
-	awsEnv := append(os.Environ(),
-		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
-		"AWS_CONFIG_FILE="+filepath.Join(dir, "none"), "AWS_SHARED_CREDENTIALS_FILE="+filepath.Join(dir, "none"))
-	awsCLI := func(args ...string) []byte {
-		t.Helper()
-		cmd := exec.Command(awsBin, append([]string{"--endpoint-url", endpoint, "--output", "json"}, args...)...)
-		cmd.Env = awsEnv
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
-		}
-		return out
-	}
 
 	code, out, stderr := runRender(t, guideDescribe, "--token-secret-arn", testSecretArn, "--image-cmd", `["/your-app/run.sh"]`)
 	if code != exitOK {
@@ -136,6 +116,60 @@ func TestRenderRegistersOnMoto(t *testing.T) {
 	if code != exitFail || out != "" || !strings.HasPrefix(stderr, "refused: already_twin: ") {
 		t.Errorf("render of the registered twin: exit %d, stdout %q, stderr %q; want 1 and refused: already_twin", code, out, stderr)
 	}
+}
+
+// requireMoto starts moto_server (see startMoto) and returns its endpoint;
+// a missing moto_server fails the test.
+func requireMoto(t *testing.T) string {
+	t.Helper()
+	motoBin, err := exec.LookPath("moto_server")
+	if err != nil {
+		t.Fatalf("moto_server is required (pip install 'moto[server]'): %v", err)
+	}
+	return startMoto(t, motoBin)
+}
+
+// awsCLI runs the aws CLI against one endpoint with dummy credentials and
+// none of the user's configuration.
+type awsCLI struct {
+	bin, endpoint string
+	env           []string
+}
+
+// newAWSCLI finds the aws CLI (its absence fails the test).
+func newAWSCLI(t *testing.T, endpoint string) *awsCLI {
+	t.Helper()
+	bin, err := exec.LookPath("aws")
+	if err != nil {
+		t.Fatalf("the aws CLI is required (pip install awscli): %v", err)
+	}
+	none := filepath.Join(t.TempDir(), "none")
+	return &awsCLI{bin: bin, endpoint: endpoint, env: append(os.Environ(),
+		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_DEFAULT_REGION=us-east-1",
+		"AWS_CONFIG_FILE="+none, "AWS_SHARED_CREDENTIALS_FILE="+none)}
+}
+
+// run returns the command's stdout, or an error with its stderr.
+func (a *awsCLI) run(args ...string) ([]byte, error) {
+	cmd := exec.Command(a.bin, append([]string{"--endpoint-url", a.endpoint, "--output", "json"}, args...)...)
+	cmd.Env = a.env
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("aws %s: %v\n%s", strings.Join(args, " "), err, stderr.String())
+	}
+	return out, nil
+}
+
+// must is run that fails the test on an error.
+func (a *awsCLI) must(t *testing.T, args ...string) []byte {
+	t.Helper()
+	out, err := a.run(args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // startMoto starts moto_server on a free loopback port in its own process

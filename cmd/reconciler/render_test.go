@@ -15,7 +15,7 @@ import (
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
-var updateRender = flag.Bool("update", false, "rewrite testdata/render/*.golden from the current output")
+var updateRender = flag.Bool("update", false, "rewrite the golden files (testdata/render, testdata/imageconfig, testdata/corpus) from the current output")
 
 const (
 	guideDescribe = "testdata/render/guide-describe.json"
@@ -69,20 +69,32 @@ func TestRenderGolden(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			code, stdout, stderr := runRender(t, tt.stdin, tt.args...)
 			stderr = strings.ReplaceAll(stderr, cfg, "CONFIG")
-			got := "exit " + string(rune('0'+code)) + "\n--- stderr\n" + stderr + "--- stdout\n" + stdout
-			golden := filepath.Join("testdata/render", tt.name+".golden")
-			if *updateRender {
-				writeFile(t, golden, got)
-				return
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatalf("missing golden file (go test ./cmd/reconciler -run TestRenderGolden -update): %v", err)
-			}
-			if diff := cmp.Diff(got, string(want)); diff != "" {
-				t.Errorf("%s (-got +want):\n%s", golden, diff)
-			}
+			checkGolden(t, filepath.Join("testdata/render", tt.name+".golden"), renderTranscript(code, stdout, stderr))
 		})
+	}
+}
+
+// renderTranscript is what a render golden file holds: the exit code,
+// stderr and stdout.
+func renderTranscript(code int, stdout, stderr string) string {
+	return "exit " + string(rune('0'+code)) + "\n--- stderr\n" + stderr + "--- stdout\n" + stdout
+}
+
+// checkGolden compares got with the golden file: a missing file fails,
+// -update rewrites it.
+func checkGolden(t *testing.T, golden, got string) {
+	t.Helper()
+	if *updateRender {
+		writeFile(t, golden, got)
+		return
+	}
+	want, err := os.ReadFile(golden)
+	if err != nil {
+		top, _, _ := strings.Cut(t.Name(), "/")
+		t.Fatalf("missing golden file (go test ./cmd/reconciler -run %s -update): %v", top, err)
+	}
+	if diff := cmp.Diff(got, string(want)); diff != "" {
+		t.Errorf("%s (-got +want):\n%s", golden, diff)
 	}
 }
 
