@@ -37,6 +37,7 @@ type renderFlags struct {
 	sourceRevision                                    int
 	tagPrefix                                         string
 	resolveImages                                     bool
+	imageConfigs                                      imageConfigFlag
 }
 
 // listFlag is a repeatable, comma-separated flag.
@@ -82,6 +83,8 @@ func cmdRender(e env, args []string) int {
 	fs.Var(&f.imageContainers, "image-container", "the container `names` the --image-* flags describe (default: every container)")
 	fs.IntVar(&f.sourceRevision, "source-revision", 0, "source revision `number` for the marker tag (default: the input's revision)")
 	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "tag and label prefix (default: the config's, else ecs-sidecar/)")
+	fs.Var(&f.imageConfigs, "image-config", "a container's image config, as `CONTAINER=FILE` with FILE from 'crane config IMAGE > FILE'\n"+
+		"or 'docker image inspect IMAGE > FILE' (repeatable; wins over --image-* for that container)")
 	fs.BoolVar(&f.resolveImages, "resolve-images", false, "read each container's ENTRYPOINT, CMD and USER from its registry, as ECS pulls it:\n"+
 		"ECR with the AWS credentials, private registries through repositoryCredentials, public ones anonymously")
 	if code, done := parseFlags(e, fs, args); done {
@@ -107,6 +110,15 @@ func cmdRender(e env, args []string) int {
 		fmt.Fprintln(e.stderr, "render: --resolve-images reads the images from their registries; it cannot be combined with --image-* flags")
 		return exitUsage
 	}
+	imageConfigs, err := f.imageConfigs.parse()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitUsage
+	}
+	if len(imageConfigs) > 0 && f.resolveImages {
+		fmt.Fprintln(e.stderr, "render: --resolve-images reads the images from their registries; it cannot be combined with --image-config (drop one of them)")
+		return exitUsage
+	}
 
 	prof, opts, awsCfg, err := f.profileAndOptions(e, set)
 	if err != nil {
@@ -125,14 +137,33 @@ func cmdRender(e env, args []string) int {
 		return exitFail
 	}
 
+	if err := checkImageConfigNames(imageConfigs, td); err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitUsage
+	}
+	files, err := loadImageConfigs(imageConfigs, td)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+
 	var images map[string]patch.Image
-	if hasImage {
+	if hasImage || len(files) > 0 {
 		images = map[string]patch.Image{}
+	}
+	if hasImage {
 		for _, c := range td.ContainerDefinitions {
 			name := derefString(c.Name)
 			if len(f.imageContainers) == 0 || contains(f.imageContainers, name) {
 				images[name] = img
 			}
+		}
+	}
+	for _, name := range sortedKeys(files) {
+		// A file describes its container's image whole: it wins over --image-*.
+		images[name] = files[name].img
+		if m := platformMismatch(files[name], td); m != "" {
+			fmt.Fprintf(e.stderr, "image: %s: %s\n", name, m)
 		}
 	}
 	if f.resolveImages {
@@ -153,6 +184,9 @@ func cmdRender(e env, args []string) int {
 	if errors.As(err, &ref) {
 		for _, r := range ref.Reasons {
 			fmt.Fprintf(e.stderr, "refused: %s\n", r)
+			if h := commandHint(r, td, images, f.resolveImages); h != "" {
+				fmt.Fprintf(e.stderr, "hint: %s\n", h)
+			}
 		}
 		return exitFail
 	}
