@@ -67,6 +67,6 @@ func resolveImages(ctx context.Context, a config.AWS, prof patch.Profile, td *ty
 	if err != nil {
 		return nil, nil, fmt.Errorf("image resolver: %w", err)
 	}
-	images, errs := r.Images(ctx, td)
+	images, errs := r.Images(ctx, patch.ImageCandidates(td, prof, patch.Options{}))
 	return images, errs, nil
 }

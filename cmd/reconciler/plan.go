@@ -159,7 +159,11 @@ func printPlan(w io.Writer, plans []controller.FamilyPlan) {
 func describe(a controller.Action) string {
 	switch a.Kind {
 	case controller.ActionRegisterTwin:
-		return fmt.Sprintf("twin of %s (spec %s, containers %s)", short(a.Source), a.Spec, strings.Join(a.Containers, ","))
+		d := fmt.Sprintf("twin of %s (spec %s, containers %s", short(a.Source), a.Spec, strings.Join(a.Containers, ","))
+		if len(a.Skipped) > 0 {
+			d += "; left alone " + strings.Join(a.Skipped, ",")
+		}
+		return d + ")"
 	case controller.ActionUpdateService, controller.ActionReturnToSource:
 		return fmt.Sprintf("%s/%s: %s -> %s %s", short(a.Cluster), short(a.Service), short(a.From), short(a.To), a.Reason)
 	case controller.ActionRestoreSource:

@@ -33,6 +33,11 @@ func planWorld(t *testing.T) (sim *awssim.Sim, configPath string) {
 	in := awssim.DemoTaskDefinition("web", "nginx:1.27", []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("true")}})
 	in.ContainerDefinitions[0].EntryPoint = []string{"/docker-entrypoint.sh"}
 	in.ContainerDefinitions[0].Command = []string{"nginx", "-g", "daemon off;"}
+	// An X-Ray daemon beside the app, as in AWS's X-Ray on ECS examples:
+	// an agent, left alone.
+	in.ContainerDefinitions = append(in.ContainerDefinitions, types.ContainerDefinition{
+		Name: aws.String("xray"), Image: aws.String("public.ecr.aws/xray/aws-xray-daemon:3.3.7"), Essential: aws.Bool(true),
+	})
 	if _, err := e.RegisterTaskDefinition(ctx, in); err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +75,7 @@ func TestPlanShowsChangesAndWritesNothing(t *testing.T) {
 	if code != planChanges {
 		t.Fatalf("plan = %d, want %d (changes); stderr:\n%s", code, planChanges, stderr)
 	}
-	for _, want := range []string{"web", "instrument", "opted_in_by_tag", "register_twin", "update_service", "prod/web: web:1 -> (twin of web:1)", "Nothing was written"} {
+	for _, want := range []string{"web", "instrument", "opted_in_by_tag", "register_twin", "update_service", "prod/web: web:1 -> (twin of web:1)", "left alone xray=agent_image", "Nothing was written"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("plan output lacks %q:\n%s", want, stdout)
 		}

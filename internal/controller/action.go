@@ -31,6 +31,8 @@ type Action struct {
 	Twin       string   `json:"twin,omitempty"`
 	Spec       string   `json:"spec,omitempty"`
 	Containers []string `json:"containers,omitempty"`
+	// Skipped lists the containers a twin leaves alone, as name=code.
+	Skipped []string `json:"skipped,omitempty"`
 	// Cluster, Service (ARNs), From and To (task definitions) describe a
 	// service move.
 	Cluster string `json:"cluster,omitempty"`

@@ -489,15 +489,15 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if err != nil {
 		return nil, "", err
 	}
+	opts := patch.Options{TagPrefix: c.o.TagPrefix, SourceRevision: src.number}
 	var images map[string]patch.Image
 	if c.o.Images != nil {
 		var ierrs []error
-		images, ierrs = c.o.Images.Images(ctx, td)
+		images, ierrs = c.o.Images.Images(ctx, patch.ImageCandidates(td, profile, opts))
 		for _, e := range ierrs {
 			log.Info("image config unknown", "revision", src.number, "err", e)
 		}
 	}
-	opts := patch.Options{TagPrefix: c.o.TagPrefix, SourceRevision: src.number}
 	res, err := patch.Instrument(td, src.tags, profile, images, opts)
 	var refusal *patch.Refusal
 	if errors.As(err, &refusal) {
@@ -515,6 +515,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	for _, w := range res.Warnings {
 		log.Info("instrumented with a warning", "revision", src.number, "code", w.Code, "container", w.Container)
 	}
+
 	key := twinKey{src.number, res.Spec}
 	mode := p.mode
 	if twin, ok := p.twins[key]; ok {
@@ -524,15 +525,15 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 		return twin, "", nil
 	}
 	if mode == policy.ModeAudit {
-		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
-		c.act(Action{Kind: ActionRegisterTwin, Planned: true, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented})
+		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", skippedList(res.Skipped))
+		c.act(Action{Kind: ActionRegisterTwin, Planned: true, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)})
 		// A stand-in, so that the plan shows the services that would move.
 		planned := &revision{arn: plannedTwinArn(src.arn), family: p.family, planned: true,
 			class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec}}
 		p.twins[key] = planned
 		return planned, "", nil
 	}
-	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented)
+	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", skippedList(res.Skipped))
 	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
 	if err != nil {
 		return nil, "", fmt.Errorf("register twin of %s: %w", src.arn, err)
@@ -549,9 +550,19 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	c.st.mu.Unlock()
 	p.twins[key] = twin
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
-	c.act(Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Twin: twin.arn, Spec: res.Spec, Containers: res.Instrumented})
+	c.act(Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Twin: twin.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)})
 	c.o.Observer.TwinRegistered()
 	return twin, "", nil
+}
+
+// skippedList renders the containers a patch left alone as
+// "name=code" items, for the log lines that explain a twin.
+func skippedList(skipped []patch.Reason) []string {
+	out := make([]string, len(skipped))
+	for i, r := range skipped {
+		out[i] = r.Container + "=" + string(r.Code)
+	}
+	return out
 }
 
 // cachedTwin looks for a twin among the revisions already in the cache (it

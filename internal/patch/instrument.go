@@ -109,15 +109,9 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 	for i := range td.ContainerDefinitions {
 		c := &td.ContainerDefinitions[i]
 		name := aws.ToString(c.Name)
-		skip, why := roleOf(td, i, p.agentImages())
-		if skip != "" {
+		skip, why, role := skipBeforeImage(td, i, p, prefix)
+		if role {
 			roles[name] = skip
-		} else {
-			skip, why = selectContainer(c, p, prefix)
-		}
-		if skip == "" && p.NonRoot != NonRootSudo && !isRoot(aws.ToString(c.User)) {
-			// Decided by the task definition alone: the image is not needed.
-			skip, why = SkipNonRoot, "runs as user "+aws.ToString(c.User)+" and the profile's nonRoot is skip"
 		}
 		if skip != "" {
 			res.Skipped = append(res.Skipped, Reason{Code: skip, Container: name, Detail: why})
@@ -243,6 +237,43 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 		return nil, &Refusal{Reasons: rs}
 	}
 	return res, nil
+}
+
+// skipBeforeImage says why container i is left alone, from the task
+// definition alone (role is true for a role: router, proxy, init, agent),
+// or "" when the decision needs its image.
+func skipBeforeImage(td *types.TaskDefinition, i int, p Profile, prefix string) (skip Code, why string, role bool) {
+	c := &td.ContainerDefinitions[i]
+	if skip, why = roleOf(td, i, p.agentImages()); skip != "" {
+		return skip, why, true
+	}
+	if skip, why = selectContainer(c, p, prefix); skip != "" {
+		return skip, why, false
+	}
+	if p.NonRoot != NonRootSudo && !isRoot(aws.ToString(c.User)) {
+		return SkipNonRoot, "runs as user " + aws.ToString(c.User) + " and the profile's nonRoot is skip", false
+	}
+	return "", "", false
+}
+
+// ImageCandidates returns td with only the containers whose image config
+// Instrument may read (a shallow copy; td itself when that is all of them):
+// the others are left alone from the task definition alone, so their
+// images need not be fetched.
+func ImageCandidates(td *types.TaskDefinition, p Profile, opts Options) *types.TaskDefinition {
+	p = p.WithDefaults()
+	keep := make([]types.ContainerDefinition, 0, len(td.ContainerDefinitions))
+	for i := range td.ContainerDefinitions {
+		if skip, _, _ := skipBeforeImage(td, i, p, opts.prefix()); skip == "" {
+			keep = append(keep, td.ContainerDefinitions[i])
+		}
+	}
+	if len(keep) == len(td.ContainerDefinitions) {
+		return td
+	}
+	cp := *td
+	cp.ContainerDefinitions = keep
+	return &cp
 }
 
 // checkProfile reports the profile options Instrument cannot use.
@@ -654,9 +685,13 @@ func sidecar(p Profile, in *ecs.RegisterTaskDefinitionInput, app *types.Containe
 		}
 		c.LogConfiguration = &cp
 		if cp.LogDriver == types.LogDriverAwsfirelens {
-			// The sidecar logs to the router: it starts after it.
-			if r := firelensRouter(in.ContainerDefinitions); r != "" {
+			// The sidecar logs to the router, so it starts after it; a
+			// router that waits for other containers could wait for the
+			// sidecar through them, so the sidecar does not log there.
+			if r, free := firelensRouterFree(in.ContainerDefinitions); free {
 				c.DependsOn = []types.ContainerDependency{{ContainerName: aws.String(r), Condition: types.ContainerConditionStart}}
+			} else {
+				c.LogConfiguration = nil
 			}
 		}
 	}

@@ -243,15 +243,16 @@ func windowsImage(ref string) bool {
 	return false
 }
 
-// firelensRouter is the name of the task's FireLens log router, or "".
-// ECS allows one per task.
-func firelensRouter(cs []types.ContainerDefinition) string {
+// firelensRouterFree names the router and says whether it depends on no
+// container (the only case in which a container may wait for it without
+// risking a cycle through the router's own dependencies).
+func firelensRouterFree(cs []types.ContainerDefinition) (string, bool) {
 	for i := range cs {
 		if cs[i].FirelensConfiguration != nil {
-			return aws.ToString(cs[i].Name)
+			return aws.ToString(cs[i].Name), len(cs[i].DependsOn) == 0
 		}
 	}
-	return ""
+	return "", false
 }
 
 // routerFor names the FireLens router that container c must be made to
@@ -268,14 +269,9 @@ func routerFor(td *types.TaskDefinition, c *types.ContainerDefinition) string {
 	if c.LogConfiguration == nil || c.LogConfiguration.LogDriver != types.LogDriverAwsfirelens {
 		return ""
 	}
-	r := firelensRouter(td.ContainerDefinitions)
-	if r == "" || r == aws.ToString(c.Name) {
-		return ""
-	}
-	for i := range td.ContainerDefinitions {
-		if aws.ToString(td.ContainerDefinitions[i].Name) == r && len(td.ContainerDefinitions[i].DependsOn) > 0 {
-			return "" // a router that depends on anything gets no implicit START
-		}
+	r, free := firelensRouterFree(td.ContainerDefinitions)
+	if !free || r == aws.ToString(c.Name) {
+		return "" // a router that depends on anything gets no implicit START
 	}
 	for _, d := range c.DependsOn {
 		if aws.ToString(d.ContainerName) == r {
