@@ -558,6 +558,9 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 // skippedList renders the containers a patch left alone as
 // "name=code" items, for the log lines that explain a twin.
 func skippedList(skipped []patch.Reason) []string {
+	if len(skipped) == 0 {
+		return nil
+	}
 	out := make([]string, len(skipped))
 	for i, r := range skipped {
 		out[i] = r.Container + "=" + string(r.Code)
