@@ -8,13 +8,20 @@
 // field the table does not know (an SDK newer than the table) falls back to the service's
 // casing rule; the tests list such fields and check them against the SDK's own serializer.
 //
-// Encoding follows the SDK's serializers: nil pointers, slices and maps and zero
-// non-pointer scalars are omitted; timestamps are epoch seconds with millisecond
-// precision; blobs are base64; map keys are user data and are never re-cased. Decoding
-// also accepts ISO 8601 timestamps (the aws CLI prints them), keeps millisecond precision
-// like the SDK does, and turns null into the zero value. Smithy documents (ECS hookDetails)
-// pass through as JSON; unions (for example ECS ResourceRequirement.sharingStrategy, newer
-// than botocore's model) are refused with an error naming the member.
+// Encoding follows the SDK's serializers. Nil pointers, slices, maps and interfaces are
+// omitted; a pointer to a zero value, an empty slice or map is written (0, false, "", [],
+// {}). A non-pointer number or boolean is written, zero or not, when the model requires
+// the member (Ulimit.softLimit 0 goes out as 0: the aws CLI and the service refuse a
+// ulimit without it) and omitted at its zero value otherwise; a non-pointer string (an
+// enum) is omitted when empty, required or not, as the SDK does. Required members are
+// botocore's (the generated table) plus requiredBeyondModel, where the SDK's model is
+// newer or differs; the tests compare every shape with the SDK's serializer. Timestamps
+// are epoch seconds with millisecond precision; blobs are base64; map keys are user data
+// and are never re-cased. Decoding also accepts ISO 8601 timestamps (the aws CLI prints
+// them), keeps millisecond precision like the SDK does, and turns null into the zero
+// value. Smithy documents (ECS hookDetails) pass through as JSON; unions (for example ECS
+// ResourceRequirement.sharingStrategy, newer than botocore's model) are refused with an
+// error naming the member.
 //
 // To add a JSON-protocol service: a Service constant, its SDK package in sdkPackages, its
 // model version in internal/botocore.APIVersions, go generate, and its client in the
@@ -64,6 +71,22 @@ var sdkPackages = map[Service]string{
 // Only used for fields the generated table does not know.
 var lowerCamelServices = map[Service]bool{ECS: true, ECR: true}
 
+// requiredBeyondModel lists, by service and shape (the SDK type's name where the table
+// lacks the shape), members the SDK requires and so always sends that the generated table
+// does not mark required: shapes or members newer than botocore's model, and members the
+// two models disagree on. The tests compare every shape's encoding of zero scalars with
+// the SDK's serializer and fail on anything this list misses.
+var requiredBeyondModel = map[Service]map[string][]string{
+	ECS: {
+		"DeploymentEarlySuccessCriteria": {"enable"}, // newer than botocore 1.43.11
+		"ThresholdConfiguration":         {"value"},  // newer than botocore 1.43.11
+	},
+	SQS: {
+		// botocore requires only Id and ReceiptHandle; the SDK's model also this.
+		"ChangeMessageVisibilityBatchRequestEntry": {"VisibilityTimeout"},
+	},
+}
+
 // serviceModel is the generated part of a service model.
 type serviceModel struct {
 	apiVersion   string
@@ -71,6 +94,7 @@ type serviceModel struct {
 	targetPrefix string
 	operations   map[string]operation
 	structures   map[string][]string // shape name -> member wire names
+	required     map[string][]string // shape name -> wire names of its required members
 }
 
 type operation struct {
@@ -161,9 +185,10 @@ func (c Codec) Unmarshal(data []byte, v any) error {
 
 // field is one member of a struct type.
 type field struct {
-	index int
-	name  string // wire name
-	known bool   // the name comes from the model table, not the casing rule
+	index    int
+	name     string // wire name
+	known    bool   // the name comes from the model table, not the casing rule
+	required bool   // the model requires the member: a zero number or boolean is still written
 }
 
 type structInfo struct {
@@ -209,8 +234,19 @@ func (c Codec) structOf(t reflect.Type) (*structInfo, error) {
 	for _, w := range wires {
 		members[strings.ToLower(w)] = w
 	}
+	required := map[string]bool{} // wire name -> required
+	for _, w := range model.required[shape] {
+		required[w] = true
+	}
 	if !shapeKnown {
 		shape = ""
+	}
+	beyond := shape
+	if beyond == "" {
+		beyond = t.Name()
+	}
+	for _, w := range requiredBeyondModel[c.Service][beyond] {
+		required[w] = true
 	}
 	si := &structInfo{shape: shape, byName: map[string]int{}}
 	isError := reflect.PointerTo(t).Implements(errorType)
@@ -225,6 +261,7 @@ func (c Codec) structOf(t reflect.Type) (*structInfo, error) {
 		} else {
 			fl.name = c.Service.casing(f.Name)
 		}
+		fl.required = required[fl.name]
 		if _, dup := si.byName[fl.name]; dup {
 			return nil, fmt.Errorf("awsjson: %s: two fields named %q on the wire", t, fl.name)
 		}

@@ -32,15 +32,20 @@ type encoder struct {
 }
 
 // omit reports whether a struct member is left out, as the SDK serializers do: nil
-// pointers, slices, maps and interfaces, and zero non-pointer scalars.
-func omit(v reflect.Value) bool {
+// pointers, slices, maps and interfaces; empty non-pointer strings (the SDK's enums, which
+// it leaves out even when the model requires them: its validator refuses them instead);
+// and zero non-pointer numbers and booleans unless the model requires the member, for
+// the SDK writes a required one whatever its value (Ulimit.softLimit 0 is sent as 0).
+func omit(v reflect.Value, required bool) bool {
 	switch v.Kind() {
 	case reflect.Pointer, reflect.Slice, reflect.Map, reflect.Interface:
 		return v.IsNil()
 	case reflect.Struct:
 		return v.Type() == timeType && v.Interface().(time.Time).IsZero()
+	case reflect.String:
+		return v.Len() == 0
 	default:
-		return v.IsZero()
+		return !required && v.IsZero()
 	}
 }
 
@@ -141,7 +146,7 @@ func (e *encoder) structure(v reflect.Value, path string) error {
 	first := true
 	for _, f := range si.fields {
 		fv := v.Field(f.index)
-		if omit(fv) {
+		if omit(fv, f.required) {
 			continue
 		}
 		if !first {

@@ -74,10 +74,12 @@ func operations(client reflect.Type) []op {
 	return ops
 }
 
-// filler sets every field it can reach to a distinct non-zero value.
+// filler sets every field it can reach to a distinct non-zero value; with zeroScalars,
+// non-pointer scalar fields of structs stay zero.
 type filler struct {
-	n      int
-	onPath map[reflect.Type]bool // struct types being filled: recursive shapes stop here
+	n           int
+	onPath      map[reflect.Type]bool // struct types being filled: recursive shapes stop here
+	zeroScalars bool
 }
 
 // fillTime is a time with millisecond precision: the precision of AWS and of the SDK.
@@ -145,9 +147,11 @@ func (f *filler) fill(v reflect.Value) {
 		f.onPath[t] = true
 		defer delete(f.onPath, t)
 		for i := range t.NumField() {
-			if t.Field(i).IsExported() {
-				f.fill(v.Field(i))
+			sf := t.Field(i)
+			if !sf.IsExported() || (f.zeroScalars && isScalarKind(sf.Type.Kind())) {
+				continue
 			}
+			f.fill(v.Field(i))
 		}
 	}
 }

@@ -55,10 +55,12 @@ type Ref struct {
 	JSONName     string `json:"jsonName"`
 }
 
-// Shape is a structure, list, map or scalar shape.
+// Shape is a structure, list, map or scalar shape. Required lists the members of a
+// structure that the service requires in a request.
 type Shape struct {
 	Type            string         `json:"type"`
 	Members         map[string]Ref `json:"members"`
+	Required        []string       `json:"required"`
 	Member          *Ref           `json:"member"`
 	Key             *Ref           `json:"key"`
 	Value           *Ref           `json:"value"`
