@@ -35,6 +35,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"reflect"
 	"strings"
 	"unicode"
@@ -176,7 +177,7 @@ func (c Codec) Unmarshal(data []byte, v any) error {
 	if err := dec.Decode(&tree); err != nil {
 		return fmt.Errorf("awsjson: %w", err)
 	}
-	if _, err := dec.Token(); err == nil {
+	if _, err := dec.Token(); err != io.EOF {
 		return fmt.Errorf("awsjson: data after the top-level value")
 	}
 	d := decoder{codec: c}

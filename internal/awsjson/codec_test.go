@@ -152,6 +152,7 @@ func TestDecodeErrors(t *testing.T) {
 		{`{"containerDefinitions":[{"cpu":3000000000}]}`, "containerDefinitions[0].cpu: 3000000000 is not a 32-bit integer"},
 		{`{"family":1}`, "family: expected string, got number"},
 		{`{"family":"a"} {}`, "data after the top-level value"},
+		{`{"family":"a"}A0`, "data after the top-level value"}, // not a token: once accepted
 		{`[]`, "expected object, got array"},
 		{`{"containerDefinitions":[{"resourceRequirements":[{"sharingStrategy":{"x":1}}]}]}`, "unions are not supported"},
 	}
