@@ -125,13 +125,20 @@ func (w *world) createService(t testing.TB, name, taskDef string, controller typ
 // createServiceCB creates a service with the circuit breaker and rollback on or off.
 func (w *world) createServiceCB(t testing.TB, name, taskDef string, controller types.DeploymentControllerType, breaker bool) {
 	t.Helper()
+	w.createServiceBreaker(t, name, taskDef, controller, breaker, breaker)
+}
+
+// createServiceBreaker creates a service with the circuit breaker on or off
+// and its rollback on or off.
+func (w *world) createServiceBreaker(t testing.TB, name, taskDef string, controller types.DeploymentControllerType, breaker, rollback bool) {
+	t.Helper()
 	_, err := w.ecs.CreateService(context.Background(), &ecs.CreateServiceInput{
 		Cluster: aws.String(testCluster), ServiceName: aws.String(name), TaskDefinition: aws.String(taskDef),
 		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
 		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{Subnets: []string{"subnet-1"}}},
 		DeploymentController: &types.DeploymentController{Type: controller},
 		DeploymentConfiguration: &types.DeploymentConfiguration{
-			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: breaker, Rollback: breaker},
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: breaker, Rollback: rollback},
 		},
 	})
 	if err != nil {

@@ -739,12 +739,10 @@ func inProgress(s *service, arn string) bool {
 }
 
 // markFailed tags the twin so that its spec is not tried again, even after
-// a restart.
+// a restart. The mark is written to AWS first and believed (cached) only
+// once AWS has it: a TagResource that fails leaves the twin unmarked, so
+// the retry that the error causes writes it again.
 func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode string, twin *revision, code string) error {
-	c.st.mu.Lock()
-	c.st.failed[twin.arn] = code
-	c.st.mu.Unlock()
-	c.o.Observer.RolloutFailed(code)
 	if mode == policy.ModeAudit {
 		log.Warn("audit: rollout of twin failed; would mark it", "twin", twin.number, "code", code)
 		c.act(Action{Kind: ActionMarkFailed, Planned: true, Family: twin.family, Twin: twin.arn, Reason: code})
@@ -758,6 +756,10 @@ func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode stri
 	if err != nil {
 		return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
 	}
+	c.st.mu.Lock()
+	c.st.failed[twin.arn] = code
+	c.st.mu.Unlock()
+	c.o.Observer.RolloutFailed(code)
 	c.act(Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code})
 	return nil
 }

@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -358,4 +360,74 @@ func TestCleanUpDeregistersUnusedTwinsOfDeregisteredSources(t *testing.T) {
 	if familyOf(got) != "web" || revisionNumber(got) != 2 {
 		t.Errorf("deregistered %s, want the twin web:2", got)
 	}
+}
+
+// TestFailureMarkThatFailsOnceIsWrittenByTheRetry: a TagResource that fails
+// once (a 500) must not leave the failure believed in memory only: the
+// retry writes the mark, and the service goes back to its source.
+func TestFailureMarkThatFailsOnceIsWrittenByTheRetry(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		rollback bool // the circuit breaker's rollback: ECS returns the service itself
+	}{{"failed, no rollback", false}, {"rolled back", true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := newWorld(t)
+			w.sim.SetRollout(0, awssim.FailImages(regexp.MustCompile(`datacollector`)))
+			var tagCalls atomic.Int32
+			w.sim.AddGate(func(_ context.Context, r awssim.Request) error {
+				if r.Operation == "TagResource" && tagCalls.Add(1) == 1 {
+					return errors.New("injected: internal failure")
+				}
+				return nil
+			})
+			src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+			if tc.rollback {
+				w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+			} else {
+				w.createServiceBreaker(t, "web", src, types.DeploymentControllerTypeEcs, true, false)
+			}
+			c := w.controller(t)
+			sweep(t, c)
+			reconcile(t, c, "web")
+			moves := w.writes("UpdateService")
+			if len(moves) != 1 {
+				t.Fatalf("%d UpdateService calls, want 1", len(moves))
+			}
+			twin := aws.ToString(moves[0].Input.(*ecs.UpdateServiceInput).TaskDefinition)
+			w.isTwinOf(t, twin, 1)
+			w.sim.Step() // the rollout fails
+			if err := c.Reconcile(context.Background(), "web"); err == nil {
+				t.Fatal("the reconcile whose TagResource failed reported no error")
+			}
+			for range 3 {
+				sweep(t, c)
+				if err := c.Reconcile(context.Background(), "web"); err != nil {
+					t.Fatalf("retry: %v", err)
+				}
+				w.sim.Step()
+			}
+			out, err := w.ecs.ListTagsForResource(context.Background(), &ecs.ListTagsForResourceInput{ResourceArn: aws.String(twin)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if v, ok := tagOf(out.Tags, "ecs-sidecar/failed"); !ok || v == "" {
+				t.Errorf("the twin has no failed mark in AWS after the retry (tags %v)", out.Tags)
+			}
+			if got := w.taskDefOf(t, "web"); got != src {
+				t.Errorf("the service runs %s, want its source %s", got, src)
+			}
+			if n := len(w.writes("UpdateService")); n > 2 {
+				t.Errorf("%d UpdateService calls, want the move and at most one return", n)
+			}
+		})
+	}
+}
+
+func tagOf(tags []types.Tag, key string) (string, bool) {
+	for _, t := range tags {
+		if aws.ToString(t.Key) == key {
+			return aws.ToString(t.Value), true
+		}
+	}
+	return "", false
 }
