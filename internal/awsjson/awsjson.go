@@ -23,6 +23,11 @@
 // ResourceRequirement.sharingStrategy, newer than botocore's model) are refused with an
 // error naming the member.
 //
+// Unset and zero are different things on the wire, but SDK types hold an optional
+// non-pointer scalar at its zero value as they hold an unset one (IpcMode("") is both),
+// and null as unset, so decoding and encoding again drops such members: RestorePresent
+// puts back, from the source JSON, every such member the source had.
+//
 // To add a JSON-protocol service: a Service constant, its SDK package in sdkPackages, its
 // model version in internal/botocore.APIVersions, go generate, and its client in the
 // tests' clients list.

@@ -1,6 +1,7 @@
 package awsjson
 
 import (
+	"bytes"
 	"os"
 	"reflect"
 	"testing"
@@ -54,6 +55,44 @@ func FuzzUnmarshal(f *testing.F) {
 			if diff := cmp.Diff(second, first, cmpOpts(first)); diff != "" {
 				t.Fatalf("%s: decode(encode(x)) != x (-second +first):\n%s", target.typ, diff)
 			}
+		}
+	})
+}
+
+// FuzzRestorePresent restores into the encoding of whatever a source decodes to: it must
+// never panic, and the result must decode (Strict) to the same value and stay the same
+// when restored again.
+func FuzzRestorePresent(f *testing.F) {
+	f.Add([]byte(renderSource), false)
+	f.Add([]byte(`{"ipcMode":"","containerDefinitions":[{"name":"a","cpu":0,"ulimits":[{"name":"core","softLimit":0}]},{"name":"a","essential":false}]}`), true)
+	f.Add([]byte(`{"containerDefinitions":[{"portMappings":[{"appProtocol":"","name":"x"},{}]}],"proxyConfiguration":null,"x\u0041":""}`), false)
+	f.Fuzz(func(t *testing.T, source []byte, indent bool) {
+		codec := Codec{Service: ECS}
+		var v ecs.RegisterTaskDefinitionInput
+		if err := codec.Unmarshal(source, &v); err != nil {
+			return
+		}
+		out, err := codec.Marshal(&v)
+		if indent {
+			out, err = codec.MarshalIndent(&v, "", "  ")
+		}
+		if err != nil {
+			t.Fatalf("Marshal of a decoded value: %v", err)
+		}
+		got, err := codec.RestorePresent(&v, source, out)
+		if err != nil {
+			t.Fatalf("RestorePresent: %v", err)
+		}
+		var back ecs.RegisterTaskDefinitionInput
+		if err := (Codec{Service: ECS, Strict: true}).Unmarshal(got, &back); err != nil {
+			t.Fatalf("Strict Unmarshal of %s: %v", got, err)
+		}
+		if diff := cmp.Diff(&back, &v, cmpOpts(&v)); diff != "" {
+			t.Fatalf("restored %s decodes to another value (-restored +decoded):\n%s", got, diff)
+		}
+		again, err := codec.RestorePresent(&v, source, got)
+		if err != nil || !bytes.Equal(again, got) {
+			t.Fatalf("RestorePresent again: %v\n%s\nthen\n%s", err, got, again)
 		}
 	})
 }
