@@ -201,15 +201,15 @@ func cmdRender(e env, args []string) int {
 		fmt.Fprintf(e.stderr, "skipped: %s\n", s)
 	}
 
-	codec := awsjson.Codec{Service: awsjson.ECS}
-	out, err := codec.MarshalIndent(res.Input, "", "  ")
+	srcObject := sourceObject(data)
+	out, err := encodeRegisterInput(res.Input, srcObject)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "render: encoding the output: %v\n", err)
 		return exitFail
 	}
 	out = append(out, '\n')
 	if f.diff {
-		src, err := codec.MarshalIndent(patch.RegisterInput(td, tags), "", "  ")
+		src, err := encodeRegisterInput(patch.RegisterInput(td, tags), srcObject)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "render: encoding the source: %v\n", err)
 			return exitFail
@@ -369,6 +369,37 @@ func parseRenderInput(data []byte) (*types.TaskDefinition, []types.Tag, error) {
 		return nil, nil, fmt.Errorf("task definition: %w", err)
 	}
 	return &td, tags, nil
+}
+
+// encodeRegisterInput encodes in as register-task-definition input, with
+// every member of the source object that SDK types cannot hold (cpu 0,
+// ipcMode "", a ulimit's softLimit 0) put back as the source had it.
+func encodeRegisterInput(in *ecs.RegisterTaskDefinitionInput, source json.RawMessage) ([]byte, error) {
+	codec := awsjson.Codec{Service: awsjson.ECS}
+	out, err := codec.MarshalIndent(in, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return codec.RestorePresent((*ecs.RegisterTaskDefinitionInput)(nil), source, out)
+}
+
+// sourceObject is the task definition object of render's input, as its
+// author wrote it: describe output's taskDefinition, or the input less its
+// tags (which the twin rewrites). parseRenderInput has accepted data.
+func sourceObject(data []byte) json.RawMessage {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(data, &top); err != nil {
+		return nil
+	}
+	if td, ok := top["taskDefinition"]; ok {
+		return td
+	}
+	delete(top, "tags")
+	b, err := json.Marshal(top)
+	if err != nil {
+		return nil
+	}
+	return b
 }
 
 func wrapTags(raw json.RawMessage) []byte {

@@ -161,7 +161,7 @@ func TestRenderShapesAgree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	reg, err := awsjson.Codec{Service: awsjson.ECS}.Marshal(patch.RegisterInput(td, tags))
+	reg, err := encodeRegisterInput(patch.RegisterInput(td, tags), sourceObject(b))
 	if err != nil {
 		t.Fatal(err)
 	}

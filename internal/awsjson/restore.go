@@ -23,8 +23,8 @@ import (
 // shape has it (by the codec's member names: members of the source that the shape does
 // not have, such as a task definition's read-only taskDefinitionArn and revision, or
 // unknown members, are not), and its source value decodes to what SDK types hold for
-// unset: the zero value of a non-pointer scalar (cpu 0, ipcMode "", softLimit 0), or
-// null. A member out lacks for any other reason was removed from the value on purpose
+// unset: the zero value of a non-pointer scalar (cpu 0, ipcMode "", softLimit 0); null
+// is never restored (it is unset in JSON as well, and the aws CLI refuses it). A member out lacks for any other reason was removed from the value on purpose
 // (the patch replaces a container's command) and stays out; a member out has is never
 // changed. A restored member keeps the source's text, compacted, and goes where the
 // shape's member order puts it among out's members.
@@ -129,6 +129,11 @@ func (r *restorer) object(t reflect.Type, src, dst *jsonNode, path string) error
 			if err := r.value(ft, m.value, d, mpath); err != nil {
 				return err
 			}
+			continue
+		}
+		if m.value.kind == 0 && string(m.value.raw) == "null" {
+			// null is unset in JSON too (Terraform's jsonencode writes it for
+			// every unset member), and the aws CLI refuses it as a value.
 			continue
 		}
 		fv := reflect.New(ft).Elem()

@@ -651,7 +651,8 @@ func applyPatch(c *types.ContainerDefinition, cp containerPlan, p Profile, inj i
 }
 
 // sidecar builds the sidecar container. Its log configuration is the first
-// instrumented container's, with the sidecar's own awslogs stream prefix.
+// instrumented container's (the FireLens router's own when that container
+// logs through the router), with the sidecar's own awslogs stream prefix.
 func sidecar(p Profile, in *ecs.RegisterTaskDefinitionInput, app *types.ContainerDefinition, prefix string, rev int32, spec string, defaultRole bool) types.ContainerDefinition {
 	c := types.ContainerDefinition{
 		Name:      aws.String(p.SidecarName),
@@ -673,7 +674,16 @@ func sidecar(p Profile, in *ecs.RegisterTaskDefinitionInput, app *types.Containe
 	if in.Memory == nil {
 		c.MemoryReservation = aws.Int32(SidecarMemoryReservation)
 	}
-	if lc := app.LogConfiguration; lc != nil {
+	lc := app.LogConfiguration
+	if lc != nil && lc.LogDriver == types.LogDriverAwsfirelens {
+		// The app logs through the FireLens router. The router's own log
+		// configuration (usually awslogs) serves the sidecar without making
+		// it wait for the router or mixing its lines with the app's.
+		if r := routerLog(in.ContainerDefinitions); r != nil && r.LogDriver != types.LogDriverAwsfirelens {
+			lc = r
+		}
+	}
+	if lc != nil {
 		cp := deepCopy(*lc)
 		if cp.LogDriver == types.LogDriverAwslogs {
 			opts := make(map[string]string, len(cp.Options)+1)

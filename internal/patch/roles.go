@@ -255,6 +255,16 @@ func firelensRouterFree(cs []types.ContainerDefinition) (string, bool) {
 	return "", false
 }
 
+// routerLog is the FireLens router's own log configuration, or nil.
+func routerLog(cs []types.ContainerDefinition) *types.LogConfiguration {
+	for i := range cs {
+		if cs[i].FirelensConfiguration != nil {
+			return cs[i].LogConfiguration
+		}
+	}
+	return nil
+}
+
 // routerFor names the FireLens router that container c must be made to
 // wait for explicitly in the twin, or "". When the router depends on no
 // container, the ECS agent starts it before each container that logs

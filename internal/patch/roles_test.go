@@ -198,6 +198,30 @@ func TestFirelensStartOrder(t *testing.T) {
 			t.Errorf("sidecar logs to a router it cannot wait for: %+v %v", side.LogConfiguration, deps(side))
 		}
 	})
+	t.Run("router logs with awslogs", func(t *testing.T) {
+		// AWS's FireLens examples give the router its own awslogs
+		// configuration: the sidecar logs there, under its own stream
+		// prefix, and need not wait for the router.
+		r := router
+		r.LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{
+			"awslogs-group": "firelens-container", "awslogs-region": "us-west-2", "awslogs-stream-prefix": "firelens"}}
+		res, err := Instrument(fargate(app, r), nil, Profile{TokenSecretArn: rolesSecret}, nil, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		side := container(t, res, "datacollector-sidecar")
+		want := &types.LogConfiguration{LogDriver: types.LogDriverAwslogs, Options: map[string]string{
+			"awslogs-group": "firelens-container", "awslogs-region": "us-west-2", "awslogs-stream-prefix": "datacollector-sidecar"}}
+		if diff := cmp.Diff(wire(side.LogConfiguration), wire(want)); diff != "" {
+			t.Errorf("sidecar log configuration (-got +want):\n%s", diff)
+		}
+		if len(side.DependsOn) != 0 {
+			t.Errorf("sidecar dependsOn %v, want none", deps(side))
+		}
+		if diff := cmp.Diff(deps(container(t, res, "app")), []string{"log_router:START", "datacollector-sidecar:SUCCESS"}); diff != "" {
+			t.Errorf("app dependsOn (-got +want):\n%s", diff)
+		}
+	})
 	t.Run("explicit dependency kept", func(t *testing.T) {
 		a := app
 		a.DependsOn = []types.ContainerDependency{{ContainerName: aws.String("log_router"), Condition: types.ContainerConditionHealthy}}
