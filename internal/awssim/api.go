@@ -111,6 +111,21 @@ func (c *ECSAPI) ListServices(ctx context.Context, in *ecs.ListServicesInput, _ 
 	return invoke(ctx, c.s, "ecs", "ListServices", in, (*Sim).listServices, true)
 }
 
+// ListServiceDeployments serves ECS's ListServiceDeployments.
+func (c *ECSAPI) ListServiceDeployments(ctx context.Context, in *ecs.ListServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.ListServiceDeploymentsOutput, error) {
+	return invoke(ctx, c.s, "ecs", "ListServiceDeployments", in, (*Sim).listServiceDeployments, true)
+}
+
+// DescribeServiceDeployments serves ECS's DescribeServiceDeployments.
+func (c *ECSAPI) DescribeServiceDeployments(ctx context.Context, in *ecs.DescribeServiceDeploymentsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceDeploymentsOutput, error) {
+	return invoke(ctx, c.s, "ecs", "DescribeServiceDeployments", in, (*Sim).describeServiceDeployments, true)
+}
+
+// DescribeServiceRevisions serves ECS's DescribeServiceRevisions.
+func (c *ECSAPI) DescribeServiceRevisions(ctx context.Context, in *ecs.DescribeServiceRevisionsInput, _ ...func(*ecs.Options)) (*ecs.DescribeServiceRevisionsOutput, error) {
+	return invoke(ctx, c.s, "ecs", "DescribeServiceRevisions", in, (*Sim).describeServiceRevisions, true)
+}
+
 // CreateSecret serves Secrets Manager's CreateSecret.
 func (c *SecretsManagerAPI) CreateSecret(ctx context.Context, in *secretsmanager.CreateSecretInput, _ ...func(*secretsmanager.Options)) (*secretsmanager.CreateSecretOutput, error) {
 	return invoke(ctx, c.s, "secretsmanager", "CreateSecret", in, (*Sim).createSecret, true)

@@ -2,6 +2,8 @@ package awssim
 
 import (
 	"fmt"
+	"math"
+	"slices"
 	"strings"
 	"time"
 
@@ -30,16 +32,25 @@ type service struct {
 	scheduling           types.SchedulingStrategy
 	propagateTags        types.PropagateTags
 	enableECSManagedTags bool
-	taskDef              string        // for controllers other than ECS
-	deployments          []*deployment // [0] is PRIMARY
-	lastGood             *deployment   // last COMPLETED deployment, target of rollbacks
+	taskDef              string           // for controllers other than ECS
+	deployments          []*deployment    // [0] is PRIMARY
+	lastGood             *deployment      // last COMPLETED deployment, target of rollbacks
+	revisions            []*svcRevision   // service revisions, oldest first
+	svcDeployments       []*svcDeployment // service deployments, oldest first
 	tags                 []types.Tag
 	createdAt            time.Time
 }
 
+// deployment is an entry of DescribeServices' deployments[]. It belongs to
+// a service deployment (sd): as its target, or as its rollback.
 type deployment struct {
 	id                 string
 	taskDef            string
+	rev                *svcRevision
+	sd                 *svcDeployment
+	strategy           types.DeploymentStrategy // sd's, fixed at the start
+	phase              rolloutPhase
+	prod10, test10     int // traffic weights in tenths of a percent (not ROLLING)
 	state              types.DeploymentRolloutState
 	reason             string
 	createdAt, updated time.Time
@@ -47,6 +58,9 @@ type deployment struct {
 	failedTasks        int32
 	rollback           bool // a circuit-breaker rollback: never rolled back itself
 }
+
+func (d *deployment) trafficWeight() float64 { return float64(d.prod10) / 10 }
+func (d *deployment) testWeight() float64    { return float64(d.test10) / 10 }
 
 func (s *Sim) clusterARN(name string) string {
 	return fmt.Sprintf("arn:aws:ecs:%s:%s:cluster/%s", s.region, s.account, name)
@@ -200,6 +214,9 @@ func (s *Sim) createService(in *ecs.CreateServiceInput) (*ecs.CreateServiceOutpu
 	if err := validateTags(in.Tags, 0); err != nil {
 		return nil, err
 	}
+	if err := validateDeploymentConfig(in.DeploymentConfiguration); err != nil {
+		return nil, err
+	}
 	controller := types.DeploymentControllerTypeEcs
 	if in.DeploymentController != nil && in.DeploymentController.Type != "" {
 		controller = in.DeploymentController.Type
@@ -259,7 +276,7 @@ func (s *Sim) createService(in *ecs.CreateServiceInput) (*ecs.CreateServiceOutpu
 	c.services[name] = sv
 	c.serviceNames = insertSorted(c.serviceNames, name)
 	if controller == types.DeploymentControllerTypeEcs {
-		s.startDeploymentLocked(sv, sv.taskDef, now, "", false)
+		s.startServiceDeploymentLocked(sv, sv.taskDef, now)
 	}
 	return &ecs.CreateServiceOutput{Service: s.serviceOut(sv, false)}, nil
 }
@@ -295,6 +312,62 @@ func mergeDeploymentConfig(dst *types.DeploymentConfiguration, in *types.Deploym
 	if in.BakeTimeInMinutes != nil {
 		dst.BakeTimeInMinutes = in.BakeTimeInMinutes
 	}
+	if in.LinearConfiguration != nil {
+		dst.LinearConfiguration = in.LinearConfiguration
+	}
+	if in.CanaryConfiguration != nil {
+		dst.CanaryConfiguration = in.CanaryConfiguration
+	}
+	if in.LifecycleHooks != nil {
+		dst.LifecycleHooks = in.LifecycleHooks
+	}
+}
+
+// validateDeploymentConfig checks the strategy settings against the ranges
+// of the API reference (DeploymentConfiguration, LinearConfiguration,
+// CanaryConfiguration). The messages are UNVERIFIED.
+func validateDeploymentConfig(in *types.DeploymentConfiguration) *Error {
+	if in == nil {
+		return nil
+	}
+	if in.Strategy != "" && !slices.Contains(types.DeploymentStrategy("").Values(), in.Strategy) {
+		return errf(codeInvalidParameter, "Invalid deployment strategy %s.", in.Strategy)
+	}
+	bake := func(name string, m *int32) *Error {
+		if m != nil && (*m < 0 || *m > 1440) {
+			return errf(codeInvalidParameter, "%s must be between 0 and 1440.", name)
+		}
+		return nil
+	}
+	percent := func(name string, p *float64, lo float64) *Error {
+		if p == nil {
+			return nil
+		}
+		if t := *p * 10; *p < lo || *p > 100 || math.Abs(t-math.Round(t)) > 1e-6 {
+			return errf(codeInvalidParameter, "%s must be a multiple of 0.1 between %g and 100.", name, lo)
+		}
+		return nil
+	}
+	if err := bake("bakeTimeInMinutes", in.BakeTimeInMinutes); err != nil {
+		return err
+	}
+	if c := in.LinearConfiguration; c != nil {
+		if err := percent("linearConfiguration.stepPercent", c.StepPercent, 3); err != nil {
+			return err
+		}
+		if err := bake("linearConfiguration.stepBakeTimeInMinutes", c.StepBakeTimeInMinutes); err != nil {
+			return err
+		}
+	}
+	if c := in.CanaryConfiguration; c != nil {
+		if err := percent("canaryConfiguration.canaryPercent", c.CanaryPercent, 0.1); err != nil {
+			return err
+		}
+		if err := bake("canaryConfiguration.canaryBakeTimeInMinutes", c.CanaryBakeTimeInMinutes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // lookupService resolves a service name or ARN in cluster c.
@@ -317,6 +390,9 @@ func (s *Sim) updateService(in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutpu
 	}
 	if sv.status != "ACTIVE" {
 		return nil, errf(codeServiceNotActive, "Service was not ACTIVE.") // ECS
+	}
+	if err := validateDeploymentConfig(in.DeploymentConfiguration); err != nil {
+		return nil, err
 	}
 	var r *revision
 	if ref := aws.ToString(in.TaskDefinition); ref != "" {
@@ -363,7 +439,7 @@ func (s *Sim) updateService(in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutpu
 		target = *r.td.TaskDefinitionArn
 	}
 	if sv.controller == types.DeploymentControllerTypeEcs && (target != sv.currentTaskDef() || in.ForceNewDeployment) {
-		s.startDeploymentLocked(sv, target, now, "", false)
+		s.startServiceDeploymentLocked(sv, target, now)
 	}
 	return &ecs.UpdateServiceOutput{Service: s.serviceOut(sv, false)}, nil
 }
@@ -390,6 +466,9 @@ func (s *Sim) deleteService(in *ecs.DeleteServiceInput) (*ecs.DeleteServiceOutpu
 	for _, d := range sv.deployments {
 		d.desired, d.running = 0, 0
 	}
+	// "Amazon ECS deletes the service revision when you delete a service"
+	// (developerguide/service-revision.html), and so its deployments.
+	sv.revisions, sv.svcDeployments = nil, nil
 	c.serviceNames = removeSorted(c.serviceNames, sv.name)
 	return &ecs.DeleteServiceOutput{Service: s.serviceOut(sv, false)}, nil
 }
@@ -436,6 +515,10 @@ func (s *Sim) serviceOut(sv *service, withTags bool) *types.Service {
 	}
 	if td := sv.currentTaskDef(); td != "" {
 		out.TaskDefinition = aws.String(td)
+	}
+	if sd := sv.currentServiceDeployment(); sd != nil {
+		out.CurrentServiceDeployment = aws.String(sd.arn)
+		out.CurrentServiceRevisions = currentRevisions(sv)
 	}
 	for i, d := range sv.deployments {
 		status := "ACTIVE"

@@ -76,6 +76,9 @@ var routes = func() map[string]*serviceRoutes {
 		"DeleteService":              handle("ecs", "DeleteService", (*Sim).deleteService),
 		"DescribeServices":           handle("ecs", "DescribeServices", (*Sim).describeServices),
 		"ListServices":               handle("ecs", "ListServices", (*Sim).listServices),
+		"ListServiceDeployments":     handle("ecs", "ListServiceDeployments", (*Sim).listServiceDeployments),
+		"DescribeServiceDeployments": handle("ecs", "DescribeServiceDeployments", (*Sim).describeServiceDeployments),
+		"DescribeServiceRevisions":   handle("ecs", "DescribeServiceRevisions", (*Sim).describeServiceRevisions),
 	}
 	smOps := map[string]operationHandler{
 		"CreateSecret":   handle("secretsmanager", "CreateSecret", (*Sim).createSecret),

@@ -180,6 +180,9 @@ type Sim struct {
 	rolloutRule  RolloutRule
 	seq          int64 // journal and observer order
 	ids          int64 // deployment ids, request ids
+	revIDs       int64 // service revision ids
+	sdIDs        int64 // service deployment ids
+	checkpoints  int64 // rollout checkpoints queued (their tie-break)
 	journal      []Entry
 	onCall       []func(Call)
 	onDeploy     []func(DeploymentChange)
@@ -469,12 +472,13 @@ func (s *Sim) nextID() int64 {
 	return s.ids
 }
 
-// advanceLocked processes every rollout due at or before now, in due order,
-// each at its own due time.
+// advanceLocked processes every rollout checkpoint due at or before now, in
+// due order, each at its own due time (a checkpoint may queue the next one,
+// which runs in the same call when it is due by now).
 func (s *Sim) advanceLocked(now time.Time) {
 	for len(s.rollouts) > 0 && !s.rollouts[0].due.After(now) {
 		it := heap.Pop(&s.rollouts).(*rolloutItem)
-		s.finishRolloutLocked(it.svc, it.dep, it.due)
+		s.stepRolloutLocked(it.svc, it.dep, it.due)
 	}
 }
 

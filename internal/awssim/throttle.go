@@ -33,7 +33,10 @@ var ECSThrottleCategories = []ThrottleCategory{
 	{"task definition modify", []string{"RegisterTaskDefinition", "DeregisterTaskDefinition"}, 20, 1},
 	{"task definition read", []string{"DescribeTaskDefinition", "ListTaskDefinitions", "ListTaskDefinitionFamilies"}, 50, 20},
 	{"service modify", []string{"CreateService", "DeleteService", "UpdateService"}, 50, 5},
-	{"service read", []string{"DescribeServices", "ListServices"}, 100, 20},
+	// The service deployment and revision reads are not in the table the
+	// buckets above come from; they read services, so they share the
+	// service read bucket.
+	{"service read", []string{"DescribeServices", "ListServices", "ListServiceDeployments", "DescribeServiceDeployments", "DescribeServiceRevisions"}, 100, 20},
 	{"cluster read", []string{"DescribeClusters", "ListClusters"}, 50, 20},
 	{"tag modify", []string{"TagResource", "UntagResource"}, 20, 10},
 	{"tag read", []string{"ListTagsForResource"}, 50, 20},

@@ -49,6 +49,12 @@ func callAction(ctx context.Context, s *Sim, action string) (throttled bool) {
 		_, err = e.DeleteService(ctx, &ecs.DeleteServiceInput{Service: aws.String("x")})
 	case "ListServices":
 		_, err = e.ListServices(ctx, &ecs.ListServicesInput{})
+	case "ListServiceDeployments":
+		_, err = e.ListServiceDeployments(ctx, &ecs.ListServiceDeploymentsInput{Service: aws.String("x")})
+	case "DescribeServiceDeployments":
+		_, err = e.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{"x"}})
+	case "DescribeServiceRevisions":
+		_, err = e.DescribeServiceRevisions(ctx, &ecs.DescribeServiceRevisionsInput{ServiceRevisionArns: []string{"x"}})
 	case "DescribeClusters":
 		_, err = e.DescribeClusters(ctx, &ecs.DescribeClustersInput{})
 	case "UntagResource":
