@@ -239,6 +239,11 @@ func TestServiceDeploymentRollbackSeenLater(t *testing.T) {
 		aws.ToString(svc.CurrentServiceRevisions[0].Arn) != aws.ToString(rb.ServiceRevisionArn) || svc.CurrentServiceRevisions[0].RunningTaskCount != 2 {
 		t.Errorf("DescribeServices: %s %+v", aws.ToString(svc.CurrentServiceDeployment), svc.CurrentServiceRevisions)
 	}
+	// The simulator's state shows the same history.
+	ss := fresh.sim.State().Clusters[0].Services[0].ServiceDeployments
+	if len(ss) != 2 || ss[1].Arn != arn || ss[1].Status != "ROLLBACK_SUCCESSFUL" || ss[1].TaskDefinition != tdARN+"web:2" || ss[1].RollbackTo != tdARN+"web:1" {
+		t.Errorf("State: %+v", ss)
+	}
 	// The next deployment starts from that revision.
 	fresh.update(t, "web:3")
 	if v := fresh.view(t, fresh.latestSD(t)); !cmp.Equal(v.Sources, []string{"web:1 running 2"}) {

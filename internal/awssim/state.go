@@ -38,7 +38,20 @@ type ServiceState struct {
 	CircuitBreaker bool              `json:"circuitBreaker"`
 	Rollback       bool              `json:"rollback"`
 	Deployments    []DeploymentState `json:"deployments"`
-	Tags           map[string]string `json:"tags,omitempty"`
+	// ServiceDeployments are ListServiceDeployments' view, oldest first.
+	ServiceDeployments []ServiceDeploymentState `json:"serviceDeployments,omitempty"`
+	Tags               map[string]string        `json:"tags,omitempty"`
+}
+
+// ServiceDeploymentState is one service deployment: its status, lifecycle
+// stage, target task definition and, after a rollback started, the task
+// definition it rolls back to.
+type ServiceDeploymentState struct {
+	Arn            string `json:"arn"`
+	Status         string `json:"status"`
+	Stage          string `json:"lifecycleStage,omitempty"`
+	TaskDefinition string `json:"taskDefinition"`
+	RollbackTo     string `json:"rollbackTo,omitempty"`
 }
 
 type DeploymentState struct {
@@ -94,6 +107,13 @@ func (s *Sim) State() State {
 				}
 				ss.Deployments = append(ss.Deployments, DeploymentState{ID: d.id, Status: status,
 					TaskDefinition: d.taskDef, RolloutState: string(d.state), Reason: d.reason})
+			}
+			for _, sd := range sv.svcDeployments {
+				sds := ServiceDeploymentState{Arn: sd.arn, Status: string(sd.status), Stage: string(sd.stage), TaskDefinition: sd.target.taskDef}
+				if sd.rollbackTo != nil {
+					sds.RollbackTo = sd.rollbackTo.taskDef
+				}
+				ss.ServiceDeployments = append(ss.ServiceDeployments, sds)
 			}
 			cs.Services = append(cs.Services, ss)
 		}
