@@ -48,12 +48,15 @@ type Options struct {
 	Account string // default DefaultAccount
 	Clock   Clock  // default RealClock()
 
-	// RolloutDelay is how long after it starts a deployment reaches its
-	// outcome (COMPLETED, or failure per RolloutRule). Zero: at the first
-	// call or Step after it started.
+	// RolloutDelay is how long a deployment's new tasks take to start: a
+	// ROLLING deployment reaches its outcome (COMPLETED, or failure per
+	// RolloutRule) then; BLUE_GREEN, LINEAR and CANARY deployments shift
+	// traffic and bake after it, for the times their deploymentConfiguration
+	// gives (rollout.go). Zero: at the first call or Step after it started.
 	RolloutDelay time.Duration
 
-	// RolloutRule decides whether the rollout of a task definition fails.
+	// RolloutRule decides whether the revision a deployment rolls out is
+	// bad; it is asked at each of the rollout's checkpoints (rollout.go).
 	// Nil: every rollout succeeds. See FailImages.
 	RolloutRule RolloutRule
 
@@ -244,8 +247,9 @@ func New(o Options) *Sim {
 func (s *Sim) Region() string  { return s.region }
 func (s *Sim) Account() string { return s.account }
 
-// SetRollout changes the rollout delay and rule for deployments that start
-// from now on.
+// SetRollout changes the rollout delay for deployments that start from now
+// on, and the rule for every checkpoint from now on (so a fault can be
+// injected into a rollout under way, for instance during bake time).
 func (s *Sim) SetRollout(delay time.Duration, rule RolloutRule) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
