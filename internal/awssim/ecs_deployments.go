@@ -40,9 +40,11 @@ import (
 //     (service-revision.html): the simulator forgets a deleted service's
 //     revisions and deployments.
 //   - DescribeServiceDeployments and DescribeServiceRevisions take at most
-//     20 ARNs and report unknown ones as failures with reason MISSING;
-//     ListServiceDeployments returns up to maxResults (1-100, default 20)
-//     per page (API reference).
+//     20 ARNs; ListServiceDeployments returns up to maxResults (1-100,
+//     default 20) per page (API reference). DescribeServiceDeployments
+//     reports a deployment it has no record of (one older than October 25,
+//     2024) as a failure with reason MISSING (API reference): the simulator
+//     reports every unknown ARN so, for both describes.
 //
 // What the simulator chooses where ECS does not say (UNVERIFIED):
 //   - A deployment starts IN_PROGRESS at once (ECS's PENDING is not shown),
