@@ -23,9 +23,14 @@ type corpusCase struct {
 	images map[string]string
 	// shapes are the features the case covers (see corpusRequired).
 	shapes []string
-	// expect is the decision the engine should reach once its container
-	// roles are complete; the golden file holds what it does today.
+	// expect is the decision the engine should reach; a case whose expect
+	// starts with "refused" must exit 1, any other must render.
 	expect string
+	// motoRefusesSource names a rule of moto's that real ECS does not have
+	// and that refuses the twin: the test then requires moto to refuse the
+	// source itself with the same error, so that the twin adds nothing moto
+	// objects to.
+	motoRefusesSource string
 }
 
 // corpusRequired: every shape must be covered by at least one case.
@@ -55,9 +60,14 @@ var corpus = []corpusCase{
 		expect: "app instrumented; log_router skipped (firelens_router)"},
 	// aws-samples/amazon-ecs-firelens-examples examples/fluent-bit/cloudwatchlogs-emf/emf-over-tcp/task-definition-bridge.json,
 	// requiresCompatibilities EC2 added.
-	{name: "firelens-emf-bridge", args: corpusToken, images: map[string]string{"app": "nginx.json"},
-		shapes: []string{"firelens-bridge", "ec2-bridge-links", "register-input"},
-		expect: "refused: EC2-only (bridge network mode, requiresCompatibilities EC2)"},
+	// Its profile opts EC2 in (launchTypes), so that the bridge-mode start order is shown.
+	{name: "firelens-emf-bridge", args: []string{"--config", corpusDir + "/config.yaml", "--profile", "ec2"}, images: map[string]string{"app": "nginx.json"},
+		shapes: []string{"firelens-bridge", "ec2-bridge-links", "register-input", "config-file"},
+		expect: "app instrumented with an explicit START on log_router before the sidecar; log_router skipped (firelens_router)",
+		// moto 5.2.1 (ecs/models.py _validate_container_defs) wants memory on every container
+		// of an EC2 task definition without task memory; ECS wants memory or memoryReservation
+		// (ContainerDefinition.memoryReservation, API reference), as AWS's example has it.
+		motoRefusesSource: "At least one of 'memory' or 'memoryReservation' must be specified"},
 	// aws/aws-app-mesh-examples examples/apps/colorapp/ecs/colorteller-base-task-def.json with
 	// examples/apps/colorapp/ecs/envoy-container.json, and the X-Ray daemon container of
 	// https://docs.aws.amazon.com/xray/latest/devguide/xray-daemon-ecs.html; as a bare task definition.
@@ -214,6 +224,11 @@ func TestCorpus(t *testing.T) {
 				args = append(args, filepath.Join(corpusDir, c.name+".json"))
 				code, stdout, stderr := runRender(t, "", args...)
 				checkGolden(t, filepath.Join(corpusDir, c.name+".golden"), renderTranscript(code, stdout, stderr))
+				// The decision the manifest expects, checked apart from the
+				// golden file so that -update cannot accept a changed one.
+				if refuse := strings.HasPrefix(c.expect, "refused"); refuse != (code == exitFail) || (!refuse && code != exitOK) {
+					t.Errorf("exit %d, but the manifest expects %q:\n%s", code, c.expect, stderr)
+				}
 				if code == exitOK {
 					rendered[c.name] = stdout
 				}
@@ -227,10 +242,31 @@ func TestCorpus(t *testing.T) {
 	aws := newAWSCLI(t, requireMoto(t))
 	dir := t.TempDir()
 	t.Run("register", func(t *testing.T) {
+		motoRule := map[string]string{}
+		for _, c := range corpus {
+			motoRule[c.name] = c.motoRefusesSource
+		}
 		for _, name := range sortedKeys(rendered) {
 			out := rendered[name]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()
+				if rule := motoRule[name]; rule != "" {
+					// The aws CLI's own validation passes; moto's rule refuses
+					// the source and the twin alike.
+					for _, in := range []struct{ what, file string }{
+						{"source", filepath.Join(corpusDir, name+".json")},
+						{"twin", filepath.Join(dir, name+".json")},
+					} {
+						if in.what == "twin" {
+							writeFile(t, in.file, out)
+						}
+						_, err := aws.run("ecs", "register-task-definition", "--cli-input-json", "file://"+in.file)
+						if err == nil || !strings.Contains(err.Error(), rule) || strings.Contains(err.Error(), "Parameter validation failed") {
+							t.Errorf("%s: want moto's refusal %q, got %v", in.what, rule, err)
+						}
+					}
+					return
+				}
 				var want struct {
 					Family               string
 					ContainerDefinitions []struct{ Name string }

@@ -125,7 +125,7 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 				detail = "states a command but no entryPoint, so the image's ENTRYPOINT runs, and the image config is unknown"
 			}
 			refuse = append(refuse, Reason{Code: CodeUnknownCommand, Container: name, Detail: detail +
-				" (give it: render --image-config " + name + "=FILE or --resolve-images; run reads it from the registry; or state the entryPoint in the task definition)"})
+				" (state the entryPoint in the task definition, or let the image be read: images.resolve in the config, render --image-config or --resolve-images)"})
 			continue
 		}
 		if runsAgent(entry, p) {

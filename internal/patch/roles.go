@@ -65,7 +65,7 @@ func roleOf(td *types.TaskDefinition, i int, agentImages []string) (Code, string
 		for j := range td.ContainerDefinitions {
 			for _, d := range td.ContainerDefinitions[j].DependsOn {
 				if aws.ToString(d.ContainerName) == name && (d.Condition == types.ContainerConditionComplete || d.Condition == types.ContainerConditionSuccess) {
-					return SkipInitContainer, "non-essential, and " + aws.ToString(td.ContainerDefinitions[j].Name) + " waits for it to " + strings.ToLower(string(d.Condition))
+					return SkipInitContainer, "non-essential, and " + aws.ToString(td.ContainerDefinitions[j].Name) + " waits for it with " + string(d.Condition)
 				}
 			}
 		}
