@@ -28,10 +28,27 @@ const (
 	OutcomeIgnored     = "ignored"     // deleted at once
 	OutcomeUnresolved  = "unresolved"  // its service no longer exists: deleted
 	OutcomeRetry       = "retry"       // resolving it failed: left for redelivery
+	OutcomeReleased    = "released"    // held past MaxHold: given back to SQS, which redrives it to the DLQ in the end
 )
 
 // Outcomes lists every outcome, for pre-creating metric label values.
-var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeUnresolved, OutcomeRetry}
+var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeUnresolved, OutcomeRetry, OutcomeReleased}
+
+// Bounds of ConsumerOptions.MaxHold.
+const (
+	// DefaultMaxHold is MaxHold when unset (or 3 × Visibility, if longer).
+	DefaultMaxHold = 15 * time.Minute
+	// MaxMaxHold is SQS's own bound: a message's visibility cannot be
+	// extended past 12 hours from its receive.
+	MaxMaxHold = 12 * time.Hour
+)
+
+// MinMaxHold is the shortest MaxHold allowed with a visibility timeout:
+// 3 × visibility (a reconcile gets several visibility timeouts, and the
+// message several extensions), but no more than MaxMaxHold.
+func MinMaxHold(visibility time.Duration) time.Duration {
+	return min(3*visibility, MaxMaxHold)
+}
 
 // ErrNoFamily is returned by a Resolver for a service that does not exist
 // (any more): its message is deleted.
@@ -52,6 +69,17 @@ type ConsumerOptions struct {
 	Visibility time.Duration
 	// MaxMessages per receive (1-10, default 10).
 	MaxMessages int32
+	// MaxHold bounds how long a message is held (its visibility extended)
+	// while its family's reconciles fail, measured from the message's first
+	// receive (SQS's ApproximateFirstReceiveTimestamp). Past it the consumer
+	// stops extending the message and forgets its receipt: SQS shows it again
+	// once its visibility timeout ends, counts a receive each time it is
+	// received again, and moves it to the dead-letter queue after the
+	// queue's maxReceiveCount. A message received again past MaxHold is held
+	// without extension (a Done can still delete it) and then let go.
+	// Between MinMaxHold(Visibility) and MaxMaxHold; default DefaultMaxHold,
+	// or MinMaxHold(Visibility) if longer.
+	MaxHold time.Duration
 	// Enqueue asks for a reconcile of a family. It must not block for long.
 	Enqueue func(family string)
 	// Resolve maps service events without a family; nil drops them as
@@ -69,16 +97,23 @@ type ConsumerOptions struct {
 
 // held is a message waiting for a reconcile of its family.
 type held struct {
-	receipt string
-	arrived time.Time
-	kind    Kind
-	evTime  time.Time
+	receipt   string
+	messageID string
+	arrived   time.Time // this receive, on the consumer's clock
+	first     time.Time // the message's first receive (SQS's, else arrived)
+	receives  int       // SQS's ApproximateReceiveCount; 0 when not given
+	hidden    time.Time // when SQS shows it again, as last set by the consumer
+	kind      Kind
+	evTime    time.Time
 }
 
 // Consumer reads the queue and turns messages into family keys. Delivery is
 // at least once: a message is deleted only after a reconcile of its family
 // that started after the message arrived has succeeded (Done); until then
-// its visibility is extended. A process killed at any point loses nothing.
+// its visibility is extended, for at most MaxHold from its first receive.
+// A message whose family is not reconciled by then goes back to SQS, which
+// moves it to the dead-letter queue after the queue's maxReceiveCount. A
+// process killed at any point loses nothing.
 type Consumer struct {
 	client SQSAPI
 	o      ConsumerOptions
@@ -113,6 +148,12 @@ func NewConsumer(client SQSAPI, o ConsumerOptions) (*Consumer, error) {
 	}
 	if o.MaxMessages < 1 || o.MaxMessages > 10 {
 		return nil, fmt.Errorf("watch: max messages %d: must be between 1 and 10", o.MaxMessages)
+	}
+	if o.MaxHold == 0 {
+		o.MaxHold = max(DefaultMaxHold, MinMaxHold(o.Visibility))
+	}
+	if lo := MinMaxHold(o.Visibility); o.MaxHold < lo || o.MaxHold > MaxMaxHold {
+		return nil, fmt.Errorf("watch: max hold %v: must be between %v (3 × visibility, at most 12h) and 12h", o.MaxHold, lo)
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -166,6 +207,11 @@ func (c *Consumer) receiveOnce(ctx context.Context) error {
 		MaxNumberOfMessages: c.o.MaxMessages,
 		WaitTimeSeconds:     int32(c.o.WaitTime / time.Second),
 		VisibilityTimeout:   int32(c.o.Visibility / time.Second),
+		// MaxHold counts from the first receive; the count is logged.
+		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{
+			sqstypes.MessageSystemAttributeNameApproximateFirstReceiveTimestamp,
+			sqstypes.MessageSystemAttributeNameApproximateReceiveCount,
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("receive: %w", err)
@@ -223,8 +269,20 @@ func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
 			return true
 		}
 	}
+	h := held{
+		receipt: aws.ToString(m.ReceiptHandle), messageID: aws.ToString(m.MessageId),
+		arrived: arrived, first: arrived, hidden: arrived.Add(c.o.Visibility),
+		kind: ev.Kind, evTime: ev.Time,
+	}
+	if ms, err := strconv.ParseInt(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateFirstReceiveTimestamp)], 10, 64); err == nil {
+		// Not after this receive, whatever the clocks' skew.
+		if t := time.UnixMilli(ms); t.Before(arrived) {
+			h.first = t
+		}
+	}
+	h.receives, _ = strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
 	c.mu.Lock()
-	c.held[family] = append(c.held[family], held{receipt: aws.ToString(m.ReceiptHandle), arrived: arrived, kind: ev.Kind, evTime: ev.Time})
+	c.held[family] = append(c.held[family], h)
 	c.mu.Unlock()
 	c.observe(ev.Kind, OutcomeQueued)
 	c.log.Debug("event queued a reconcile", "family", family, "kind", ev.Kind, "event_id", ev.ID)
@@ -302,8 +360,57 @@ func (c *Consumer) extendLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			c.setVisibility(ctx, int32(c.o.Visibility/time.Second))
+			c.tend(ctx)
 		}
+	}
+}
+
+// tend runs every Visibility/3: it extends the visibility of the held
+// messages within MaxHold of their first receive, and lets the others go.
+// A message past MaxHold is not extended; it is forgotten (released) at the
+// first tend that finds at most 2/3 of a visibility timeout left of it,
+// the point where it would otherwise have been extended: so its receipt is
+// dropped before SQS can show the message again and hand out another one,
+// and a Done never deletes with a stale receipt. Until then a Done still
+// deletes it.
+func (c *Consumer) tend(ctx context.Context) {
+	now := c.o.Now()
+	type release struct {
+		family string
+		h      held
+	}
+	var extend []string
+	var released []release
+	c.mu.Lock()
+	for family, hs := range c.held {
+		keep := hs[:0]
+		for _, h := range hs {
+			switch {
+			case now.Sub(h.first) < c.o.MaxHold:
+				h.hidden = now.Add(c.o.Visibility)
+				extend = append(extend, h.receipt)
+				keep = append(keep, h)
+			case h.hidden.Sub(now) > c.o.Visibility*2/3:
+				keep = append(keep, h)
+			default:
+				released = append(released, release{family, h})
+			}
+		}
+		clear(hs[len(keep):])
+		if len(keep) == 0 {
+			delete(c.held, family)
+		} else {
+			c.held[family] = keep
+		}
+	}
+	c.mu.Unlock()
+	c.setVisibility(ctx, extend, int32(c.o.Visibility/time.Second))
+	for _, r := range released {
+		c.observe(r.h.kind, OutcomeReleased)
+		// Never the body: it may hold data.
+		c.log.Warn("giving a message back to the queue: its family has not been reconciled within the max hold; SQS moves it to the dead-letter queue after the queue's maxReceiveCount",
+			"family", r.family, "kind", r.h.kind, "message_id", r.h.messageID, "receive_count", r.h.receives,
+			"first_receive", r.h.first, "max_hold", c.o.MaxHold)
 	}
 }
 
@@ -314,13 +421,6 @@ func (c *Consumer) releaseAll(ctx context.Context) {
 		return
 	}
 	c.log.Info("returning unhandled messages to the queue", "count", n)
-	c.setVisibility(ctx, 0)
-	c.mu.Lock()
-	c.held = map[string][]held{}
-	c.mu.Unlock()
-}
-
-func (c *Consumer) setVisibility(ctx context.Context, seconds int32) {
 	c.mu.Lock()
 	var receipts []string
 	for _, hs := range c.held {
@@ -328,7 +428,13 @@ func (c *Consumer) setVisibility(ctx context.Context, seconds int32) {
 			receipts = append(receipts, h.receipt)
 		}
 	}
+	c.held = map[string][]held{}
 	c.mu.Unlock()
+	c.setVisibility(ctx, receipts, 0)
+}
+
+// setVisibility sets the visibility timeout of the messages of receipts.
+func (c *Consumer) setVisibility(ctx context.Context, receipts []string, seconds int32) {
 	for start := 0; start < len(receipts); start += 10 {
 		batch := receipts[start:min(start+10, len(receipts))]
 		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, len(batch))

@@ -202,9 +202,32 @@ func TestNewConsumerRejectsBadOptions(t *testing.T) {
 		{QueueURL: "q", Enqueue: enq, WaitTime: 21 * time.Second},
 		{QueueURL: "q", Enqueue: enq, Visibility: time.Second},
 		{QueueURL: "q", Enqueue: enq, MaxMessages: 11},
+		{QueueURL: "q", Enqueue: enq, MaxHold: 2 * time.Minute},                                // < 3 × 60s
+		{QueueURL: "q", Enqueue: enq, Visibility: 10 * time.Minute, MaxHold: 15 * time.Minute}, // < 3 × 10m
+		{QueueURL: "q", Enqueue: enq, MaxHold: 13 * time.Hour},
+		{QueueURL: "q", Enqueue: enq, MaxHold: -time.Minute},
 	} {
 		if _, err := NewConsumer(nil, o); err == nil {
 			t.Errorf("NewConsumer(%+v) succeeded, want an error", o)
+		}
+	}
+}
+
+func TestNewConsumerMaxHoldDefault(t *testing.T) {
+	enq := func(string) {}
+	for _, tc := range []struct{ visibility, maxHold, want time.Duration }{
+		{0, 0, 15 * time.Minute},
+		{10 * time.Minute, 0, 30 * time.Minute}, // 3 × visibility, when longer
+		{12 * time.Hour, 0, 12 * time.Hour},     // SQS's bound
+		{time.Minute, 3 * time.Minute, 3 * time.Minute},
+	} {
+		c, err := NewConsumer(nil, ConsumerOptions{QueueURL: "q", Enqueue: enq, Visibility: tc.visibility, MaxHold: tc.maxHold})
+		if err != nil {
+			t.Errorf("visibility %v, max hold %v: %v", tc.visibility, tc.maxHold, err)
+			continue
+		}
+		if c.o.MaxHold != tc.want {
+			t.Errorf("visibility %v, max hold %v: MaxHold = %v, want %v", tc.visibility, tc.maxHold, c.o.MaxHold, tc.want)
 		}
 	}
 }
