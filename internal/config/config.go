@@ -94,6 +94,12 @@ type Queue struct {
 	VisibilityTimeout Duration `json:"visibilityTimeout"`
 	// MaxMessages is ReceiveMessage's MaxNumberOfMessages (1-10).
 	MaxMessages int `json:"maxMessages"`
+	// MaxHold is how long, from its first receive, a message whose family
+	// is not reconciled is kept hidden; then it goes back to the queue, and
+	// SQS moves it to the dead-letter queue after the queue's
+	// maxReceiveCount. Between 3 × VisibilityTimeout (at most 12h) and 12h.
+	// Zero (unset): DefaultMaxHold, or 3 × VisibilityTimeout if longer.
+	MaxHold Duration `json:"maxHold"`
 }
 
 // Sweeps are the two periodic rescans (DESIGN.md, "Data flow").
@@ -189,6 +195,11 @@ const (
 
 	DefaultTagPrefix     = "ecs-sidecar/"
 	DefaultMetricsListen = ":9102"
+	// DefaultMaxHold is queue.maxHold unless 3 × queue.visibilityTimeout is
+	// longer; MaxMaxHold bounds it (SQS's bound on a message's visibility).
+	// The same as internal/watch's.
+	DefaultMaxHold = 15 * time.Minute
+	MaxMaxHold     = 12 * time.Hour
 	// MaxBucketScale bounds aws.apiBudget.bucketScale.
 	MaxBucketScale = 10000
 	// BuiltinProfile is the name of the profile that exists when the file
@@ -230,9 +241,13 @@ func Default() *Config {
 	return c
 }
 
-// applyDefaults fills what depends on the decoded file: the built-in profile,
-// profile names, the default profile and the policies' opt-in style.
+// applyDefaults fills what depends on the decoded file: the queue's max hold,
+// the built-in profile, profile names, the default profile and the policies'
+// opt-in style.
 func (c *Config) applyDefaults() {
+	if c.Queue.MaxHold.Duration == 0 {
+		c.Queue.MaxHold = D(max(DefaultMaxHold, minMaxHold(c.Queue.VisibilityTimeout.Duration)))
+	}
 	if len(c.Profiles) == 0 {
 		c.Profiles = map[string]patch.Profile{BuiltinProfile: {}}
 	}

@@ -60,6 +60,7 @@ func TestExampleLoadsAndValidates(t *testing.T) {
 		{"aws.region", c.AWS.Region, "us-east-1"},
 		{"queue.url", c.Queue.URL, "https://sqs.us-east-1.amazonaws.com/123456789012/ecs-sidecar-reconciler"},
 		{"queue.visibilityTimeout", c.Queue.VisibilityTimeout.Duration, 2 * time.Minute},
+		{"queue.maxHold", c.Queue.MaxHold.Duration, 15 * time.Minute},
 		{"sweeps.families.interval", c.Sweeps.Families.Interval.Duration, 30 * time.Minute},
 		{"defaultProfile", c.DefaultProfile, "lacework"},
 		{"profile names", c.ProfileNames(), []string{"example-agent", "lacework"}},
@@ -170,6 +171,7 @@ func TestDefaults(t *testing.T) {
 		{"queue.waitTimeSeconds", c.Queue.WaitTimeSeconds, 20},
 		{"queue.visibilityTimeout", c.Queue.VisibilityTimeout, D(2 * time.Minute)},
 		{"queue.maxMessages", c.Queue.MaxMessages, 10},
+		{"queue.maxHold", c.Queue.MaxHold, D(15 * time.Minute)},
 		{"sweeps.services.interval", c.Sweeps.Services.Interval, D(5 * time.Minute)},
 		{"sweeps.services.jitter", c.Sweeps.Services.Jitter, 0.1},
 		{"sweeps.families.interval", c.Sweeps.Families.Interval, D(30 * time.Minute)},
@@ -441,5 +443,25 @@ func TestSlogLevel(t *testing.T) {
 	}
 	if diff := cmp.Diff(got, []string{"DEBUG", "INFO", "WARN", "ERROR"}); diff != "" {
 		t.Errorf("(-got +want)\n%s", diff)
+	}
+}
+
+// queue.maxHold's default depends on queue.visibilityTimeout: 15m, or three
+// visibility timeouts when longer, at most 12h; 0s is the default too.
+func TestMaxHoldDefault(t *testing.T) {
+	for _, tc := range []struct {
+		doc  string
+		want time.Duration
+	}{
+		{"queue: {visibilityTimeout: 1m}", 15 * time.Minute},
+		{"queue: {visibilityTimeout: 10m}", 30 * time.Minute},
+		{"queue: {visibilityTimeout: 12h}", 12 * time.Hour},
+		{"queue: {maxHold: 0s}", 15 * time.Minute},
+		{"queue: {visibilityTimeout: 10m, maxHold: 2h}", 2 * time.Hour},
+	} {
+		c := mustParse(t, tc.doc)
+		if got := c.Queue.MaxHold.Duration; got != tc.want {
+			t.Errorf("%s: queue.maxHold = %v, want %v", tc.doc, got, tc.want)
+		}
 	}
 }

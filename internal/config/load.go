@@ -85,6 +85,7 @@ func decode(data []byte) (c *Config, errs []error, fatal error) {
 	c = Default()
 	c.Profiles = nil
 	c.DefaultProfile = ""
+	c.Queue.MaxHold = Duration{} // its default depends on queue.visibilityTimeout
 
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {

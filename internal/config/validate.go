@@ -52,6 +52,8 @@ func (c *Config) Validate() error {
 	intRange(add, "queue.waitTimeSeconds", c.Queue.WaitTimeSeconds, 0, 20)
 	if v := c.Queue.VisibilityTimeout.Duration; v < time.Second || v > 12*time.Hour || v%time.Second != 0 {
 		add("queue.visibilityTimeout", "must be whole seconds between 1s and 12h")
+	} else if h, lo := c.Queue.MaxHold.Duration, minMaxHold(v); h < lo || h > MaxMaxHold {
+		add("queue.maxHold", "must be between 3 times queue.visibilityTimeout (%s) and 12h", D(lo))
 	}
 	intRange(add, "queue.maxMessages", c.Queue.MaxMessages, 1, 10)
 
@@ -356,6 +358,13 @@ func checkHTTPURL(s string) string {
 		return "must be an http:// or https:// URL"
 	}
 	return ""
+}
+
+// minMaxHold is the shortest queue.maxHold with a visibility timeout: three
+// visibility timeouts (a reconcile gets several, and the message several
+// extensions), but no more than MaxMaxHold.
+func minMaxHold(visibility time.Duration) time.Duration {
+	return min(3*visibility, MaxMaxHold)
 }
 
 // checkQueueURL accepts <scheme>://<host>/<account>/<queue name>, the form of
