@@ -206,6 +206,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 			WaitTime:    time.Duration(cfg.Queue.WaitTimeSeconds) * time.Second,
 			Visibility:  cfg.Queue.VisibilityTimeout.Duration,
 			MaxMessages: int32(cfg.Queue.MaxMessages),
+			MaxHold:     cfg.Queue.MaxHold.Duration,
 			Enqueue:     ctl.Enqueue,
 			Resolve: func(ctx context.Context, ev watch.Event) (string, error) {
 				family, err := ctl.ResolveService(ctx, ev.Cluster, ev.Service)
