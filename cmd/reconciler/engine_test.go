@@ -36,26 +36,9 @@ import (
 // spec is replaced by the run's in render's output before the comparison,
 // so that a new difference in a listed case is not hidden by the old one.
 var knownDifferences = map[string]string{
-	// Input files in register-input shape (no ECS defaults in them).
-	"firelens-cloudwatch-awsvpc":     specFromRegistered,
-	"firelens-datadog-secretoptions": specFromRegistered,
-	"firelens-emf-bridge":            specFromRegistered,
-	"appmesh-gateway-docs":           specFromRegistered,
-	"service-connect-nginx":          specFromRegistered,
-	"datadog-agent-fargate":          specFromRegistered,
-	"cwagent-emf-fargate":            specFromRegistered,
-	"init-containers":                specFromRegistered,
-	"efs-fargate":                    specFromRegistered,
-	"secrets-and-secretoptions":      specFromRegistered,
-	"arm64-graviton":                 specFromRegistered,
-	"ulimits-zero":                   specFromRegistered,
-	"empty-strings-ecspresso":        specFromRegistered,
-	"terraform-jsonencode":           specFromRegistered,
-	"ecspresso-nginx-bash":           specFromRegistered,
-	"nonroot-node-sudo":              specFromRegistered,
-	// A bare task definition, but written without the containers' empty
-	// lists that ECS describes.
-	"appmesh-colorteller-xray": specFromRegistered,
+	// None today. The spec used to differ for every input not in describe
+	// shape (specFromRegistered); patch now hashes a source as ECS
+	// describes it once registered (internal/patch/spec.go asRegistered).
 }
 
 // specFromRegistered: patch's spec hash (internal/patch/spec.go specHash)

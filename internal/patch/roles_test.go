@@ -423,3 +423,34 @@ func TestMatchImage(t *testing.T) {
 		t.Error("the profile's pattern does not match")
 	}
 }
+
+// TestSpecIsTheRegisteredSources: a source hashes alike as its author wrote
+// it (render) and as ECS describes it once registered (run): ECS answers []
+// for a container's environment, mountPoints, portMappings and volumesFrom
+// and a task's volumes and placementConstraints, and true for an unset
+// essential. Otherwise render's twin would not carry the spec run writes,
+// and a twin registered from render's output would be made again.
+func TestSpecIsTheRegisteredSources(t *testing.T) {
+	raw := fargate(types.ContainerDefinition{Name: aws.String("app"), Image: aws.String("nginx:1.27"), EntryPoint: []string{"/start"}})
+	described := fargate(types.ContainerDefinition{Name: aws.String("app"), Image: aws.String("nginx:1.27"), EntryPoint: []string{"/start"},
+		Essential: aws.Bool(true), Environment: []types.KeyValuePair{}, MountPoints: []types.MountPoint{},
+		PortMappings: []types.PortMapping{}, VolumesFrom: []types.VolumeFrom{}})
+	described.Volumes, described.PlacementConstraints = []types.Volume{}, []types.TaskDefinitionPlacementConstraint{}
+	p := Profile{TokenSecretArn: rolesSecret}
+	a, err := Instrument(raw, nil, p, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Instrument(described, nil, p, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a.Spec != b.Spec {
+		t.Errorf("spec %s as written, %s as described", a.Spec, b.Spec)
+	}
+	// A real change still changes it.
+	changed := fargate(types.ContainerDefinition{Name: aws.String("app"), Image: aws.String("nginx:1.28"), EntryPoint: []string{"/start"}})
+	if c, err := Instrument(changed, nil, p, nil, Options{}); err != nil || c.Spec == a.Spec {
+		t.Errorf("another image kept the spec %s (%v)", a.Spec, err)
+	}
+}

@@ -5,7 +5,9 @@ import (
 	"encoding/hex"
 	"encoding/json"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 )
 
 // engineVersion is hashed into every spec: bump it when Instrument's output
@@ -41,7 +43,7 @@ func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, pl
 		i := cp.img
 		imgs[cp.name] = specImage{Entrypoint: i.Entrypoint, Cmd: i.Cmd, User: i.User, Digest: i.Digest, Known: i.Known, HasShell: i.HasShell, HasSudo: i.HasSudo}
 	}
-	tagless := *src
+	tagless := asRegistered(src)
 	tagless.Tags = nil
 	doc := struct {
 		Engine  string                           `json:"engine"`
@@ -58,4 +60,38 @@ func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, pl
 	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:SpecLen]
+}
+
+// asRegistered returns a copy of src as ECS describes it once registered,
+// so that a source hashes alike whether it was read from ECS (reconciler
+// run) or from a file (render): ECS answers [] for the lists it always
+// returns (a container's environment, mountPoints, portMappings and
+// volumesFrom; a task's volumes and placementConstraints) and true for an
+// unset essential. Nothing else is changed: DescribeTaskDefinition output
+// already has this shape, so the specs of twins that run made from it stay
+// what they were (a changed spec would roll every service out again).
+func asRegistered(src *ecs.RegisterTaskDefinitionInput) ecs.RegisterTaskDefinitionInput {
+	in := *src
+	in.Volumes = orEmpty(in.Volumes)
+	in.PlacementConstraints = orEmpty(in.PlacementConstraints)
+	cs := make([]types.ContainerDefinition, len(in.ContainerDefinitions))
+	for i, c := range in.ContainerDefinitions {
+		c.Environment = orEmpty(c.Environment)
+		c.MountPoints = orEmpty(c.MountPoints)
+		c.PortMappings = orEmpty(c.PortMappings)
+		c.VolumesFrom = orEmpty(c.VolumesFrom)
+		if c.Essential == nil {
+			c.Essential = aws.Bool(true)
+		}
+		cs[i] = c
+	}
+	in.ContainerDefinitions = cs
+	return in
+}
+
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
 }
