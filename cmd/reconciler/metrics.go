@@ -82,7 +82,7 @@ func metricsLabels() metrics.Labels {
 			controller.StateCovered, controller.StateCoveredEmbedded, controller.StateCoveredManual, controller.StateStale,
 		},
 		Reasons:         reasons,
-		Results:         []string{controller.ResultSuccess, controller.ResultError, controller.ResultPanic},
+		Results:         []string{controller.ResultSuccess, controller.ResultError, controller.ResultTerminal, controller.ResultPanic},
 		Sweeps:          []string{sweepServices, sweepFamilies},
 		Skips:           skips,
 		RolloutOutcomes: []string{controller.RolloutCompleted, controller.RolloutFailed, controller.RolloutRolledBk, controller.RolloutDeadline},

@@ -112,7 +112,7 @@ func TestPlanAfterApplyHasNoChanges(t *testing.T) {
 	if err := ctl.SweepServices(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := ctl.Reconcile(context.Background(), "web"); err != nil {
+	if _, err := ctl.Reconcile(context.Background(), "web"); err != nil {
 		t.Fatal(err)
 	}
 	code, stdout, stderr := runMain(t, "", "plan", "--config", path)

@@ -167,7 +167,7 @@ func instrumentFleet(ctx context.Context, o Options, s *simServer, f *fleet, sec
 			go func() {
 				defer wg.Done()
 				for family := range next {
-					if err := ctl.Reconcile(ctx, family); err != nil {
+					if _, err := ctl.Reconcile(ctx, family); err != nil {
 						errs <- fmt.Errorf("reconcile %s: %w", family, err)
 					}
 				}

@@ -31,9 +31,10 @@ type Observer interface {
 
 // Reconcile results, as metric label values.
 const (
-	ResultSuccess = "success"
-	ResultError   = "error"
-	ResultPanic   = "panic"
+	ResultSuccess  = "success"
+	ResultError    = "error"
+	ResultTerminal = "terminal"
+	ResultPanic    = "panic"
 )
 
 // NopObserver observes nothing.
@@ -96,7 +97,8 @@ type Options struct {
 	// ReconcileTimeout bounds one reconcile (default 2m).
 	ReconcileTimeout time.Duration
 	// OnSuccess is called after a reconcile of family that started at
-	// started has succeeded (the SQS consumer deletes what it covered).
+	// started has succeeded, or failed with a TerminalError (the SQS
+	// consumer deletes what it covered).
 	OnSuccess func(ctx context.Context, family string, started time.Time)
 	// OnAction is told every write, made or (audit mode) planned.
 	OnAction func(Action)
@@ -286,12 +288,26 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	// In-flight reconciles finish after ctx ends (drain); each is bounded.
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), c.o.ReconcileTimeout)
 	defer cancel()
-	err := c.safeReconcile(rctx, family)
+	res, err := c.safeReconcile(rctx, family)
 	d := c.o.Now().Sub(started)
+	term, isTerm := IsTerminal(err)
 	switch {
 	case err == nil:
 		c.queue.Forget(family)
 		c.o.Observer.Reconciled(ResultSuccess, d)
+		if c.o.OnSuccess != nil {
+			c.o.OnSuccess(rctx, family, started)
+		}
+		if res.RequeueAfter > 0 {
+			// The fallback that follows rollouts when no deployment event arrives.
+			c.queue.AddAfter(family, res.RequeueAfter)
+		}
+	case isTerm:
+		// No retry can fix it: acknowledge the family's messages (they
+		// would only come back to the same answer) and wait for a change.
+		c.queue.Forget(family)
+		c.o.Observer.Reconciled(ResultTerminal, d)
+		c.log.Error("reconcile failed for good; not retrying until the family changes", "family", family, "reason", term.Reason, "err", err)
 		if c.o.OnSuccess != nil {
 			c.o.OnSuccess(rctx, family, started)
 		}
@@ -309,7 +325,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 
 var errPanic = errors.New("panic")
 
-func (c *Controller) safeReconcile(ctx context.Context, family string) (err error) {
+func (c *Controller) safeReconcile(ctx context.Context, family string) (res Result, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%w: %v\n%s", errPanic, r, debug.Stack())

@@ -209,7 +209,7 @@ func coverage(c *Controller) []ServiceStatus {
 
 func reconcile(t *testing.T, c *Controller, family string) {
 	t.Helper()
-	if err := c.Reconcile(context.Background(), family); err != nil {
+	if _, err := c.Reconcile(context.Background(), family); err != nil {
 		t.Fatalf("Reconcile(%s): %v", family, err)
 	}
 }
@@ -222,7 +222,7 @@ func drain(t testing.TB, c *Controller) []string {
 	for c.QueueLen() > 0 {
 		f, _ := c.queue.Get()
 		got = append(got, f)
-		if err := c.Reconcile(context.Background(), f); err != nil {
+		if _, err := c.Reconcile(context.Background(), f); err != nil {
 			t.Errorf("Reconcile(%s): %v", f, err)
 		}
 		c.queue.Forget(f)
@@ -382,7 +382,7 @@ func TestCrashBetweenRegisterAndUpdateReusesTheTwin(t *testing.T) {
 	})
 	first := w.controller(t)
 	sweep(t, first)
-	if err := first.Reconcile(context.Background(), "web"); err == nil {
+	if _, err := first.Reconcile(context.Background(), "web"); err == nil {
 		t.Fatal("Reconcile succeeded although UpdateService failed")
 	}
 	failUpdate.Store(false)

@@ -245,7 +245,7 @@ func TestTwoReplicasConvergeOnOneTwin(t *testing.T) {
 	for i := range families {
 		for _, c := range replicas {
 			wg.Go(func() {
-				if err := c.Reconcile(context.Background(), fmt.Sprintf("app%d", i)); err != nil {
+				if _, err := c.Reconcile(context.Background(), fmt.Sprintf("app%d", i)); err != nil {
 					errs <- err
 				}
 			})

@@ -58,7 +58,7 @@ func (c *Controller) Plan(ctx context.Context) ([]FamilyPlan, error) {
 	for _, f := range names {
 		var actions []Action
 		c.collect = func(a Action) { actions = append(actions, a) }
-		err := c.Reconcile(ctx, f)
+		_, err := c.Reconcile(ctx, f)
 		c.collect = nil
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", f, err)

@@ -65,18 +65,19 @@ type twinKey struct {
 }
 
 // Reconcile brings one family to the invariant. It reads state from AWS
-// (through the cache for immutable revisions), never from an event. It
-// returns an error only for what a retry may fix; a task definition that
-// cannot be instrumented is a decision, logged and kept, not an error.
-func (c *Controller) Reconcile(ctx context.Context, family string) error {
+// (through the cache for immutable revisions), never from an event. Its
+// Result says when to look again; its error is one a retry may fix, or a
+// *TerminalError that none can. A task definition that cannot be
+// instrumented is a decision, logged and kept, not an error.
+func (c *Controller) Reconcile(ctx context.Context, family string) (Result, error) {
 	log := c.log.With("family", family)
 	services, err := c.refreshServices(ctx, family)
 	if err != nil {
-		return err
+		return Result{}, err
 	}
 	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}, dups: map[string]*revision{}}
 	if err := c.readRevisions(ctx, p); err != nil {
-		return err
+		return Result{}, err
 	}
 	p.decision = c.decide(p)
 	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile}
@@ -93,16 +94,17 @@ func (c *Controller) Reconcile(ctx context.Context, family string) error {
 	if p.mode == policy.ModeAudit {
 		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile, "services", len(p.services))
 	}
+	var res Result
 	if !p.decision.Instrument {
 		err = c.optedOut(ctx, log, p, st)
 	} else {
-		err = c.instrument(ctx, log, p, st)
+		res, err = c.instrument(ctx, log, p, st)
 	}
 	c.st.setFamily(family, st)
 	if err != nil {
-		return err
+		return res, err
 	}
-	return c.cleanUp(ctx, log, p)
+	return res, c.cleanUp(ctx, log, p)
 }
 
 // cleanUp deregisters the duplicate twins that no service runs (their
@@ -370,14 +372,14 @@ func (c *Controller) decide(p *plan) policy.Decision {
 }
 
 // instrument registers the twins the family needs and moves its services.
-func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, st *familyState) error {
+func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, st *familyState) (Result, error) {
 	profile, ok := c.o.Profile(p.decision.Profile)
 	if !ok {
 		// Config validation prevents this; a tag naming an unknown profile does not.
 		log.Warn("family opts in with an unknown profile; nothing done", "profile", p.decision.Profile, "reason", p.decision.Reason)
 		st.instrument = false
 		st.reason = "unknown_profile"
-		return nil
+		return Result{}, nil
 	}
 	// The sources to instrument: each one a service runs, and the newest
 	// (so that RunTask by family name runs instrumented). The newest goes
@@ -386,7 +388,7 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 	for _, s := range p.services {
 		src, err := c.sourceOf(ctx, p, s)
 		if err != nil {
-			return err
+			return Result{}, err
 		}
 		if src != nil {
 			sources[src.number] = src
@@ -453,9 +455,9 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		}
 	}
 	if again && len(errs) == 0 {
-		c.requeueAfter(p.family, c.o.RolloutPoll)
+		return Result{RequeueAfter: c.o.RolloutPoll}, nil
 	}
-	return errors.Join(errs...)
+	return Result{}, errors.Join(errs...)
 }
 
 // sourceOf returns the source revision a service runs: the revision itself,
@@ -536,7 +538,12 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", skippedList(res.Skipped))
 	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
 	if err != nil {
-		return nil, "", fmt.Errorf("register twin of %s: %w", src.arn, err)
+		err = fmt.Errorf("register twin of %s: %w", src.arn, err)
+		if cloud.IsInvalidInput(err) {
+			// The same content gets the same answer: no retry can fix it.
+			err = terminal(TerminalTwinRejected, err)
+		}
+		return nil, "", err
 	}
 	if out.TaskDefinition == nil {
 		return nil, "", fmt.Errorf("register twin of %s: no task definition in the answer", src.arn)

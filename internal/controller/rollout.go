@@ -3,7 +3,6 @@ package controller
 import (
 	"context"
 	"log/slog"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
@@ -148,10 +147,4 @@ func (c *Controller) abandon(ctx context.Context, log *slog.Logger, mode string,
 		return err
 	}
 	return c.returnToSource(ctx, log, mode, s, twin, code)
-}
-
-// requeueAfter schedules another reconcile of the family: the fallback that
-// follows rollouts when no deployment event arrives.
-func (c *Controller) requeueAfter(family string, d time.Duration) {
-	c.queue.AddAfter(family, d)
 }

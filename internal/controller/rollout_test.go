@@ -396,12 +396,12 @@ func TestFailureMarkThatFailsOnceIsWrittenByTheRetry(t *testing.T) {
 			twin := aws.ToString(moves[0].Input.(*ecs.UpdateServiceInput).TaskDefinition)
 			w.isTwinOf(t, twin, 1)
 			w.sim.Step() // the rollout fails
-			if err := c.Reconcile(context.Background(), "web"); err == nil {
+			if _, err := c.Reconcile(context.Background(), "web"); err == nil {
 				t.Fatal("the reconcile whose TagResource failed reported no error")
 			}
 			for range 3 {
 				sweep(t, c)
-				if err := c.Reconcile(context.Background(), "web"); err != nil {
+				if _, err := c.Reconcile(context.Background(), "web"); err != nil {
 					t.Fatalf("retry: %v", err)
 				}
 				w.sim.Step()

@@ -150,7 +150,7 @@ func TestEveryCallIsGranted(t *testing.T) {
 		if err := ctl.SweepFamilies(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if err := ctl.Reconcile(ctx, "web"); err != nil {
+		if _, err := ctl.Reconcile(ctx, "web"); err != nil {
 			t.Fatal(err)
 		}
 		sim.Step()
