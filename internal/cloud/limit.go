@@ -45,6 +45,10 @@ var categoryOf = map[string]Category{
 	"UpdateService":              ServiceModify,
 	"DescribeServices":           ServiceRead,
 	"ListServices":               ServiceRead,
+	// Not in AWS's published table; taken as service reads, as awssim does.
+	"ListServiceDeployments":     ServiceRead,
+	"DescribeServiceDeployments": ServiceRead,
+	"DescribeServiceRevisions":   ServiceRead,
 	"DescribeClusters":           ClusterRead,
 	"ListClusters":               ClusterRead,
 	"TagResource":                TagModify,

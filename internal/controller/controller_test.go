@@ -51,7 +51,7 @@ func newWorld(t testing.TB, opts ...awssim.Options) *world {
 	t.Cleanup(srv.Close)
 	cc := &callCounter{m: map[string]*atomic.Int64{}}
 	for _, op := range []string{"ListClusters", "ListServices", "DescribeServices", "UpdateService", "ListTaskDefinitionFamilies",
-		"ListTaskDefinitions", "DescribeTaskDefinition", "RegisterTaskDefinition", "ListTagsForResource", "TagResource", "CreateService", "CreateCluster"} {
+		"ListTaskDefinitions", "DescribeTaskDefinition", "RegisterTaskDefinition", "ListTagsForResource", "TagResource", "CreateService", "CreateCluster", "ListServiceDeployments", "DescribeServiceRevisions"} {
 		cc.m[op] = &atomic.Int64{}
 	}
 	big := map[cloud.Category]cloud.Bucket{}

@@ -57,6 +57,8 @@ type plan struct {
 	// listedAll is true when the listing was complete.
 	listed    []string
 	listedAll bool
+	// registered are the twins this reconcile registered.
+	registered map[string]bool
 }
 
 type twinKey struct {
@@ -75,7 +77,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}, dups: map[string]*revision{}}
+	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, registered: map[string]bool{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return Result{}, err
 	}
@@ -442,7 +444,7 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 			continue
 		}
 		again = again || inFlight
-		m, err := c.moveService(ctx, log, p.mode, s, twinOf, p.services, current)
+		m, err := c.moveService(ctx, log, p.mode, s, twinOf, p.services, current, p.registered)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -556,6 +558,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	c.st.putRevisionLocked(twin)
 	c.st.mu.Unlock()
 	p.twins[key] = twin
+	p.registered[twin.arn] = true
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
 	c.act(Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Twin: twin.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)})
 	c.o.Observer.TwinRegistered()
@@ -595,7 +598,7 @@ func (c *Controller) cachedTwin(family string, key twinKey) *revision {
 // moveService points a service at the twin of its source, unless it must
 // be left alone (with the reason logged) or pacing defers it.
 func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twinOf map[int32]*revision,
-	family []*service, current map[string]bool) (move, error) {
+	family []*service, current, registered map[string]bool) (move, error) {
 	log = log.With("cluster", clusterName(s.cluster), "service", s.name)
 	if s.controller != types.DeploymentControllerTypeEcs {
 		log.Info("service skipped", "reason", SkipDeploymentController, "deployment_controller", s.controller)
@@ -624,19 +627,33 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	}
 	c.st.mu.Lock()
 	code, failed := c.st.failed[twin.arn]
-	last := c.st.moved[s.arn]
 	c.st.mu.Unlock()
 	if failed {
 		log.Info("service skipped", "reason", SkipTwinFailed, "twin", twin.number, "code", code)
 		c.o.Observer.ServiceSkipped(SkipTwinFailed)
 		return moveLeft, nil
 	}
-	if code, rolledBack := c.rolledBack(s, twin, last, rev.class.Kind == patch.KindTwin); rolledBack {
-		c.o.Observer.RolloutDone(RolloutRolledBk)
-		return moveLeft, c.markFailed(ctx, log, mode, twin, code)
+	if failedRollout(s, twin) {
+		c.o.Observer.RolloutDone(RolloutFailed)
+		return moveLeft, c.markFailed(ctx, log, mode, twin, FailedRolloutFailed)
 	}
 	if inProgress(s, twin.arn) {
 		return moveStarted, nil
+	}
+	// Before pointing the service at a twin that existed before this
+	// reconcile, ask ECS whether it already rolled a deployment of that twin
+	// back: memory may not know (a restart), AWS does.
+	checkHistory := func() (bool, error) {
+		if registered[twin.arn] {
+			return false, nil // registered just now: nothing can have targeted it
+		}
+		rolledBack, err := c.rolledBackByECS(ctx, s, twin)
+		if err != nil || !rolledBack {
+			return false, err
+		}
+		log.Warn("ECS rolled back a deployment of this twin on the service; not moving it there again", "twin", twin.number)
+		c.o.Observer.RolloutDone(RolloutRolledBk)
+		return true, c.markFailed(ctx, log, mode, twin, FailedRolledBack)
 	}
 	if mode != policy.ModeAudit {
 		// The service was read at the start of the reconcile; a pipeline
@@ -653,6 +670,9 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		}
 	}
 	if mode == policy.ModeAudit {
+		if rolledBack, err := checkHistory(); rolledBack || err != nil {
+			return moveLeft, err
+		}
 		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
 		c.act(Action{Kind: ActionUpdateService, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 		return moveLeft, nil
@@ -667,6 +687,10 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	if !ok {
 		log.Info("service move deferred", "reason", why, "to", twin.arn)
 		return moveDeferred, nil
+	}
+	if rolledBack, err := checkHistory(); rolledBack || err != nil {
+		c.st.putService(held) // give the place back
+		return moveLeft, err
 	}
 	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
 	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
@@ -718,21 +742,18 @@ func (c *Controller) inFlight(s *service) bool {
 	return c.twinInFlightLocked(s)
 }
 
-// rolledBack tells whether ECS gave up on a rollout of twin for service s:
-// a deployment of it FAILED (the circuit breaker), or the controller moved
-// the service to it and the service now runs its source again. A service
-// on another twin of the same source (a duplicate, which another replica
-// moved it to) has not rolled back.
-func (c *Controller) rolledBack(s *service, twin *revision, moved string, onTwin bool) (string, bool) {
+// failedRollout tells whether DescribeServices still lists a FAILED
+// deployment of twin on service s (the circuit breaker's verdict, while the
+// rollback runs or when rollback is off). A rollback that has completed is
+// no longer listed there; rolledBackByECS reads it from ECS's service
+// deployments.
+func failedRollout(s *service, twin *revision) bool {
 	for _, d := range s.deployments {
 		if d.taskDef == twin.arn && d.rolloutState == types.DeploymentRolloutStateFailed {
-			return FailedRolloutFailed, true
+			return true
 		}
 	}
-	if moved == twin.arn && s.taskDef != twin.arn && !onTwin && !inProgress(s, twin.arn) {
-		return FailedRolledBack, true
-	}
-	return "", false
+	return false
 }
 
 // inProgress reports whether a deployment of arn is still rolling out.

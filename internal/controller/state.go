@@ -35,8 +35,10 @@ type revision struct {
 	// again from ECS.
 	packed []byte
 	status types.TaskDefinitionStatus // when read
-	class  patch.Class
-	tags   []types.Tag
+	// registeredAt bounds the service deployments that can target it.
+	registeredAt time.Time
+	class        patch.Class
+	tags         []types.Tag
 	// planned is a twin that audit mode would register: not in AWS.
 	planned bool
 }
@@ -64,6 +66,9 @@ func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) 
 		status: types.TaskDefinitionStatus(strings.Clone(string(td.Status))),
 		class:  cloneClass(class),
 		tags:   tags,
+	}
+	if td.RegisteredAt != nil {
+		r.registeredAt = *td.RegisteredAt
 	}
 	if class.Kind != patch.KindTwin {
 		// What RegisterTaskDefinition takes; the revision's identity is
@@ -257,7 +262,11 @@ type state struct {
 	families  map[string]*familyState // by family
 	moved     map[string]string       // service ARN -> twin ARN the controller moved it to
 	failed    map[string]string       // twin ARN -> failure code
-	indexed   map[string]bool         // clusters whose services a sweep has indexed
+	// svcRevisions maps a service revision ARN to its task definition:
+	// service revisions are immutable, so they are cached for good (only
+	// those of rollbacks are ever read: a few).
+	svcRevisions map[string]string
+	indexed      map[string]bool // clusters whose services a sweep has indexed
 
 	// Indexes of services, kept by setServiceLocked and deleteServiceLocked,
 	// so that a reconcile and pacing cost what the family has, not what the
@@ -272,17 +281,32 @@ type state struct {
 
 func newState() *state {
 	return &state{
-		revisions: map[string]*revision{},
-		services:  map[string]*service{},
-		families:  map[string]*familyState{},
-		moved:     map[string]string{},
-		failed:    map[string]string{},
-		indexed:   map[string]bool{},
-		byFamily:  map[string][]*service{},
-		byCluster: map[string]map[string]*service{},
-		rolling:   map[string]*service{},
-		clusters:  map[string]string{},
+		revisions:    map[string]*revision{},
+		services:     map[string]*service{},
+		families:     map[string]*familyState{},
+		moved:        map[string]string{},
+		failed:       map[string]string{},
+		svcRevisions: map[string]string{},
+		indexed:      map[string]bool{},
+		byFamily:     map[string][]*service{},
+		byCluster:    map[string]map[string]*service{},
+		rolling:      map[string]*service{},
+		clusters:     map[string]string{},
 	}
+}
+
+// serviceRevision returns the task definition of a service revision.
+func (st *state) serviceRevision(arn string) (string, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	td, ok := st.svcRevisions[arn]
+	return td, ok
+}
+
+func (st *state) putServiceRevision(arn, taskDef string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.svcRevisions[arn] = taskDef
 }
 
 func (st *state) servicesOf(family string) []*service {
