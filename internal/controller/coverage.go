@@ -41,22 +41,19 @@ type ServiceStatus struct {
 // each scrape). It reads only the cache: no AWS call. The cache is locked meanwhile: f must be quick and must
 // not call the controller.
 func (c *Controller) EachCoverage(f func(ServiceStatus)) {
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	for _, s := range c.st.services {
-		f(c.statusLocked(s))
-	}
+	c.st.eachService(func(s *service, v cacheView) { f(status(s, v)) })
 }
 
-func (c *Controller) statusLocked(s *service) ServiceStatus {
+// status is the coverage of s by what the cache says (v).
+func status(s *service, v cacheView) ServiceStatus {
 	st := ServiceStatus{Cluster: clusterName(s.cluster), Service: s.name, Family: s.family(), Linux: true}
-	rev := c.st.revisions[s.taskDef]
+	rev := v.revision(s.taskDef)
 	if rev != nil && rev.class.Kind == patch.KindWindows {
 		st.Linux = false
 		st.State, st.Reason = StateUnsupported, string(patch.CodeWindows)
 		return st
 	}
-	fam, known := c.st.families[st.Family]
+	fam, known := v.family(st.Family)
 	if !known || rev == nil {
 		st.State = StatePending
 		return st
@@ -95,7 +92,7 @@ func (c *Controller) statusLocked(s *service) ServiceStatus {
 		return st
 	}
 	if twin, ok := fam.twinOf.get(source); ok {
-		if code, failed := c.st.failed[twin]; failed {
+		if code, failed := v.failed(twin); failed {
 			st.State, st.Reason = StateFailed, code
 			return st
 		}

@@ -129,9 +129,7 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 		active[arn] = true
 	}
 	for _, arn := range p.listed {
-		c.st.mu.Lock()
-		rev := c.st.revisions[arn]
-		c.st.mu.Unlock()
+		rev := c.st.cachedRevision(arn)
 		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] {
 			continue
 		}
@@ -174,9 +172,7 @@ func (c *Controller) deregisterDuplicates(ctx context.Context, log *slog.Logger,
 			errs = append(errs, fmt.Errorf("deregister duplicate twin %s: %w", arn, err))
 			continue
 		}
-		c.st.mu.Lock()
-		delete(c.st.revisions, arn)
-		c.st.mu.Unlock()
+		c.st.dropRevision(arn)
 		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate})
 	}
 	return errors.Join(errs...)
@@ -554,9 +550,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if err != nil {
 		return nil, "", err
 	}
-	c.st.mu.Lock()
-	c.st.putRevisionLocked(twin)
-	c.st.mu.Unlock()
+	c.st.putRevision(twin)
 	p.twins[key] = twin
 	p.registered[twin.arn] = true
 	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
@@ -582,17 +576,7 @@ func skippedList(skipped []patch.Reason) []string {
 // may be older than the page the reconcile read): the canonical one, by the
 // rule twinSeen applies (better).
 func (c *Controller) cachedTwin(family string, key twinKey) *revision {
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	var best *revision
-	for _, r := range c.st.revisions {
-		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
-			if best == nil || better(r, best) {
-				best = r
-			}
-		}
-	}
-	return best
+	return c.st.canonicalTwin(family, key, better)
 }
 
 // moveService points a service at the twin of its source, unless it must
@@ -620,15 +604,12 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		return moveLeft, nil // refused, or audit mode
 	}
 	if s.taskDef == twin.arn {
-		if c.inFlight(s) {
+		if c.st.twinInFlight(s) {
 			return moveStarted, nil
 		}
 		return moveLeft, nil
 	}
-	c.st.mu.Lock()
-	code, failed := c.st.failed[twin.arn]
-	c.st.mu.Unlock()
-	if failed {
+	if code, failed := c.st.failedMark(twin.arn); failed {
 		log.Info("service skipped", "reason", SkipTwinFailed, "twin", twin.number, "code", code)
 		c.o.Observer.ServiceSkipped(SkipTwinFailed)
 		return moveLeft, nil
@@ -677,19 +658,13 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		c.act(Action{Kind: ActionUpdateService, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 		return moveLeft, nil
 	}
-	c.st.mu.Lock()
-	ok, why := c.admitLocked(s, family, current)
-	var held *service
-	if ok {
-		held = c.reserveLocked(s, twin.arn)
-	}
-	c.st.mu.Unlock()
+	ok, why, release := c.st.admit(s, family, current, c.pacing(), twin.arn)
 	if !ok {
 		log.Info("service move deferred", "reason", why, "to", twin.arn)
 		return moveDeferred, nil
 	}
 	if rolledBack, err := checkHistory(); rolledBack || err != nil {
-		c.st.putService(held) // give the place back
+		release() // give the place back
 		return moveLeft, err
 	}
 	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
@@ -697,12 +672,10 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(twin.arn),
 	})
 	if err != nil {
-		c.st.putService(held) // give the place back
+		release() // give the place back
 		return moveLeft, fmt.Errorf("update service %s: %w", s.arn, err)
 	}
-	c.st.mu.Lock()
-	c.st.moved[s.arn] = twin.arn
-	c.st.mu.Unlock()
+	c.st.setMoved(s.arn, twin.arn)
 	if out.Service != nil {
 		c.st.putService(serviceFromSDK(*out.Service))
 	}
@@ -710,36 +683,6 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 	c.act(Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 	c.o.Observer.ServiceUpdated()
 	return moveStarted, nil
-}
-
-// reserveLocked records a rollout of arn on s as in flight before the
-// UpdateService call, so that pacing counts it; it returns the service as
-// it was, to put back if the call fails. c.st.mu is held.
-func (c *Controller) reserveLocked(s *service, arn string) *service {
-	prev := c.st.services[s.arn]
-	if prev == nil {
-		prev = s
-	}
-	r := *prev
-	r.taskDef = arn
-	r.deployments = append([]deployment{{
-		status: "PRIMARY", taskDef: arn, rolloutState: types.DeploymentRolloutStateInProgress, createdAt: c.o.Now(),
-	}}, prev.deployments...)
-	for i := 1; i < len(r.deployments); i++ {
-		if r.deployments[i].status == "PRIMARY" {
-			r.deployments[i].status = "ACTIVE"
-		}
-	}
-	c.st.setServiceLocked(&r)
-	return prev
-}
-
-// inFlight reports whether the service's primary deployment is a rollout
-// of a twin with no outcome yet.
-func (c *Controller) inFlight(s *service) bool {
-	c.st.mu.Lock()
-	defer c.st.mu.Unlock()
-	return c.twinInFlightLocked(s)
 }
 
 // failedRollout tells whether DescribeServices still lists a FAILED
@@ -784,9 +727,7 @@ func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode stri
 	if err != nil {
 		return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
 	}
-	c.st.mu.Lock()
-	c.st.failed[twin.arn] = code
-	c.st.mu.Unlock()
+	c.st.setFailed(twin.arn, code)
 	c.o.Observer.RolloutFailed(code)
 	c.act(Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code})
 	return nil

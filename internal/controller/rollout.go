@@ -41,59 +41,9 @@ func primary(s *service) (deployment, bool) {
 	return deployment{}, false
 }
 
-// twinInFlightLocked reports whether the service's primary deployment is a
-// rollout of one of our twins that has no outcome yet. c.st.mu is held.
-func (c *Controller) twinInFlightLocked(s *service) bool {
-	d, ok := primary(s)
-	if !ok || d.rolloutState != types.DeploymentRolloutStateInProgress {
-		return false
-	}
-	rev := c.st.revisions[d.taskDef]
-	return rev != nil && rev.class.Kind == patch.KindTwin
-}
-
-// admitLocked applies pacing to a move of s: at most MaxInFlight rollouts
-// of twins in flight in total and MaxInFlightPerCluster per cluster, and,
-// with Canary, one service of the family at a time until one completed.
-// c.st.mu is held, so that concurrent workers cannot both take the last place.
-func (c *Controller) admitLocked(s *service, family []*service, twins map[string]bool) (ok bool, why string) {
-	total, cluster := 0, 0
-	for _, o := range c.st.rolling {
-		if c.twinInFlightLocked(o) {
-			total++
-			if o.cluster == s.cluster {
-				cluster++
-			}
-		}
-	}
-	if total >= c.o.MaxInFlight {
-		return false, "max_in_flight"
-	}
-	if cluster >= c.o.MaxInFlightPerCluster {
-		return false, "max_in_flight_per_cluster"
-	}
-	if !c.o.Canary {
-		return true, ""
-	}
-	fresh := make([]*service, 0, len(family))
-	for _, o := range family {
-		if cur := c.st.services[o.arn]; cur != nil {
-			o = cur // moved by this reconcile: the cache has its new deployment
-		}
-		fresh = append(fresh, o)
-	}
-	for _, o := range fresh {
-		d, ok := primary(o)
-		if ok && twins[d.taskDef] && d.rolloutState == types.DeploymentRolloutStateCompleted {
-			return true, "" // the canary completed
-		}
-	}
-	for _, o := range fresh {
-		if c.twinInFlightLocked(o) {
-			return false, "canary_in_flight"
-		}
-	}
-	return true, ""
+// pacing is the admission rule of moves, from the options.
+func (c *Controller) pacing() pacing {
+	return pacing{maxInFlight: c.o.MaxInFlight, perCluster: c.o.MaxInFlightPerCluster, canary: c.o.Canary}
 }
 
 // trackRollout follows the rollout of a twin on a service: it counts the
@@ -106,11 +56,9 @@ func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode st
 		return false, nil
 	}
 	twinArn := d.taskDef
-	c.st.mu.Lock()
-	twin := c.st.revisions[twinArn]
-	_, failed := c.st.failed[twinArn]
-	moved := c.st.moved[s.arn]
-	c.st.mu.Unlock()
+	twin := c.st.cachedRevision(twinArn)
+	_, failed := c.st.failedMark(twinArn)
+	moved := c.st.movedTo(s.arn)
 	if twin == nil || twin.class.Kind != patch.KindTwin || failed {
 		return false, nil
 	}
@@ -118,9 +66,7 @@ func (c *Controller) trackRollout(ctx context.Context, log *slog.Logger, mode st
 	switch d.rolloutState {
 	case types.DeploymentRolloutStateCompleted:
 		if moved == twinArn {
-			c.st.mu.Lock()
-			delete(c.st.moved, s.arn)
-			c.st.mu.Unlock()
+			c.st.setMoved(s.arn, "")
 			log.Info("rollout of twin completed")
 			c.o.Observer.RolloutDone(RolloutCompleted)
 		}

@@ -260,7 +260,11 @@ type state struct {
 	revisions map[string]*revision    // by ARN
 	services  map[string]*service     // by service ARN
 	families  map[string]*familyState // by family
-	moved     map[string]string       // service ARN -> twin ARN the controller moved it to
+	moved     map[string]string       // service ARN -> twin ARN the controller moved it to (to count the outcome once)
+	// pending are moves admitted and not yet answered: they count as
+	// rollouts in flight until the service is cached again (the
+	// UpdateService answer, or a describe) or the call fails.
+	pending map[string]pendingMove
 	failed    map[string]string       // twin ARN -> failure code
 	// svcRevisions maps a service revision ARN to its task definition:
 	// service revisions are immutable, so they are cached for good (only
@@ -285,6 +289,7 @@ func newState() *state {
 		services:     map[string]*service{},
 		families:     map[string]*familyState{},
 		moved:        map[string]string{},
+		pending:      map[string]pendingMove{},
 		failed:       map[string]string{},
 		svcRevisions: map[string]string{},
 		indexed:      map[string]bool{},
@@ -328,6 +333,223 @@ func (st *state) dropService(arn string) {
 	delete(st.moved, arn)
 }
 
+// pendingMove is an admitted move of a service to a twin.
+type pendingMove struct {
+	cluster, family, twin string
+}
+
+// pacing is the admission rule of moves to twins.
+type pacing struct {
+	maxInFlight, perCluster int
+	canary                  bool
+}
+
+// admit applies pacing to a move of s to twin: at most maxInFlight
+// rollouts of twins in flight in total and perCluster per cluster, and,
+// with canary, one service of the family at a time until one completed
+// (twins are the family's current twins). An admitted move counts as in
+// flight until release is called (the call failed or was not made) or the
+// service is cached again. One lock for the count and the reservation, so
+// that concurrent workers cannot both take the last place.
+func (st *state) admit(s *service, family []*service, twins map[string]bool, p pacing, twin string) (ok bool, why string, release func()) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total, cluster := len(st.pending), 0
+	for _, m := range st.pending {
+		if m.cluster == s.cluster {
+			cluster++
+		}
+	}
+	for arn, o := range st.rolling {
+		if _, reserved := st.pending[arn]; !reserved && st.twinInFlightLocked(o) {
+			total++
+			if o.cluster == s.cluster {
+				cluster++
+			}
+		}
+	}
+	no := func() {}
+	if total >= p.maxInFlight {
+		return false, "max_in_flight", no
+	}
+	if cluster >= p.perCluster {
+		return false, "max_in_flight_per_cluster", no
+	}
+	if p.canary && !st.canaryDoneLocked(family, twins) {
+		for _, o := range family {
+			if _, reserved := st.pending[o.arn]; reserved {
+				return false, "canary_in_flight", no
+			}
+			if cur := st.services[o.arn]; cur != nil && st.twinInFlightLocked(cur) {
+				return false, "canary_in_flight", no
+			}
+		}
+	}
+	st.pending[s.arn] = pendingMove{cluster: s.cluster, family: s.family(), twin: twin}
+	return true, "", func() {
+		st.mu.Lock()
+		defer st.mu.Unlock()
+		delete(st.pending, s.arn)
+	}
+}
+
+// canaryDoneLocked: a service of the family completed a rollout of one of
+// its current twins.
+func (st *state) canaryDoneLocked(family []*service, twins map[string]bool) bool {
+	for _, o := range family {
+		if cur := st.services[o.arn]; cur != nil {
+			o = cur // moved by this reconcile: the cache has its new deployment
+		}
+		if d, ok := primary(o); ok && twins[d.taskDef] && d.rolloutState == types.DeploymentRolloutStateCompleted {
+			return true
+		}
+	}
+	return false
+}
+
+// twinInFlightLocked reports whether the service's primary deployment is a
+// rollout of one of our twins that has no outcome yet.
+func (st *state) twinInFlightLocked(s *service) bool {
+	d, ok := primary(s)
+	if !ok || d.rolloutState != types.DeploymentRolloutStateInProgress {
+		return false
+	}
+	rev := st.revisions[d.taskDef]
+	return rev != nil && rev.class.Kind == patch.KindTwin
+}
+
+// twinInFlight is twinInFlightLocked for callers without the lock.
+func (st *state) twinInFlight(s *service) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.twinInFlightLocked(s)
+}
+
+// cachedRevision returns the cached revision of arn, or nil.
+func (st *state) cachedRevision(arn string) *revision {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.revisions[arn]
+}
+
+// putRevision caches a revision (see putRevisionLocked).
+func (st *state) putRevision(r *revision) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.putRevisionLocked(r)
+}
+
+// dropRevision forgets a revision (a deregistered duplicate).
+func (st *state) dropRevision(arn string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.revisions, arn)
+}
+
+// canonicalTwin returns the preferred cached twin of key in family.
+func (st *state) canonicalTwin(family string, key twinKey, better func(a, b *revision) bool) *revision {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var best *revision
+	for _, r := range st.revisions {
+		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
+			if best == nil || better(r, best) {
+				best = r
+			}
+		}
+	}
+	return best
+}
+
+// failedMark returns the failure code AWS holds for a twin, as read or written.
+func (st *state) failedMark(arn string) (string, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	code, ok := st.failed[arn]
+	return code, ok
+}
+
+// setFailed records a failure mark that AWS has (written or read).
+func (st *state) setFailed(arn, code string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.failed[arn] = code
+}
+
+// movedTo and setMoved: the twin this process moved a service to, so that
+// the rollout's outcome is counted once ("" forgets it). Never a reason
+// for a decision: rollbacks are read from ECS.
+func (st *state) movedTo(service string) string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.moved[service]
+}
+
+func (st *state) setMoved(service, twin string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if twin == "" {
+		delete(st.moved, service)
+	} else {
+		st.moved[service] = twin
+	}
+}
+
+// setIndexed and allIndexed: which clusters a service sweep has indexed.
+func (st *state) setIndexed(cluster string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.indexed[cluster] = true
+}
+
+func (st *state) allIndexed(clusters []string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, c := range clusters {
+		if !st.indexed[c] {
+			return false
+		}
+	}
+	return true
+}
+
+// keepServicesOf drops the cached services of cluster that are not listed.
+func (st *state) keepServicesOf(cluster string, listed map[string]bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, s := range st.servicesInClusterLocked(cluster) {
+		if !listed[s.arn] {
+			st.deleteServiceLocked(s.arn)
+		}
+	}
+}
+
+// cacheView reads the cache for eachService's callback, under its lock.
+type cacheView struct{ st *state }
+
+func (v cacheView) revision(arn string) *revision { return v.st.revisions[arn] }
+
+func (v cacheView) family(name string) (*familyState, bool) {
+	f, ok := v.st.families[name]
+	return f, ok
+}
+
+func (v cacheView) failed(arn string) (string, bool) {
+	code, ok := v.st.failed[arn]
+	return code, ok
+}
+
+// eachService calls f for every cached service, with a view of the cache,
+// under the cache's lock: f must be quick and must not call the controller.
+func (st *state) eachService(f func(*service, cacheView)) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	v := cacheView{st}
+	for _, s := range st.services {
+		f(s, v)
+	}
+}
+
 // setServiceLocked puts s in the cache and its indexes. st.mu is held.
 // Its cluster and task definition ARNs are shared with the cache's copies
 // (the same few strings, named by thousands of services).
@@ -347,6 +569,7 @@ func (st *state) setServiceLocked(s *service) {
 		}
 	}
 	st.services[s.arn] = s
+	delete(st.pending, s.arn) // what ECS says now replaces the reservation
 	fam := s.family()
 	st.byFamily[fam] = append(st.byFamily[fam], s)
 	index(st.byCluster, s.cluster, s)
@@ -405,6 +628,7 @@ func (st *state) deleteServiceLocked(arn string) {
 	}
 	unindex(st.byCluster, old.cluster, arn)
 	delete(st.rolling, arn)
+	delete(st.pending, arn)
 }
 
 // servicesInClusterLocked lists the cached services of a cluster.

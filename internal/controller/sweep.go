@@ -45,20 +45,12 @@ func (c *Controller) SweepServices(ctx context.Context) error {
 			errs = append(errs, err)
 			continue
 		}
-		c.st.mu.Lock()
-		c.st.indexed[cluster] = true
-		c.st.mu.Unlock()
+		c.st.setIndexed(cluster)
 	}
 	if len(queued) > 0 {
 		c.log.Info("service sweep queued families", "count", len(queued))
 	}
-	c.st.mu.Lock()
-	all := true
-	for _, cluster := range clusters {
-		all = all && c.st.indexed[cluster]
-	}
-	c.st.mu.Unlock()
-	if all {
+	if c.st.allIndexed(clusters) {
 		c.sweepOnce.Do(func() {
 			c.log.Info("ready: the services of every cluster are indexed; reconciles start", "clusters", len(clusters))
 			close(c.swept)
@@ -78,13 +70,7 @@ func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued ma
 	for _, a := range arns {
 		listed[a] = true
 	}
-	c.st.mu.Lock()
-	for _, s := range c.st.servicesInClusterLocked(cluster) {
-		if !listed[s.arn] {
-			c.st.deleteServiceLocked(s.arn)
-		}
-	}
-	c.st.mu.Unlock()
+	c.st.keepServicesOf(cluster, listed)
 	services, err := c.describeServices(ctx, cluster, arns)
 	if err != nil {
 		return err
