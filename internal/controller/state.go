@@ -265,7 +265,7 @@ type state struct {
 	// rollouts in flight until the service is cached again (the
 	// UpdateService answer, or a describe) or the call fails.
 	pending map[string]pendingMove
-	failed    map[string]string       // twin ARN -> failure code
+	failed  map[string]string // twin ARN -> failure code
 	// svcRevisions maps a service revision ARN to its task definition:
 	// service revisions are immutable, so they are cached for good (only
 	// those of rollbacks are ever read: a few).
