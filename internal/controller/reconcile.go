@@ -434,13 +434,21 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 	}
 	again := false // a rollout is under way or a move was deferred: look again later
 	for _, s := range p.services {
-		inFlight, err := c.trackRollout(ctx, log, p.mode, s)
+		slog := log.With("cluster", clusterName(s.cluster), "service", s.name)
+		f, err := c.observeService(ctx, p, s, twinOf)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		again = again || inFlight
-		m, err := c.moveService(ctx, log, p.mode, s, twinOf, p.services, current, p.registered)
+		next := decideService(f)
+		if next.kind == stepReadHistory {
+			if f.history, err = c.readHistory(ctx, s, f.target); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			next = decideService(f)
+		}
+		m, err := c.applyStep(ctx, slog, p, s, next, current)
 		if err != nil {
 			errs = append(errs, err)
 		}
@@ -579,93 +587,125 @@ func (c *Controller) cachedTwin(family string, key twinKey) *revision {
 	return c.st.canonicalTwin(family, key, better)
 }
 
-// moveService points a service at the twin of its source, unless it must
-// be left alone (with the reason logged) or pacing defers it.
-func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twinOf map[int32]*revision,
-	family []*service, current, registered map[string]bool) (move, error) {
-	log = log.With("cluster", clusterName(s.cluster), "service", s.name)
-	if s.controller != types.DeploymentControllerTypeEcs {
-		log.Info("service skipped", "reason", SkipDeploymentController, "deployment_controller", s.controller)
-		c.o.Observer.ServiceSkipped(SkipDeploymentController)
-		return moveLeft, nil
-	}
+// observeService gathers what decideService reads of s, from the cache of
+// what AWS said.
+func (c *Controller) observeService(ctx context.Context, p *plan, s *service, twinOf map[int32]*revision) (serviceFacts, error) {
+	f := serviceFacts{ecsController: s.controller == types.DeploymentControllerTypeEcs, runsArn: s.taskDef,
+		now: c.o.Now(), deadline: c.o.RolloutDeadline}
 	rev, _, err := c.revision(ctx, s.taskDef)
 	if err != nil {
-		return moveLeft, err
+		return f, err
+	}
+	f.runs = rev.class.Kind
+	if d, ok := primary(s); ok {
+		if r := c.st.cachedRevision(d.taskDef); r != nil && r.class.Kind == patch.KindTwin {
+			if _, failed := c.st.failedMark(d.taskDef); !failed {
+				f.rollout = &d
+			}
+		}
 	}
 	source := rev.number
 	if rev.class.Kind == patch.KindTwin {
 		source = rev.class.SourceRevision
-	} else if rev.class.Kind != patch.KindPlain {
-		return moveLeft, nil // covered another way, or Windows
 	}
-	twin := twinOf[source]
-	if twin == nil {
-		return moveLeft, nil // refused, or audit mode
+	if twin := twinOf[source]; twin != nil && (rev.class.Kind == patch.KindPlain || rev.class.Kind == patch.KindTwin) {
+		f.target = twin.arn
+		f.targetFailed, _ = c.st.failedMark(twin.arn)
+		f.targetNew = p.registered[twin.arn] || twin.planned
+		f.targetFailedOn = failedRollout(s, twin)
+		f.targetRolling = inProgress(s, twin.arn)
 	}
-	if s.taskDef == twin.arn {
-		if c.st.twinInFlight(s) {
-			return moveStarted, nil
+	return f, nil
+}
+
+// readHistory asks ECS whether it rolled back a deployment of twin on s.
+func (c *Controller) readHistory(ctx context.Context, s *service, twin string) (history, error) {
+	rev := c.st.cachedRevision(twin)
+	if rev == nil {
+		return historyUnknown, fmt.Errorf("twin %s is not cached", twin)
+	}
+	rolledBack, err := c.rolledBackByECS(ctx, s, rev)
+	switch {
+	case err != nil:
+		return historyUnknown, err
+	case rolledBack:
+		return historyRolledBack, nil
+	}
+	return historyClean, nil
+}
+
+// applyStep carries out what decideService decided for s.
+func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s *service, next step, current map[string]bool) (move, error) {
+	if next.completed {
+		if d, ok := primary(s); ok && c.st.movedTo(s.arn) == d.taskDef {
+			c.st.setMoved(s.arn, "")
+			log.Info("rollout of twin completed", "twin", revisionNumber(d.taskDef))
+			c.o.Observer.RolloutDone(RolloutCompleted)
 		}
-		return moveLeft, nil
 	}
-	if code, failed := c.st.failedMark(twin.arn); failed {
-		log.Info("service skipped", "reason", SkipTwinFailed, "twin", twin.number, "code", code)
-		c.o.Observer.ServiceSkipped(SkipTwinFailed)
-		return moveLeft, nil
+	twin := c.st.cachedRevision(next.twin)
+	for _, t := range p.twins {
+		if twin == nil && t.arn == next.twin {
+			twin = t // audit mode's stand-in: not in AWS, so not cached
+		}
 	}
-	if failedRollout(s, twin) {
-		c.o.Observer.RolloutDone(RolloutFailed)
-		return moveLeft, c.markFailed(ctx, log, mode, twin, FailedRolloutFailed)
-	}
-	if inProgress(s, twin.arn) {
+	switch next.kind {
+	case stepWait:
 		return moveStarted, nil
-	}
-	// Before pointing the service at a twin that existed before this
-	// reconcile, ask ECS whether it already rolled a deployment of that twin
-	// back: memory may not know (a restart), AWS does.
-	checkHistory := func() (bool, error) {
-		if registered[twin.arn] {
-			return false, nil // registered just now: nothing can have targeted it
+	case stepMarkFailed:
+		if next.code == FailedRolledBack {
+			log.Warn("ECS rolled back a deployment of this twin on the service; not moving it there again", "twin", twin.number)
+			c.o.Observer.RolloutDone(RolloutRolledBk)
+		} else {
+			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		rolledBack, err := c.rolledBackByECS(ctx, s, twin)
-		if err != nil || !rolledBack {
-			return false, err
+		return moveLeft, c.markFailed(ctx, log, p.mode, twin, next.code)
+	case stepAbandon:
+		if next.code == FailedDeadline {
+			log.Warn("rollout of twin has no outcome by the deadline", "twin", twin.number, "deadline", c.o.RolloutDeadline.String())
+			c.o.Observer.RolloutDone(RolloutDeadline)
+		} else {
+			log.Warn("rollout of twin failed and ECS did not roll it back", "twin", twin.number)
+			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		log.Warn("ECS rolled back a deployment of this twin on the service; not moving it there again", "twin", twin.number)
-		c.o.Observer.RolloutDone(RolloutRolledBk)
-		return true, c.markFailed(ctx, log, mode, twin, FailedRolledBack)
-	}
-	if mode != policy.ModeAudit {
-		// The service was read at the start of the reconcile; a pipeline
-		// may have deployed since. Moving it now would undo that deploy, so
-		// read it again (ECS has no conditional update) and leave a changed
-		// service to the next reconcile.
-		now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
-		if err != nil {
+		if err := c.markFailed(ctx, log, p.mode, twin, next.code); err != nil {
 			return moveLeft, err
 		}
-		if len(now) != 1 || now[0].taskDef != s.taskDef {
-			log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
-			return moveDeferred, nil
-		}
+		return moveLeft, c.returnToSource(ctx, log, p.mode, s, twin, next.code)
+	case stepMove:
+		return c.moveService(ctx, log, p.mode, s, twin, p.services, current)
 	}
+	if next.reason != "" && next.reason != SkipRefused && next.reason != SkipCovered {
+		log.Info("service skipped", "reason", next.reason)
+		c.o.Observer.ServiceSkipped(next.reason)
+	}
+	return moveLeft, nil
+}
+
+// moveService points s at twin, unless the service changed meanwhile or
+// pacing defers it.
+func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, family []*service, current map[string]bool) (move, error) {
 	if mode == policy.ModeAudit {
-		if rolledBack, err := checkHistory(); rolledBack || err != nil {
-			return moveLeft, err
-		}
 		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
 		c.act(Action{Kind: ActionUpdateService, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
 		return moveLeft, nil
+	}
+	// The service was read at the start of the reconcile; a pipeline may
+	// have deployed since. Moving it now would undo that deploy, so read it
+	// again (ECS has no conditional update) and leave a changed service to
+	// the next reconcile.
+	now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
+	if err != nil {
+		return moveLeft, err
+	}
+	if len(now) != 1 || now[0].taskDef != s.taskDef {
+		log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
+		return moveDeferred, nil
 	}
 	ok, why, release := c.st.admit(s, family, current, c.pacing(), twin.arn)
 	if !ok {
 		log.Info("service move deferred", "reason", why, "to", twin.arn)
 		return moveDeferred, nil
-	}
-	if rolledBack, err := checkHistory(); rolledBack || err != nil {
-		release() // give the place back
-		return moveLeft, err
 	}
 	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
 	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
