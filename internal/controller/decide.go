@@ -47,12 +47,12 @@ const (
 type stepKind int
 
 const (
-	stepLeave        stepKind = iota // left where it is on purpose
-	stepWait                         // a rollout under way: look again later
-	stepReadHistory                  // read ECS's rollout history of target, then decide again
-	stepMove                         // point the service at target
-	stepMarkFailed                   // mark twin failed; the service is already off it
-	stepAbandon                      // mark twin failed and return the service to its source
+	stepLeave       stepKind = iota // left where it is on purpose
+	stepWait                        // a rollout under way: look again later
+	stepReadHistory                 // read ECS's rollout history of target, then decide again
+	stepMove                        // point the service at target
+	stepMarkFailed                  // mark twin failed; the service is already off it
+	stepAbandon                     // mark twin failed and return the service to its source
 )
 
 // step is decideService's answer.
