@@ -1,6 +1,11 @@
 package controller
 
-import "github.com/ecs-sidecar/reconciler/internal/policy"
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ecs-sidecar/reconciler/internal/policy"
+)
 
 // Kinds of Action.
 const (
@@ -54,4 +59,22 @@ func (c *Controller) act(a Action) {
 	if c.collect != nil {
 		c.collect(a)
 	}
+}
+
+// write makes one write and reports it (OnAction), or, in audit mode and
+// plan, only reports it as planned: the one place that knows about modes.
+// do makes the call and may complete the action (what it created);
+// applied is false when nothing was written.
+func (c *Controller) write(ctx context.Context, mode string, log *slog.Logger, a Action, do func(ctx context.Context, a *Action) error) (applied bool, err error) {
+	if mode == policy.ModeAudit {
+		a.Planned = true
+		log.Info("audit: would "+a.Kind, "source", a.Source, "twin", a.Twin, "service", a.Service, "to", a.To, "reason", a.Reason)
+		c.act(a)
+		return false, nil
+	}
+	if err := do(ctx, &a); err != nil {
+		return false, err
+	}
+	c.act(a)
+	return true, nil
 }

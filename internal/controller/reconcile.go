@@ -137,16 +137,16 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 		if active[source] {
 			continue
 		}
-		if p.mode == policy.ModeAudit {
-			c.act(Action{Kind: ActionDeregisterTwin, Planned: true, Family: p.family, Source: source, Twin: arn})
-			continue
+		_, err := c.write(ctx, p.mode, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn}, func(ctx context.Context, _ *Action) error {
+			log.Info("deregistering an unused twin of a deregistered source", "twin", rev.number, "source", rev.class.SourceRevision)
+			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil {
+				return fmt.Errorf("deregister twin %s: %w", arn, err)
+			}
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
 		}
-		log.Info("deregistering an unused twin of a deregistered source", "twin", rev.number, "source", rev.class.SourceRevision)
-		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil {
-			errs = append(errs, fmt.Errorf("deregister twin %s: %w", arn, err))
-			continue
-		}
-		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn})
 	}
 	return errors.Join(errs...)
 }
@@ -163,17 +163,17 @@ func (c *Controller) deregisterDuplicates(ctx context.Context, log *slog.Logger,
 			continue
 		}
 		source := arnOfRevision(arn, dup.class.SourceRevision)
-		if p.mode == policy.ModeAudit {
-			c.act(Action{Kind: ActionDeregisterTwin, Planned: true, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate})
-			continue
+		_, err := c.write(ctx, p.mode, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate}, func(ctx context.Context, _ *Action) error {
+			log.Info("deregistering a duplicate twin", "twin", dup.number, "source", dup.class.SourceRevision, "spec", dup.class.Spec, "canonical", canonical.number)
+			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil && !cloud.IsInvalidInput(err) {
+				return fmt.Errorf("deregister duplicate twin %s: %w", arn, err)
+			}
+			c.st.dropRevision(arn)
+			return nil
+		})
+		if err != nil {
+			errs = append(errs, err)
 		}
-		log.Info("deregistering a duplicate twin", "twin", dup.number, "source", dup.class.SourceRevision, "spec", dup.class.Spec, "canonical", canonical.number)
-		if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil && !cloud.IsInvalidInput(err) {
-			errs = append(errs, fmt.Errorf("deregister duplicate twin %s: %w", arn, err))
-			continue
-		}
-		c.st.dropRevision(arn)
-		c.act(Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate})
 	}
 	return errors.Join(errs...)
 }
@@ -525,45 +525,46 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	}
 
 	key := twinKey{src.number, res.Spec}
-	mode := p.mode
 	if twin, ok := p.twins[key]; ok {
 		return twin, "", nil
 	}
 	if twin := c.cachedTwin(p.family, key); twin != nil {
 		return twin, "", nil
 	}
-	if mode == policy.ModeAudit {
-		log.Info("audit: would register a twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", skippedList(res.Skipped))
-		c.act(Action{Kind: ActionRegisterTwin, Planned: true, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)})
-		// A stand-in, so that the plan shows the services that would move.
-		planned := &revision{arn: plannedTwinArn(src.arn), family: p.family, planned: true,
-			class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec}}
-		p.twins[key] = planned
-		return planned, "", nil
-	}
-	log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", skippedList(res.Skipped))
-	out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
-	if err != nil {
-		err = fmt.Errorf("register twin of %s: %w", src.arn, err)
-		if cloud.IsInvalidInput(err) {
-			// The same content gets the same answer: no retry can fix it.
-			err = terminal(TerminalTwinRejected, err)
+	a := Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)}
+	applied, err := c.write(ctx, p.mode, log, a, func(ctx context.Context, a *Action) error {
+		log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", a.Skipped)
+		out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
+		if err != nil {
+			err = fmt.Errorf("register twin of %s: %w", src.arn, err)
+			if cloud.IsInvalidInput(err) {
+				// The same content gets the same answer: no retry can fix it.
+				err = terminal(TerminalTwinRejected, err)
+			}
+			return err
 		}
-		return nil, "", err
-	}
-	if out.TaskDefinition == nil {
-		return nil, "", fmt.Errorf("register twin of %s: no task definition in the answer", src.arn)
-	}
-	twin, err = newRevision(out.TaskDefinition, cloneTags(res.Input.Tags), patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec})
+		if out.TaskDefinition == nil {
+			return fmt.Errorf("register twin of %s: no task definition in the answer", src.arn)
+		}
+		if twin, err = newRevision(out.TaskDefinition, cloneTags(res.Input.Tags), patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec}); err != nil {
+			return err
+		}
+		c.st.putRevision(twin)
+		log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
+		a.Twin = twin.arn
+		c.o.Observer.TwinRegistered()
+		return nil
+	})
 	if err != nil {
 		return nil, "", err
 	}
-	c.st.putRevision(twin)
+	if !applied {
+		// A stand-in, so that the plan shows the services that would move.
+		twin = &revision{arn: plannedTwinArn(src.arn), family: p.family, planned: true,
+			class: patch.Class{Kind: patch.KindTwin, SourceRevision: src.number, Spec: res.Spec}}
+	}
 	p.twins[key] = twin
 	p.registered[twin.arn] = true
-	log.Info("registered twin", "revision", src.number, "twin", twin.number, "spec", res.Spec)
-	c.act(Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Twin: twin.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)})
-	c.o.Observer.TwinRegistered()
 	return twin, "", nil
 }
 
@@ -682,46 +683,55 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 	return moveLeft, nil
 }
 
+// errNotNow stops a write that must wait (pacing, a changed service).
+var errNotNow = errors.New("not now")
+
 // moveService points s at twin, unless the service changed meanwhile or
 // pacing defers it.
 func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, family []*service, current map[string]bool) (move, error) {
-	if mode == policy.ModeAudit {
-		log.Info("audit: would update service", "from", s.taskDef, "to", twin.arn)
-		c.act(Action{Kind: ActionUpdateService, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
-		return moveLeft, nil
-	}
-	// The service was read at the start of the reconcile; a pipeline may
-	// have deployed since. Moving it now would undo that deploy, so read it
-	// again (ECS has no conditional update) and leave a changed service to
-	// the next reconcile.
-	now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
-	if err != nil {
-		return moveLeft, err
-	}
-	if len(now) != 1 || now[0].taskDef != s.taskDef {
-		log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
-		return moveDeferred, nil
-	}
-	ok, why, release := c.st.admit(s, family, current, c.pacing(), twin.arn)
-	if !ok {
-		log.Info("service move deferred", "reason", why, "to", twin.arn)
-		return moveDeferred, nil
-	}
-	log.Info("updating service", "from", s.taskDef, "to", twin.arn)
-	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
-		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(twin.arn),
+	a := Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn}
+	applied, err := c.write(ctx, mode, log, a, func(ctx context.Context, _ *Action) error {
+		// The service was read at the start of the reconcile; a pipeline
+		// may have deployed since. Moving it now would undo that deploy, so
+		// read it again (ECS has no conditional update) and leave a changed
+		// service to the next reconcile.
+		now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
+		if err != nil {
+			return err
+		}
+		if len(now) != 1 || now[0].taskDef != s.taskDef {
+			log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
+			return errNotNow
+		}
+		ok, why, release := c.st.admit(s, family, current, c.pacing(), twin.arn)
+		if !ok {
+			log.Info("service move deferred", "reason", why, "to", twin.arn)
+			return errNotNow
+		}
+		log.Info("updating service", "from", s.taskDef, "to", twin.arn)
+		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(twin.arn),
+		})
+		if err != nil {
+			release() // give the place back
+			return fmt.Errorf("update service %s: %w", s.arn, err)
+		}
+		c.st.setMoved(s.arn, twin.arn)
+		if out.Service != nil {
+			c.st.putService(serviceFromSDK(*out.Service))
+		}
+		log.Info("updated service", "to", twin.arn)
+		c.o.Observer.ServiceUpdated()
+		return nil
 	})
-	if err != nil {
-		release() // give the place back
-		return moveLeft, fmt.Errorf("update service %s: %w", s.arn, err)
+	switch {
+	case errors.Is(err, errNotNow):
+		return moveDeferred, nil
+	case err != nil:
+		return moveLeft, err
+	case !applied:
+		return moveLeft, nil // planned
 	}
-	c.st.setMoved(s.arn, twin.arn)
-	if out.Service != nil {
-		c.st.putService(serviceFromSDK(*out.Service))
-	}
-	log.Info("updated service", "to", twin.arn)
-	c.act(Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn})
-	c.o.Observer.ServiceUpdated()
 	return moveStarted, nil
 }
 
@@ -754,23 +764,20 @@ func inProgress(s *service, arn string) bool {
 // once AWS has it: a TagResource that fails leaves the twin unmarked, so
 // the retry that the error causes writes it again.
 func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode string, twin *revision, code string) error {
-	if mode == policy.ModeAudit {
-		log.Warn("audit: rollout of twin failed; would mark it", "twin", twin.number, "code", code)
-		c.act(Action{Kind: ActionMarkFailed, Planned: true, Family: twin.family, Twin: twin.arn, Reason: code})
+	_, err := c.write(ctx, mode, log, Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code}, func(ctx context.Context, _ *Action) error {
+		log.Warn("rollout of twin failed; marking it and not retrying this spec", "twin", twin.number, "code", code)
+		_, err := c.ecs.TagResource(ctx, &ecs.TagResourceInput{
+			ResourceArn: aws.String(twin.arn),
+			Tags:        []types.Tag{{Key: aws.String(c.o.TagPrefix + patch.KeyFailed), Value: aws.String(code)}},
+		})
+		if err != nil {
+			return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
+		}
+		c.st.setFailed(twin.arn, code)
+		c.o.Observer.RolloutFailed(code)
 		return nil
-	}
-	log.Warn("rollout of twin failed; marking it and not retrying this spec", "twin", twin.number, "code", code)
-	_, err := c.ecs.TagResource(ctx, &ecs.TagResourceInput{
-		ResourceArn: aws.String(twin.arn),
-		Tags:        []types.Tag{{Key: aws.String(c.o.TagPrefix + patch.KeyFailed), Value: aws.String(code)}},
 	})
-	if err != nil {
-		return fmt.Errorf("mark twin %s failed: %w", twin.arn, err)
-	}
-	c.st.setFailed(twin.arn, code)
-	c.o.Observer.RolloutFailed(code)
-	c.act(Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code})
-	return nil
+	return err
 }
 
 // optedOut handles a family that is not (or no longer) opted in: services on
@@ -806,47 +813,48 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 	if err != nil && !cloud.IsNotFound(err) {
 		return err
 	}
-	if src == nil || src.status != types.TaskDefinitionStatusActive {
-		if mode == policy.ModeAudit {
-			log.Info("audit: would register the deregistered source again and return the service to it", "source", source)
-			c.act(Action{Kind: ActionRestoreSource, Planned: true, Family: twin.family, Source: source, Twin: twin.arn})
-			c.act(Action{Kind: ActionReturnToSource, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
-			return nil
-		}
+	restore := func(ctx context.Context, a *Action) error {
 		restored, err := c.restoreSource(ctx, log, twin)
 		if err != nil {
 			return err
 		}
-		source = restored
-	}
-	if mode == policy.ModeAudit {
-		log.Info("audit: would return service to its source", "to", source, "reason", reason)
-		c.act(Action{Kind: ActionReturnToSource, Planned: true, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
+		source, a.Source = restored, restored
 		return nil
 	}
-	log.Info("returning service to its source", "from", s.taskDef, "to", source, "reason", reason)
-	out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
-		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
-	})
-	if err != nil && isInactive(err) && src != nil {
-		// Deregistered since it was cached (the status is the one part of
-		// a revision that changes): restore it, then move.
-		if source, err = c.restoreSource(ctx, log, twin); err != nil {
+	if src == nil || src.status != types.TaskDefinitionStatusActive {
+		if _, err := c.write(ctx, mode, log, Action{Kind: ActionRestoreSource, Family: twin.family, Source: source, Twin: twin.arn}, restore); err != nil {
 			return err
 		}
-		out, err = c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+	}
+	a := Action{Kind: ActionReturnToSource, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason}
+	_, err = c.write(ctx, mode, log, a, func(ctx context.Context, a *Action) error {
+		log.Info("returning service to its source", "from", s.taskDef, "to", source, "reason", reason)
+		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
 		})
-	}
-	if err != nil {
-		return fmt.Errorf("return service %s to its source: %w", s.arn, err)
-	}
-	if out.Service != nil {
-		c.st.putService(serviceFromSDK(*out.Service))
-	}
-	c.act(Action{Kind: ActionReturnToSource, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason})
-	c.o.Observer.ServiceUpdated()
-	return nil
+		if err != nil && isInactive(err) && src != nil {
+			// Deregistered since it was cached (the status is the one part
+			// of a revision that changes): restore it, then move.
+			r := Action{Kind: ActionRestoreSource, Family: twin.family, Twin: twin.arn}
+			if err := restore(ctx, &r); err != nil {
+				return err
+			}
+			c.act(r)
+			out, err = c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+				Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("return service %s to its source: %w", s.arn, err)
+		}
+		if out.Service != nil {
+			c.st.putService(serviceFromSDK(*out.Service))
+		}
+		a.To = source
+		c.o.Observer.ServiceUpdated()
+		return nil
+	})
+	return err
 }
 
 // restoreSource registers the source of twin again, rebuilt from the twin's
@@ -870,9 +878,7 @@ func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *
 	if err != nil {
 		return "", fmt.Errorf("register the source of %s again: %w", twin.arn, err)
 	}
-	arn := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
-	c.act(Action{Kind: ActionRestoreSource, Family: twin.family, Source: arn, Twin: twin.arn})
-	return arn, nil
+	return aws.ToString(out.TaskDefinition.TaskDefinitionArn), nil
 }
 
 // isInactive reports ECS refusing to deploy an INACTIVE revision.
