@@ -241,12 +241,21 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		defer cancel()
 		_ = srv.Shutdown(sctx)
 	}()
+	// A component that fails for good stops the others: the process exits
+	// with its error instead of running half.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		errs <- ctl.Run(ctx)
+		err := ctl.Run(ctx)
+		if err != nil {
+			log.Error("controller stopped", "err", err)
+			cancel()
+		}
+		errs <- err
 	}()
 	if consumer != nil {
 		wg.Add(1)
@@ -262,7 +271,12 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 				return
 			case <-ctl.Swept():
 			}
-			errs <- consumer.Run(ctx)
+			err := consumer.Run(ctx)
+			if err != nil {
+				log.Error("queue consumer stopped", "err", err)
+				cancel()
+			}
+			errs <- err
 		}()
 	}
 	if trail != nil {

@@ -12,6 +12,7 @@ import (
 
 	"k8s.io/client-go/util/workqueue"
 
+	"github.com/ecs-sidecar/reconciler/internal/cloud"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
@@ -206,12 +207,29 @@ func (c *Controller) QueueLen() int { return c.queue.Len() }
 // and the family sweep wait for the first service sweep: a reconcile needs
 // the index of services to know which services a family has. When ctx ends
 // it stops taking work and lets in-flight reconciles finish.
+//
+// Run returns an error, after the same orderly stop, when the service sweep
+// is denied access before it ever succeeded: the role lacks a permission,
+// and no retry will grant it. Other failures are retried (the next sweep
+// comes sooner) and logged.
 func (c *Controller) Run(ctx context.Context) error {
+	ctx, stop := context.WithCancelCause(ctx)
+	defer stop(nil)
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		c.every(ctx, c.o.ServiceSweep, "services", c.SweepServices)
+		c.every(ctx, c.o.ServiceSweep, "services", func(ctx context.Context) error {
+			err := c.SweepServices(ctx)
+			select {
+			case <-c.swept:
+			default:
+				if cloud.IsAccessDenied(err) {
+					stop(fmt.Errorf("service sweep: access denied before any sweep succeeded (check the task role): %w", err))
+				}
+			}
+			return err
+		})
 	}()
 	wg.Add(1)
 	go func() {
@@ -240,6 +258,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.log.Info("stopping: letting in-flight reconciles finish")
 	c.queue.ShutDownWithDrain()
 	wg.Wait()
+	if err := context.Cause(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 

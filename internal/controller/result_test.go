@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,5 +101,27 @@ func TestIsTerminal(t *testing.T) {
 		if _, got := IsTerminal(tc.err); got != tc.want {
 			t.Errorf("IsTerminal(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestRunStopsWhenDeniedBeforeAnySweep: a role without ecs:ListClusters
+// gets no further by waiting; Run reports it instead of looping quietly.
+func TestRunStopsWhenDeniedBeforeAnySweep(t *testing.T) {
+	w := newWorld(t)
+	w.sim.AddGate(func(_ context.Context, r awssim.Request) error {
+		if r.Operation == "ListClusters" {
+			return &awssim.Error{Code: "AccessDeniedException", Message: "User is not authorized to perform: ecs:ListClusters"}
+		}
+		return nil
+	})
+	c := w.controller(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := c.Run(ctx)
+	if err == nil || ctx.Err() != nil {
+		t.Fatalf("Run = %v (context %v), want the access denied error before the timeout", err, ctx.Err())
+	}
+	if !strings.Contains(err.Error(), "access denied") {
+		t.Errorf("Run's error %q does not say access denied", err)
 	}
 }

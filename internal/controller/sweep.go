@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -24,24 +23,20 @@ var ErrServiceGone = errors.New("service does not exist")
 // them on. It describes no task definition: an idle fleet costs
 // ListClusters and ListServices pages plus DescribeServices by ten.
 //
-// A cluster whose calls fail (after the SDK's retries and a few of the
-// sweep's own) is reported in the error, and the others are swept all the
-// same: under throttling or server errors a sweep makes what progress it
-// can. Once every cluster has been indexed, by this sweep or earlier ones,
+// A cluster whose calls fail (after the SDK's retries) is reported in the
+// error, and the others are swept all the same: under throttling or server
+// errors a sweep makes what progress it can, and the next sweep (sooner
+// after a failure, see every) tries again. Once every cluster has been indexed, by this sweep or earlier ones,
 // Swept is closed.
 func (c *Controller) SweepServices(ctx context.Context) error {
-	var clusters []string
-	err := c.retrying(ctx, func() (err error) {
-		clusters, err = c.listClusters(ctx)
-		return err
-	})
+	clusters, err := c.listClusters(ctx)
 	if err != nil {
 		return err
 	}
 	queued := map[string]bool{}
 	var errs []error
 	for _, cluster := range clusters {
-		if err := c.retrying(ctx, func() error { return c.sweepCluster(ctx, cluster, queued) }); err != nil {
+		if err := c.sweepCluster(ctx, cluster, queued); err != nil {
 			errs = append(errs, err)
 			continue
 		}
@@ -82,31 +77,6 @@ func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued ma
 		}
 	}
 	return nil
-}
-
-// sweepRetries is how many times a sweep tries a step whose calls failed
-// after the SDK's own retries, before it reports the step failed.
-const sweepRetries = 3
-
-// retrying runs f until it succeeds, up to sweepRetries times, waiting
-// 250 ms, then 500 ms between tries. Errors that a retry cannot fix (access
-// denied, invalid input, the end of ctx) are returned at once.
-func (c *Controller) retrying(ctx context.Context, f func() error) error {
-	var err error
-	for try := range sweepRetries {
-		if err = f(); err == nil || ctx.Err() != nil || cloud.IsAccessDenied(err) || cloud.IsInvalidInput(err) {
-			return err
-		}
-		if try == sweepRetries-1 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return err
-		case <-time.After(250 * time.Millisecond << try):
-		}
-	}
-	return err
 }
 
 // needsWork reports whether a service's family must be reconciled for it.
