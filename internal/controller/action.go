@@ -51,13 +51,12 @@ type Action struct {
 // plannedTwinArn names the twin audit mode would register for a source.
 func plannedTwinArn(source string) string { return "(twin of " + source + ")" }
 
-// act reports an action to the hook, if any.
-func (c *Controller) act(a Action) {
+// act records an action in the reconcile's list (Result.Actions) and
+// reports it to the hook, if any.
+func (c *Controller) act(p *plan, a Action) {
+	p.actions = append(p.actions, a)
 	if c.o.OnAction != nil {
 		c.o.OnAction(a)
-	}
-	if c.collect != nil {
-		c.collect(a)
 	}
 }
 
@@ -65,16 +64,16 @@ func (c *Controller) act(a Action) {
 // plan, only reports it as planned: the one place that knows about modes.
 // do makes the call and may complete the action (what it created);
 // applied is false when nothing was written.
-func (c *Controller) write(ctx context.Context, mode string, log *slog.Logger, a Action, do func(ctx context.Context, a *Action) error) (applied bool, err error) {
-	if mode == policy.ModeAudit {
+func (c *Controller) write(ctx context.Context, p *plan, log *slog.Logger, a Action, do func(ctx context.Context, a *Action) error) (applied bool, err error) {
+	if p.mode == policy.ModeAudit {
 		a.Planned = true
 		log.Info("audit: would "+a.Kind, "source", a.Source, "twin", a.Twin, "service", a.Service, "to", a.To, "reason", a.Reason)
-		c.act(a)
+		c.act(p, a)
 		return false, nil
 	}
 	if err := do(ctx, &a); err != nil {
 		return false, err
 	}
-	c.act(a)
+	c.act(p, a)
 	return true, nil
 }

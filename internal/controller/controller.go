@@ -122,9 +122,6 @@ type Controller struct {
 	st    *state
 	queue workqueue.TypedRateLimitingInterface[string]
 
-	// collect receives the actions of the reconcile under way in Plan.
-	collect func(Action)
-
 	sweepOnce sync.Once
 	swept     chan struct{} // closed when the first service sweep is done
 }

@@ -56,10 +56,8 @@ func (c *Controller) Plan(ctx context.Context) ([]FamilyPlan, error) {
 	sort.Strings(names)
 	out := make([]FamilyPlan, 0, len(names))
 	for _, f := range names {
-		var actions []Action
-		c.collect = func(a Action) { actions = append(actions, a) }
-		_, err := c.Reconcile(ctx, f)
-		c.collect = nil
+		res, err := c.Reconcile(ctx, f)
+		actions := res.Actions
 		if err != nil {
 			return nil, fmt.Errorf("plan %s: %w", f, err)
 		}

@@ -59,6 +59,8 @@ type plan struct {
 	listedAll bool
 	// registered are the twins this reconcile registered.
 	registered map[string]bool
+	// actions are the writes this reconcile made or (audit mode) planned.
+	actions []Action
 }
 
 type twinKey struct {
@@ -103,10 +105,11 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 		res, err = c.instrument(ctx, log, p, st)
 	}
 	c.st.setFamily(family, st)
-	if err != nil {
-		return res, err
+	if err == nil {
+		err = c.cleanUp(ctx, log, p)
 	}
-	return res, c.cleanUp(ctx, log, p)
+	res.Actions = p.actions
+	return res, err
 }
 
 // cleanUp deregisters the duplicate twins that no service runs (their
@@ -137,7 +140,7 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 		if active[source] {
 			continue
 		}
-		_, err := c.write(ctx, p.mode, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn}, func(ctx context.Context, _ *Action) error {
+		_, err := c.write(ctx, p, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn}, func(ctx context.Context, _ *Action) error {
 			log.Info("deregistering an unused twin of a deregistered source", "twin", rev.number, "source", rev.class.SourceRevision)
 			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil {
 				return fmt.Errorf("deregister twin %s: %w", arn, err)
@@ -163,7 +166,7 @@ func (c *Controller) deregisterDuplicates(ctx context.Context, log *slog.Logger,
 			continue
 		}
 		source := arnOfRevision(arn, dup.class.SourceRevision)
-		_, err := c.write(ctx, p.mode, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate}, func(ctx context.Context, _ *Action) error {
+		_, err := c.write(ctx, p, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate}, func(ctx context.Context, _ *Action) error {
 			log.Info("deregistering a duplicate twin", "twin", dup.number, "source", dup.class.SourceRevision, "spec", dup.class.Spec, "canonical", canonical.number)
 			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil && !cloud.IsInvalidInput(err) {
 				return fmt.Errorf("deregister duplicate twin %s: %w", arn, err)
@@ -532,7 +535,7 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 		return twin, "", nil
 	}
 	a := Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)}
-	applied, err := c.write(ctx, p.mode, log, a, func(ctx context.Context, a *Action) error {
+	applied, err := c.write(ctx, p, log, a, func(ctx context.Context, a *Action) error {
 		log.Info("registering twin", "revision", src.number, "spec", res.Spec, "containers", res.Instrumented, "skipped", a.Skipped)
 		out, err := c.ecs.RegisterTaskDefinition(ctx, res.Input)
 		if err != nil {
@@ -660,7 +663,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 		} else {
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		return moveLeft, c.markFailed(ctx, log, p.mode, twin, next.code)
+		return moveLeft, c.markFailed(ctx, log, p, twin, next.code)
 	case stepAbandon:
 		if next.code == FailedDeadline {
 			log.Warn("rollout of twin has no outcome by the deadline", "twin", twin.number, "deadline", c.o.RolloutDeadline.String())
@@ -669,12 +672,12 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 			log.Warn("rollout of twin failed and ECS did not roll it back", "twin", twin.number)
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		if err := c.markFailed(ctx, log, p.mode, twin, next.code); err != nil {
+		if err := c.markFailed(ctx, log, p, twin, next.code); err != nil {
 			return moveLeft, err
 		}
-		return moveLeft, c.returnToSource(ctx, log, p.mode, s, twin, next.code)
+		return moveLeft, c.returnToSource(ctx, log, p, s, twin, next.code)
 	case stepMove:
-		return c.moveService(ctx, log, p.mode, s, twin, p.services, current)
+		return c.moveService(ctx, log, p, s, twin, current)
 	}
 	if next.reason != "" && next.reason != SkipRefused && next.reason != SkipCovered {
 		log.Info("service skipped", "reason", next.reason)
@@ -688,9 +691,9 @@ var errNotNow = errors.New("not now")
 
 // moveService points s at twin, unless the service changed meanwhile or
 // pacing defers it.
-func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, family []*service, current map[string]bool) (move, error) {
+func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan, s *service, twin *revision, current map[string]bool) (move, error) {
 	a := Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn}
-	applied, err := c.write(ctx, mode, log, a, func(ctx context.Context, _ *Action) error {
+	applied, err := c.write(ctx, p, log, a, func(ctx context.Context, _ *Action) error {
 		// The service was read at the start of the reconcile; a pipeline
 		// may have deployed since. Moving it now would undo that deploy, so
 		// read it again (ECS has no conditional update) and leave a changed
@@ -703,7 +706,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, mode str
 			log.Info("service changed during the reconcile; looking again", "was", s.taskDef)
 			return errNotNow
 		}
-		ok, why, release := c.st.admit(s, family, current, c.pacing(), twin.arn)
+		ok, why, release := c.st.admit(s, p.services, current, c.pacing(), twin.arn)
 		if !ok {
 			log.Info("service move deferred", "reason", why, "to", twin.arn)
 			return errNotNow
@@ -763,8 +766,8 @@ func inProgress(s *service, arn string) bool {
 // a restart. The mark is written to AWS first and believed (cached) only
 // once AWS has it: a TagResource that fails leaves the twin unmarked, so
 // the retry that the error causes writes it again.
-func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, mode string, twin *revision, code string) error {
-	_, err := c.write(ctx, mode, log, Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code}, func(ctx context.Context, _ *Action) error {
+func (c *Controller) markFailed(ctx context.Context, log *slog.Logger, p *plan, twin *revision, code string) error {
+	_, err := c.write(ctx, p, log, Action{Kind: ActionMarkFailed, Family: twin.family, Twin: twin.arn, Reason: code}, func(ctx context.Context, _ *Action) error {
 		log.Warn("rollout of twin failed; marking it and not retrying this spec", "twin", twin.number, "code", code)
 		_, err := c.ecs.TagResource(ctx, &ecs.TagResourceInput{
 			ResourceArn: aws.String(twin.arn),
@@ -797,7 +800,7 @@ func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st
 			st.ok.add(rev.arn)
 			continue
 		}
-		if err := c.returnToSource(ctx, log.With("service", s.name), p.mode, s, rev, string(p.decision.Reason)); err != nil {
+		if err := c.returnToSource(ctx, log.With("service", s.name), p, s, rev, string(p.decision.Reason)); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -807,7 +810,7 @@ func (c *Controller) optedOut(ctx context.Context, log *slog.Logger, p *plan, st
 // returnToSource points a service running twin back at the twin's source
 // revision. A source that has been deregistered (INACTIVE revisions cannot
 // be deployed) is first registered again, its content rebuilt from the twin.
-func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode string, s *service, twin *revision, reason string) error {
+func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, p *plan, s *service, twin *revision, reason string) error {
 	source := arnOfRevision(twin.arn, twin.class.SourceRevision)
 	src, _, err := c.revision(ctx, source)
 	if err != nil && !cloud.IsNotFound(err) {
@@ -822,12 +825,12 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 		return nil
 	}
 	if src == nil || src.status != types.TaskDefinitionStatusActive {
-		if _, err := c.write(ctx, mode, log, Action{Kind: ActionRestoreSource, Family: twin.family, Source: source, Twin: twin.arn}, restore); err != nil {
+		if _, err := c.write(ctx, p, log, Action{Kind: ActionRestoreSource, Family: twin.family, Source: source, Twin: twin.arn}, restore); err != nil {
 			return err
 		}
 	}
 	a := Action{Kind: ActionReturnToSource, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason}
-	_, err = c.write(ctx, mode, log, a, func(ctx context.Context, a *Action) error {
+	_, err = c.write(ctx, p, log, a, func(ctx context.Context, a *Action) error {
 		log.Info("returning service to its source", "from", s.taskDef, "to", source, "reason", reason)
 		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
@@ -839,7 +842,7 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, mode 
 			if err := restore(ctx, &r); err != nil {
 				return err
 			}
-			c.act(r)
+			c.act(p, r)
 			out, err = c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 				Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
 			})

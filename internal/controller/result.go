@@ -10,6 +10,10 @@ import (
 // long (a rollout under way, a deferred move), whatever events arrive.
 type Result struct {
 	RequeueAfter time.Duration
+	// Actions are the writes the reconcile made or, in audit mode and
+	// plan, would make: plain values, so that audit mode, plan and the
+	// audit trail are views of one list.
+	Actions []Action
 }
 
 // TerminalError is a reconcile error no retry can fix: the same input gets

@@ -320,10 +320,13 @@ func (st *state) servicesOf(family string) []*service {
 	return slices.Clone(st.byFamily[family])
 }
 
+// putService caches what ECS said of a service; it replaces any
+// reservation of a move of it (admit).
 func (st *state) putService(s *service) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	st.setServiceLocked(s)
+	delete(st.pending, s.arn)
 }
 
 func (st *state) dropService(arn string) {
@@ -569,7 +572,6 @@ func (st *state) setServiceLocked(s *service) {
 		}
 	}
 	st.services[s.arn] = s
-	delete(st.pending, s.arn) // what ECS says now replaces the reservation
 	fam := s.family()
 	st.byFamily[fam] = append(st.byFamily[fam], s)
 	index(st.byCluster, s.cluster, s)
@@ -593,18 +595,20 @@ func (st *state) shareArnLocked(arn string) string {
 }
 
 // putRevisionLocked caches a revision, and points the services that name it
-// at its copy of the ARN.
+// at its copy of the ARN (one string for them all). Those services are
+// replaced by copies, never edited: a reconcile may be reading them.
 func (st *state) putRevisionLocked(r *revision) {
 	st.revisions[r.arn] = r
+	var names []*service
 	for _, s := range st.byFamily[r.family] {
-		if s.taskDef == r.arn {
-			s.taskDef = r.arn
+		if s.taskDef == r.arn || slices.ContainsFunc(s.deployments, func(d deployment) bool { return d.taskDef == r.arn }) {
+			names = append(names, s)
 		}
-		for i := range s.deployments {
-			if s.deployments[i].taskDef == r.arn {
-				s.deployments[i].taskDef = r.arn
-			}
-		}
+	}
+	for _, s := range names {
+		cp := *s
+		cp.deployments = slices.Clone(s.deployments)
+		st.setServiceLocked(&cp) // shares the ARN with the cached revision
 	}
 }
 
