@@ -11,7 +11,6 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -280,7 +279,7 @@ func compareTwin(t *testing.T, client *ecs.Client, twinArn, rendered, prefix str
 	case gs != ws:
 		bad("spec tag: run %q, render %q", gs, ws)
 	}
-	got := registerMembers(desc.TaskDefinition)
+	got := patch.RegisterInput(desc.TaskDefinition, nil) // tags are compared apart
 	ecsDefaults(&want)
 
 	gotJSON, wantJSON := comparable(t, codec, got), comparable(t, codec, &want)
@@ -299,26 +298,6 @@ func compareTwin(t *testing.T, client *ecs.Client, twinArn, rendered, prefix str
 		bad("the twin's tags differ from render's (-run +render):\n%s", d)
 	}
 	return problems
-}
-
-// registerMembers copies every member of RegisterTaskDefinitionInput that
-// the described task definition has (by name, as ECS's read-only members
-// have none: ARN, revision, status, registeredAt/By, compatibilities and
-// requiresAttributes are left out by construction). Tags are compared apart.
-func registerMembers(td *types.TaskDefinition) *ecs.RegisterTaskDefinitionInput {
-	in := &ecs.RegisterTaskDefinitionInput{}
-	dst := reflect.ValueOf(in).Elem()
-	src := reflect.ValueOf(td).Elem()
-	for i := 0; i < dst.NumField(); i++ {
-		f := dst.Type().Field(i)
-		if !f.IsExported() || f.Name == "Tags" {
-			continue
-		}
-		if sf := src.FieldByName(f.Name); sf.IsValid() && sf.Type() == f.Type {
-			dst.Field(i).Set(sf)
-		}
-	}
-	return in
 }
 
 // ecsDefaults fills in what ECS fills in on registration, so that render's
@@ -385,21 +364,7 @@ func corpusProfile(t *testing.T, args []string) (patch.Profile, patch.Options) {
 	var f renderFlags
 	fs := flag.NewFlagSet("render", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&f.config, "config", "", "")
-	fs.StringVar(&f.profile, "profile", "", "")
-	fs.StringVar(&f.tokenSecretArn, "token-secret-arn", "", "")
-	fs.StringVar(&f.tokenPlaintext, "token-plaintext", "", "")
-	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "")
-	fs.StringVar(&f.serverURL, "server-url", "", "")
-	fs.StringVar(&f.laceworkConfig, "lacework-config", "", "")
-	fs.BoolVar(&f.verbose, "verbose-agent", false, "")
-	fs.StringVar(&f.distroless, "distroless", "", "")
-	fs.StringVar(&f.nonRoot, "non-root", "", "")
-	fs.StringVar(&f.sidecarImage, "sidecar-image", "", "")
-	fs.StringVar(&f.executionRole, "execution-role-arn", "", "")
-	fs.Var(&f.include, "include", "")
-	fs.Var(&f.exclude, "exclude", "")
-	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "")
+	f.define(fs)
 	if err := fs.Parse(args); err != nil || fs.NArg() > 0 {
 		t.Fatalf("a corpus case uses render arguments this test does not map to a profile (%v): %q", err, args)
 	}

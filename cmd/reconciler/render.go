@@ -60,33 +60,7 @@ func cmdRender(e env, args []string) int {
 		"writes its instrumented twin as register-task-definition --cli-input-json input.\n"+
 		"Exit 0 with output, 1 when it refuses (one line per reason on stderr), 2 on bad usage.")
 	var f renderFlags
-	fs.StringVar(&f.config, "config", "", "configuration `file` to take the profile and tag prefix from")
-	fs.StringVar(&f.profile, "profile", "", "profile `name` in --config (default: the config's default profile)")
-	fs.StringVar(&f.output, "output", "", "write the output to `file` instead of stdout")
-	fs.BoolVar(&f.diff, "diff", false, "print a diff of the source and the instrumented revision instead")
-	fs.StringVar(&f.tokenSecretArn, "token-secret-arn", "", "Secrets Manager `arn` of the agent access token (injected as a container secret)")
-	fs.StringVar(&f.tokenPlaintext, "token-plaintext", "", "agent access `token` as a plain variable (needs --allow-plaintext-token)")
-	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "accept --token-plaintext")
-	fs.StringVar(&f.serverURL, "server-url", "", "agent server: US (default), EU, ANZ or an https `URL`")
-	fs.StringVar(&f.laceworkConfig, "lacework-config", "", "LaceworkConfig `json`, e.g. {\"fim\":{\"mode\":\"enable\",\"coolingperiod\":\"0\"}}")
-	fs.BoolVar(&f.verbose, "verbose-agent", false, "set LaceworkVerbose=true")
-	fs.StringVar(&f.distroless, "distroless", "", "distroless app images: auto (default), true or false")
-	fs.StringVar(&f.nonRoot, "non-root", "", "containers running as non-root: skip (default) or sudo")
-	fs.StringVar(&f.sidecarImage, "sidecar-image", "", "the whole sidecar image `reference` (default lacework/datacollector:latest-sidecar)")
-	fs.StringVar(&f.executionRole, "execution-role-arn", "", "execution role `arn` for task definitions that have none")
-	fs.Var(&f.include, "include", "instrument only these container `names` (globs, comma-separated, repeatable)")
-	fs.Var(&f.exclude, "exclude", "never instrument these container `names` (globs, comma-separated, repeatable)")
-	fs.StringVar(&f.imageEntrypoint, "image-entrypoint", "", "the image's ENTRYPOINT as a JSON `array`")
-	fs.StringVar(&f.imageCmd, "image-cmd", "", "the image's CMD as a JSON `array`")
-	fs.StringVar(&f.imageUser, "image-user", "", "the image's USER")
-	fs.StringVar(&f.imageDigest, "image-digest", "", "the image's `digest` (part of the spec hash)")
-	fs.Var(&f.imageContainers, "image-container", "the container `names` the --image-* flags describe (default: every container)")
-	fs.IntVar(&f.sourceRevision, "source-revision", 0, "source revision `number` for the marker tag (default: the input's revision)")
-	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "tag and label prefix (default: the config's, else ecs-sidecar/)")
-	fs.Var(&f.imageConfigs, "image-config", "a container's image config, as `CONTAINER=FILE` with FILE from 'crane config IMAGE > FILE'\n"+
-		"or 'docker image inspect IMAGE > FILE' (repeatable; wins over --image-* for that container)")
-	fs.BoolVar(&f.resolveImages, "resolve-images", false, "read each container's ENTRYPOINT, CMD and USER from its registry, as ECS pulls it:\n"+
-		"ECR with the AWS credentials, private registries through repositoryCredentials, public ones anonymously")
+	f.define(fs)
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -228,6 +202,37 @@ func cmdRender(e env, args []string) int {
 		return exitFail
 	}
 	return exitOK
+}
+
+// define declares render's flags on fs, into f.
+func (f *renderFlags) define(fs *flag.FlagSet) {
+	fs.StringVar(&f.config, "config", "", "configuration `file` to take the profile and tag prefix from")
+	fs.StringVar(&f.profile, "profile", "", "profile `name` in --config (default: the config's default profile)")
+	fs.StringVar(&f.output, "output", "", "write the output to `file` instead of stdout")
+	fs.BoolVar(&f.diff, "diff", false, "print a diff of the source and the instrumented revision instead")
+	fs.StringVar(&f.tokenSecretArn, "token-secret-arn", "", "Secrets Manager `arn` of the agent access token (injected as a container secret)")
+	fs.StringVar(&f.tokenPlaintext, "token-plaintext", "", "agent access `token` as a plain variable (needs --allow-plaintext-token)")
+	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "accept --token-plaintext")
+	fs.StringVar(&f.serverURL, "server-url", "", "agent server: US (default), EU, ANZ or an https `URL`")
+	fs.StringVar(&f.laceworkConfig, "lacework-config", "", "LaceworkConfig `json`, e.g. {\"fim\":{\"mode\":\"enable\",\"coolingperiod\":\"0\"}}")
+	fs.BoolVar(&f.verbose, "verbose-agent", false, "set LaceworkVerbose=true")
+	fs.StringVar(&f.distroless, "distroless", "", "distroless app images: auto (default), true or false")
+	fs.StringVar(&f.nonRoot, "non-root", "", "containers running as non-root: skip (default) or sudo")
+	fs.StringVar(&f.sidecarImage, "sidecar-image", "", "the whole sidecar image `reference` (default lacework/datacollector:latest-sidecar)")
+	fs.StringVar(&f.executionRole, "execution-role-arn", "", "execution role `arn` for task definitions that have none")
+	fs.Var(&f.include, "include", "instrument only these container `names` (globs, comma-separated, repeatable)")
+	fs.Var(&f.exclude, "exclude", "never instrument these container `names` (globs, comma-separated, repeatable)")
+	fs.StringVar(&f.imageEntrypoint, "image-entrypoint", "", "the image's ENTRYPOINT as a JSON `array`")
+	fs.StringVar(&f.imageCmd, "image-cmd", "", "the image's CMD as a JSON `array`")
+	fs.StringVar(&f.imageUser, "image-user", "", "the image's USER")
+	fs.StringVar(&f.imageDigest, "image-digest", "", "the image's `digest` (part of the spec hash)")
+	fs.Var(&f.imageContainers, "image-container", "the container `names` the --image-* flags describe (default: every container)")
+	fs.IntVar(&f.sourceRevision, "source-revision", 0, "source revision `number` for the marker tag (default: the input's revision)")
+	fs.StringVar(&f.tagPrefix, "tag-prefix", "", "tag and label prefix (default: the config's, else ecs-sidecar/)")
+	fs.Var(&f.imageConfigs, "image-config", "a container's image config, as `CONTAINER=FILE` with FILE from 'crane config IMAGE > FILE'\n"+
+		"or 'docker image inspect IMAGE > FILE' (repeatable; wins over --image-* for that container)")
+	fs.BoolVar(&f.resolveImages, "resolve-images", false, "read each container's ENTRYPOINT, CMD and USER from its registry, as ECS pulls it:\n"+
+		"ECR with the AWS credentials, private registries through repositoryCredentials, public ones anonymously")
 }
 
 // image is what the --image-* flags say of the image(s).
