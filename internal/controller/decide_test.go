@@ -61,3 +61,46 @@ func TestDecideService(t *testing.T) {
 		})
 	}
 }
+
+// TestDeregistrations: what a reconcile deregisters, without AWS.
+func TestDeregistrations(t *testing.T) {
+	arn := func(n int) string { return arnOfRevision("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", int32(n)) }
+	twin := func(n, source int, status types.TaskDefinitionStatus) *revision {
+		return &revision{arn: arn(n), family: "web", number: int32(n), status: status,
+			class: patch.Class{Kind: patch.KindTwin, SourceRevision: int32(source), Spec: "s"}}
+	}
+	canonical := twin(2, 1, types.TaskDefinitionStatusActive)
+	dupFree := twin(3, 1, types.TaskDefinitionStatusActive)
+	dupUsed := twin(4, 1, types.TaskDefinitionStatusActive)
+	dupGone := twin(5, 1, types.TaskDefinitionStatusInactive)
+	orphan := twin(7, 6, types.TaskDefinitionStatusActive) // its source 6 is deregistered
+	cache := map[string]*revision{}
+	for _, r := range []*revision{canonical, dupFree, dupUsed, dupGone, orphan} {
+		cache[r.arn] = r
+	}
+	p := &plan{
+		family:   "web",
+		twins:    map[twinKey]*revision{{1, "s"}: canonical},
+		dups:     map[string]*revision{dupFree.arn: dupFree, dupUsed.arn: dupUsed, dupGone.arn: dupGone},
+		services: []*service{{arn: "svc", taskDef: arn(1), deployments: []deployment{{taskDef: dupUsed.arn}}}},
+		listed:   []string{orphan.arn, dupUsed.arn, dupFree.arn, canonical.arn, arn(1)},
+	}
+	kinds := func(as []Action) []string {
+		var out []string
+		for _, a := range as {
+			out = append(out, a.Twin[len(a.Twin)-1:]+":"+a.Reason)
+		}
+		return out
+	}
+	cached := func(a string) *revision { return cache[a] }
+	if diff := cmp.Diff(kinds(deregistrations(p, false, cached)), []string{"3:" + ReasonDuplicate}); diff != "" {
+		t.Errorf("duplicates only (-got +want):\n%s", diff)
+	}
+	if got := kinds(deregistrations(p, true, cached)); len(got) != 1 {
+		t.Errorf("with an incomplete listing, unused twins are not judged: %v", got)
+	}
+	p.listedAll = true
+	if diff := cmp.Diff(kinds(deregistrations(p, true, cached)), []string{"3:" + ReasonDuplicate, "7:"}); diff != "" {
+		t.Errorf("with unused (-got +want):\n%s", diff)
+	}
+}

@@ -112,38 +112,18 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	return res, err
 }
 
-// cleanUp deregisters the duplicate twins that no service runs (their
-// canonical twin is identical, so nothing is lost) and, when so configured,
-// the twins whose source has been deregistered and that no service runs.
+// cleanUp deregisters what deregistrations lists.
 func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) error {
-	used := map[string]bool{}
-	for _, s := range p.services {
-		for _, d := range s.deployments {
-			used[d.taskDef] = true
-		}
-		used[s.taskDef] = true
-	}
-	errs := []error{c.deregisterDuplicates(ctx, log, p, used)}
-	if !c.o.DeregisterUnusedTwins || !p.listedAll {
-		return errors.Join(errs...)
-	}
-	active := make(map[string]bool, len(p.listed))
-	for _, arn := range p.listed {
-		active[arn] = true
-	}
-	for _, arn := range p.listed {
-		rev := c.st.cachedRevision(arn)
-		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] {
-			continue
-		}
-		source := arnOfRevision(arn, rev.class.SourceRevision)
-		if active[source] {
-			continue
-		}
-		_, err := c.write(ctx, p, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn}, func(ctx context.Context, _ *Action) error {
-			log.Info("deregistering an unused twin of a deregistered source", "twin", rev.number, "source", rev.class.SourceRevision)
-			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil {
-				return fmt.Errorf("deregister twin %s: %w", arn, err)
+	var errs []error
+	for _, a := range deregistrations(p, c.o.DeregisterUnusedTwins, c.st.cachedRevision) {
+		_, err := c.write(ctx, p, log, a, func(ctx context.Context, _ *Action) error {
+			log.Info("deregistering a twin", "twin", revisionNumber(a.Twin), "source", revisionNumber(a.Source), "reason", a.Reason)
+			_, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(a.Twin)})
+			if err != nil && !(a.Reason == ReasonDuplicate && cloud.IsInvalidInput(err)) {
+				return fmt.Errorf("deregister twin %s: %w", a.Twin, err)
+			}
+			if a.Reason == ReasonDuplicate {
+				c.st.dropRevision(a.Twin)
 			}
 			return nil
 		})
@@ -154,31 +134,46 @@ func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) err
 	return errors.Join(errs...)
 }
 
-// deregisterDuplicates deregisters the duplicate twins no service runs or
-// is rolling to or from. Services still on one were moved to the canonical
-// twin by this reconcile; their duplicate goes once that rollout is over.
-func (c *Controller) deregisterDuplicates(ctx context.Context, log *slog.Logger, p *plan, used map[string]bool) error {
-	var errs []error
+// deregistrations lists, from what a reconcile observed, the twins to
+// deregister: the duplicate twins (a race or a retried registration made
+// them) that no service runs or rolls to or from, since their canonical
+// twin is identical; and, with unused, the twins of deregistered sources
+// that no service runs (only when the family's listing was complete).
+// cached reads a revision from the cache.
+func deregistrations(p *plan, unused bool, cached func(string) *revision) []Action {
+	used := map[string]bool{}
+	for _, s := range p.services {
+		for _, d := range s.deployments {
+			used[d.taskDef] = true
+		}
+		used[s.taskDef] = true
+	}
+	var out []Action
 	for _, arn := range sortedKeys(p.dups) {
 		dup := p.dups[arn]
 		canonical := p.twins[twinKey{dup.class.SourceRevision, dup.class.Spec}]
 		if used[arn] || canonical == nil || dup.inactive() {
 			continue
 		}
-		source := arnOfRevision(arn, dup.class.SourceRevision)
-		_, err := c.write(ctx, p, log, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn, Reason: ReasonDuplicate}, func(ctx context.Context, _ *Action) error {
-			log.Info("deregistering a duplicate twin", "twin", dup.number, "source", dup.class.SourceRevision, "spec", dup.class.Spec, "canonical", canonical.number)
-			if _, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(arn)}); err != nil && !cloud.IsInvalidInput(err) {
-				return fmt.Errorf("deregister duplicate twin %s: %w", arn, err)
-			}
-			c.st.dropRevision(arn)
-			return nil
-		})
-		if err != nil {
-			errs = append(errs, err)
+		out = append(out, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: arnOfRevision(arn, dup.class.SourceRevision), Twin: arn, Reason: ReasonDuplicate})
+	}
+	if !unused || !p.listedAll {
+		return out
+	}
+	active := make(map[string]bool, len(p.listed))
+	for _, arn := range p.listed {
+		active[arn] = true
+	}
+	for _, arn := range p.listed {
+		rev := cached(arn)
+		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] {
+			continue
+		}
+		if source := arnOfRevision(arn, rev.class.SourceRevision); !active[source] {
+			out = append(out, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: source, Twin: arn})
 		}
 	}
-	return errors.Join(errs...)
+	return out
 }
 
 // refreshServices describes the services known to run a revision of the
