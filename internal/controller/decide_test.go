@@ -64,7 +64,9 @@ func TestDecideService(t *testing.T) {
 
 // TestDeregistrations: what a reconcile deregisters, without AWS.
 func TestDeregistrations(t *testing.T) {
-	arn := func(n int) string { return arnOfRevision("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", int32(n)) }
+	arn := func(n int) string {
+		return arnOfRevision("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", int32(n))
+	}
 	twin := func(n, source int, status types.TaskDefinitionStatus) *revision {
 		return &revision{arn: arn(n), family: "web", number: int32(n), status: status,
 			class: patch.Class{Kind: patch.KindTwin, SourceRevision: int32(source), Spec: "s"}}
