@@ -29,6 +29,7 @@ var DetailTypes = map[string]string{
 	controller.ActionReturnToSource: "ECS Sidecar Service Returned To Source",
 	controller.ActionRestoreSource:  "ECS Sidecar Source Restored",
 	controller.ActionDeregisterTwin: "ECS Sidecar Twin Deregistered",
+	controller.ActionForgedTwin:     "ECS Sidecar Forged Twin Refused",
 }
 
 // EventBridgeAPI is the part of the EventBridge client the publisher uses.

@@ -15,11 +15,18 @@ const (
 	ActionRestoreSource  = "restore_source"
 	ActionMarkFailed     = "mark_failed"
 	ActionDeregisterTwin = "deregister_twin"
+	// ActionForgedTwin is no write: a revision carrying the twin markers
+	// whose content is not what the patch engine makes of its source was
+	// found, and refused (reported for the audit trail).
+	ActionForgedTwin = "forged_twin"
 )
 
 // ReasonDuplicate is the reason of deregistering a duplicate twin: another
 // twin of the same source and spec, with a lower revision, stays.
 const ReasonDuplicate = "duplicate"
+
+// ReasonForged is the reason of an ActionForgedTwin.
+const ReasonForged = "content_differs"
 
 // ReasonModeRemove is the decision reason of every family in remove mode.
 const ReasonModeRemove policy.Reason = "mode_remove"
@@ -76,4 +83,18 @@ func (c *Controller) write(ctx context.Context, p *plan, log *slog.Logger, a Act
 	}
 	c.act(p, a)
 	return true, nil
+}
+
+// forgedTwin reports a revision that carries the markers of a twin of src
+// but not its content, once per process: logged, counted and sent to the
+// audit trail. It is never deployed, never canonical and never a reason to
+// deregister anything.
+func (c *Controller) forgedTwin(log *slog.Logger, p *plan, forged, src *revision) {
+	if !c.st.firstForged(forged.arn) {
+		return
+	}
+	log.Warn("a revision carries the twin markers but not the twin's content; refusing it", "revision", forged.number,
+		"claims_source", forged.class.SourceRevision, "claims_spec", forged.class.Spec)
+	c.o.Observer.ForgedTwin()
+	c.act(p, Action{Kind: ActionForgedTwin, Family: p.family, Source: src.arn, Twin: forged.arn, Spec: forged.class.Spec, Reason: ReasonForged})
 }

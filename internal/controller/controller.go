@@ -28,6 +28,9 @@ type Observer interface {
 	RolloutDone(outcome string)
 	Refused(r *patch.Refusal)
 	SweepDone(sweep string, d time.Duration, err error)
+	// ForgedTwin counts revisions refused for carrying the twin markers
+	// without the twin's content.
+	ForgedTwin()
 }
 
 // Reconcile results, as metric label values.
@@ -49,6 +52,7 @@ func (NopObserver) RolloutFailed(string)                   {}
 func (NopObserver) RolloutDone(string)                     {}
 func (NopObserver) Refused(*patch.Refusal)                 {}
 func (NopObserver) SweepDone(string, time.Duration, error) {}
+func (NopObserver) ForgedTwin()                            {}
 
 // Options configure a Controller.
 type Options struct {

@@ -42,10 +42,15 @@ const maxRevisionsPerList = 100
 type plan struct {
 	family string
 	revs   []*revision // ACTIVE revisions of the family, newest first, as far as read
-	// twins is the canonical twin of each (source, spec): the lowest
-	// revision, so that replicas racing to register agree on it; dups are
-	// the other twins of the same key (registered by a race, or twice when
-	// a response was lost and the call retried).
+	// seen are the revisions carrying twin markers, by the key the markers
+	// claim. Markers can be written by anyone with TagResource, so a seen
+	// twin is a candidate only: ensureTwin keeps those whose content is what
+	// the patch engine makes of the source today.
+	seen map[twinKey][]*revision
+	// twins is the canonical twin of each (source, spec) among the genuine
+	// ones: the lowest revision, so that replicas racing to register agree
+	// on it; dups are the other genuine twins of the same key (registered
+	// by a race, or twice when a response was lost and the call retried).
 	twins    map[twinKey]*revision
 	dups     map[string]*revision
 	newest   *revision // newest ACTIVE source revision
@@ -79,7 +84,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	p := &plan{family: family, services: services, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, registered: map[string]bool{}}
+	p := &plan{family: family, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, registered: map[string]bool{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return Result{}, err
 	}
@@ -303,18 +308,36 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 
 func (p *plan) twinSeen(rev *revision) {
 	key := twinKey{rev.class.SourceRevision, rev.class.Spec}
-	have, ok := p.twins[key]
-	switch {
-	case !ok:
-		p.twins[key] = rev
-	case have.arn == rev.arn:
-	case better(rev, have):
-		p.twins[key] = rev
-		p.dups[have.arn] = have
-		delete(p.dups, rev.arn)
-	default:
-		p.dups[rev.arn] = rev
+	if !slices.ContainsFunc(p.seen[key], func(r *revision) bool { return r.arn == rev.arn }) {
+		p.seen[key] = append(p.seen[key], rev)
 	}
+}
+
+// chooseTwin keeps, of the candidates for key, the genuine twins (content
+// digest as expected): the canonical one by better, the others as
+// duplicates. It returns the candidates that carry the markers but not the
+// content: forged (or retagged), never deployed, never canonical, never a
+// reason to deregister anything.
+func (p *plan) chooseTwin(key twinKey, candidates []*revision, expected string) (forged []*revision) {
+	for _, r := range candidates {
+		if r.digest != expected {
+			forged = append(forged, r)
+			continue
+		}
+		have, ok := p.twins[key]
+		switch {
+		case !ok:
+			p.twins[key] = r
+		case have.arn == r.arn:
+		case better(r, have):
+			p.twins[key] = r
+			p.dups[have.arn] = have
+			delete(p.dups, r.arn)
+		default:
+			p.dups[r.arn] = r
+		}
+	}
+	return forged
 }
 
 // better says whether twin a is preferred to b as the canonical twin of
@@ -526,7 +549,18 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if twin, ok := p.twins[key]; ok {
 		return twin, "", nil
 	}
-	if twin := c.cachedTwin(p.family, key); twin != nil {
+	// A twin is trusted for its content only: the candidates the listing
+	// and the cache hold for key are compared with what the patch engine
+	// makes of the source today.
+	expected, err := twinDigest(res.Input)
+	if err != nil {
+		return nil, "", err
+	}
+	candidates := append(slices.Clone(p.seen[key]), c.st.twinsOf(p.family, key)...)
+	for _, f := range p.chooseTwin(key, candidates, expected) {
+		c.forgedTwin(log, p, f, src)
+	}
+	if twin, ok := p.twins[key]; ok {
 		return twin, "", nil
 	}
 	a := Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)}
@@ -577,13 +611,6 @@ func skippedList(skipped []patch.Reason) []string {
 		out[i] = r.Container + "=" + string(r.Code)
 	}
 	return out
-}
-
-// cachedTwin looks for a twin among the revisions already in the cache (it
-// may be older than the page the reconcile read): the canonical one, by the
-// rule twinSeen applies (better).
-func (c *Controller) cachedTwin(family string, key twinKey) *revision {
-	return c.st.canonicalTwin(family, key, better)
 }
 
 // observeService gathers what decideService reads of s, from the cache of

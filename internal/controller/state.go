@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -37,8 +40,11 @@ type revision struct {
 	status types.TaskDefinitionStatus // when read
 	// registeredAt bounds the service deployments that can target it.
 	registeredAt time.Time
-	class        patch.Class
-	tags         []types.Tag
+	// digest is a twin's content (twinDigest): what it is, whatever its
+	// markers claim.
+	digest string
+	class  patch.Class
+	tags   []types.Tag
 	// planned is a twin that audit mode would register: not in AWS.
 	planned bool
 }
@@ -69,6 +75,13 @@ func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) 
 	}
 	if td.RegisteredAt != nil {
 		r.registeredAt = *td.RegisteredAt
+	}
+	if class.Kind == patch.KindTwin {
+		d, err := twinDigest(patch.RegisterInput(td, nil))
+		if err != nil {
+			return nil, fmt.Errorf("twin %s: %w", r.arn, err)
+		}
+		r.digest = d
 	}
 	if class.Kind != patch.KindTwin {
 		// What RegisterTaskDefinition takes; the revision's identity is
@@ -266,6 +279,7 @@ type state struct {
 	// UpdateService answer, or a describe) or the call fails.
 	pending map[string]pendingMove
 	failed  map[string]string // twin ARN -> failure code
+	forged  map[string]bool   // twin ARNs reported as forged
 	// svcRevisions maps a service revision ARN to its task definition:
 	// service revisions are immutable, so they are cached for good (only
 	// those of rollbacks are ever read: a few).
@@ -291,6 +305,7 @@ func newState() *state {
 		moved:        map[string]string{},
 		pending:      map[string]pendingMove{},
 		failed:       map[string]string{},
+		forged:       map[string]bool{},
 		svcRevisions: map[string]string{},
 		indexed:      map[string]bool{},
 		byFamily:     map[string][]*service{},
@@ -449,19 +464,30 @@ func (st *state) dropRevision(arn string) {
 	delete(st.revisions, arn)
 }
 
-// canonicalTwin returns the preferred cached twin of key in family.
-func (st *state) canonicalTwin(family string, key twinKey, better func(a, b *revision) bool) *revision {
+// twinsOf returns the cached revisions of family whose markers claim key
+// (the cache may hold twins older than the page a reconcile listed).
+func (st *state) twinsOf(family string, key twinKey) []*revision {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	var best *revision
+	var out []*revision
 	for _, r := range st.revisions {
 		if r.family == family && r.class.Kind == patch.KindTwin && r.class.SourceRevision == key.source && r.class.Spec == key.spec {
-			if best == nil || better(r, best) {
-				best = r
-			}
+			out = append(out, r)
 		}
 	}
-	return best
+	return out
+}
+
+// firstForged reports whether arn is reported as a forged twin for the
+// first time by this process (the verdict on an immutable content holds).
+func (st *state) firstForged(arn string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.forged[arn] {
+		return false
+	}
+	st.forged[arn] = true
+	return true
 }
 
 // failedMark returns the failure code AWS holds for a twin, as read or written.
@@ -875,4 +901,69 @@ func tagValue(tags []types.Tag, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// twinDigest is a hash of a twin's content as RegisterTaskDefinition takes
+// it, tags aside, in a form in which what ECS fills in on registration
+// (empty lists, an unset essential) and what it leaves out compare equal:
+// the registered twin and the input the patch engine makes agree.
+func twinDigest(in *ecs.RegisterTaskDefinitionInput) (string, error) {
+	cp := *in
+	cp.Tags = nil
+	cp.ContainerDefinitions = slices.Clone(in.ContainerDefinitions)
+	for i := range cp.ContainerDefinitions {
+		if cp.ContainerDefinitions[i].Essential == nil {
+			cp.ContainerDefinitions[i].Essential = aws.Bool(true)
+		}
+	}
+	b, err := ecsJSON.Marshal(emptyAsAbsent(&cp))
+	if err != nil {
+		return "", err
+	}
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:16]), nil
+}
+
+// emptyAsAbsent returns a copy of *v in which every empty slice and map
+// reachable from it is nil (v is not changed).
+func emptyAsAbsent[T any](v *T) *T {
+	cp := new(T)
+	reflect.ValueOf(cp).Elem().Set(deepValue(reflect.ValueOf(v).Elem()))
+	return cp
+}
+
+func deepValue(v reflect.Value) reflect.Value {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if v.IsNil() {
+			return v
+		}
+		p := reflect.New(v.Type().Elem())
+		p.Elem().Set(deepValue(v.Elem()))
+		return p
+	case reflect.Slice:
+		if v.Len() == 0 {
+			return reflect.Zero(v.Type())
+		}
+		s := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+		for i := range v.Len() {
+			s.Index(i).Set(deepValue(v.Index(i)))
+		}
+		return s
+	case reflect.Map:
+		if v.Len() == 0 {
+			return reflect.Zero(v.Type())
+		}
+		return v // string maps: nothing inside to normalise
+	case reflect.Struct:
+		out := reflect.New(v.Type()).Elem()
+		out.Set(v)
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() {
+				out.Field(i).Set(deepValue(v.Field(i)))
+			}
+		}
+		return out
+	}
+	return v
 }

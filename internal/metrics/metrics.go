@@ -124,6 +124,7 @@ type Metrics struct {
 	apiThrottles *prometheus.CounterVec
 
 	twinsRegistered prometheus.Counter
+	forgedTwins     prometheus.Counter
 	servicesUpdated prometheus.Counter
 	servicesSkipped *prometheus.CounterVec
 	refusals        *prometheus.CounterVec
@@ -193,6 +194,10 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 		Help: "AWS API call attempts refused for their rate (a throttling error code), by service and operation.",
 	}, []string{"service", "operation"})
 
+	m.forgedTwins = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: Namespace, Name: "forged_twins_total",
+		Help: "Revisions refused for carrying the twin marker tags without the twin's content (forged or retagged).",
+	})
 	m.twinsRegistered = prometheus.NewCounter(prometheus.CounterOpts{
 		Namespace: Namespace, Name: "twins_registered_total",
 		Help: "Instrumented twins registered (RegisterTaskDefinition).",
@@ -245,7 +250,7 @@ func New(reg prometheus.Registerer, o Options) *Metrics {
 	m.queue = newQueueProvider()
 
 	reg.MustRegister(m.reconciles, m.reconcileErrors, m.reconcileTime, m.events, m.eventLag,
-		m.apiCalls, m.apiThrottles, m.twinsRegistered, m.servicesUpdated, m.servicesSkipped,
+		m.apiCalls, m.apiThrottles, m.twinsRegistered, m.forgedTwins, m.servicesUpdated, m.servicesSkipped,
 		m.refusals, m.rollouts, m.twinsFailed, m.sweeps, m.sweepDuration, m.sweepLastOK,
 		m.sweepLastResult, buildInfo)
 	m.queue.register(reg)
@@ -321,6 +326,9 @@ func (m *Metrics) Reconciled(result string, d time.Duration) {
 		m.reconcileErrors.Inc()
 	}
 }
+
+// ForgedTwin counts a revision refused as a forged twin (controller.Observer).
+func (m *Metrics) ForgedTwin() { m.forgedTwins.Inc() }
 
 // TwinRegistered counts a twin registered (controller.Observer).
 func (m *Metrics) TwinRegistered() { m.twinsRegistered.Inc() }
