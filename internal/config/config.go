@@ -50,6 +50,11 @@ type Config struct {
 	// profile tag, and of policies that name none. Default: "lacework", or
 	// the only profile when exactly one is configured.
 	DefaultProfile string `json:"defaultProfile,omitempty"`
+	// TagProfiles names the profiles that a family's profile tag may pick,
+	// unless the family's policy has a list of its own (policies[].tagProfiles).
+	// Unset: every profile without a plaintext token (tokenPlaintext); an
+	// empty list: none. Whoever may tag a task definition chooses among them.
+	TagProfiles []string `json:"tagProfiles,omitzero"`
 	// Profiles are the injection profiles by name. When the file gives none,
 	// the built-in "lacework" profile with its defaults is the only one.
 	Profiles map[string]patch.Profile `json:"profiles,omitempty"`
@@ -282,6 +287,19 @@ func (c *Config) Profile(name string) (patch.Profile, bool) {
 	}
 	p.Name = name
 	return p.WithDefaults(), true
+}
+
+// TagProfilePolicy is what policy.Decide needs to know of which profiles a
+// profile tag may pick (policy.Input.TagProfiles): the tagProfiles list, the
+// profiles that carry a plaintext token, and the default profile.
+func (c *Config) TagProfilePolicy() policy.TagProfiles {
+	t := policy.TagProfiles{Allow: slices.Clone(c.TagProfiles), Default: c.DefaultProfile}
+	for _, name := range c.ProfileNames() {
+		if p, _ := c.Profile(name); p.TokenPlaintext != "" {
+			t.Plaintext = append(t.Plaintext, name)
+		}
+	}
+	return t
 }
 
 // ProfileNames returns the names of the profiles, sorted.

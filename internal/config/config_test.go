@@ -294,6 +294,52 @@ profiles:
 	}
 }
 
+// A profile tag picks by default any profile but those with a plaintext
+// token; tagProfiles, global or per policy, lists what it may pick, and an
+// empty list (not an unset one) allows none.
+func TestTagProfilePolicy(t *testing.T) {
+	const profiles = `defaultProfile: secret
+profiles:
+  secret: {tokenSecretArn: ` + secretARN + `}
+  plain: {tokenPlaintext: "tok", allowPlaintextToken: true}
+  none: {}
+`
+	tests := []struct {
+		name, doc string
+		want      policy.TagProfiles
+		rules     [][]string // each policy's tagProfiles
+	}{
+		{"unset", profiles, policy.TagProfiles{Plaintext: []string{"plain"}, Default: "secret"}, nil},
+		{"null is unset", profiles + "tagProfiles:\n", policy.TagProfiles{Plaintext: []string{"plain"}, Default: "secret"}, nil},
+		{"a list, naming a plaintext profile", profiles + "tagProfiles: [none, plain]\n",
+			policy.TagProfiles{Allow: []string{"none", "plain"}, Plaintext: []string{"plain"}, Default: "secret"}, nil},
+		{"empty: none", profiles + "tagProfiles: []\n", policy.TagProfiles{Allow: []string{}, Plaintext: []string{"plain"}, Default: "secret"}, nil},
+		{"per policy", profiles + "policies: [{name: a}, {name: b, tagProfiles: [plain]}, {name: c, tagProfiles: []}]\n",
+			policy.TagProfiles{Plaintext: []string{"plain"}, Default: "secret"}, [][]string{nil, {"plain"}, {}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := mustParse(t, tt.doc)
+			if diff := cmp.Diff(c.TagProfilePolicy(), tt.want); diff != "" {
+				t.Errorf("TagProfilePolicy (-got +want)\n%s", diff)
+			}
+			var rules [][]string
+			for _, r := range c.Policies {
+				rules = append(rules, r.TagProfiles)
+			}
+			if diff := cmp.Diff(rules, tt.rules); diff != "" {
+				t.Errorf("policies' tagProfiles (-got +want)\n%s", diff)
+			}
+			// The printed configuration reads back the same: an empty list
+			// stays empty.
+			back := mustParse(t, c.String())
+			if diff := cmp.Diff(back.TagProfiles, c.TagProfiles); diff != "" {
+				t.Errorf("tagProfiles after String and Parse (-got +want)\n%s", diff)
+			}
+		})
+	}
+}
+
 func TestPolicyOptInDefaultsToTag(t *testing.T) {
 	c := mustParse(t, "policies: [{name: a}, {name: b, optIn: always}]\n")
 	got := []string{c.Policies[0].OptIn, c.Policies[1].OptIn}

@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"path"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -112,6 +113,7 @@ func (c *Config) Validate() error {
 	if _, ok := c.Profiles[c.DefaultProfile]; !ok {
 		add("defaultProfile", "unknown profile %q", c.DefaultProfile)
 	}
+	c.profileList(add, "tagProfiles", c.TagProfiles)
 
 	// policies
 	seen := map[string]int{}
@@ -138,8 +140,20 @@ func (c *Config) Validate() error {
 		if r.Mode != "" {
 			oneOf(add, p+".mode", r.Mode, policy.ModeEnforce, policy.ModeAudit, policy.ModeRemove)
 		}
+		c.profileList(add, p+".tagProfiles", r.TagProfiles)
 	}
 	return errors.Join(errs...)
+}
+
+// profileList checks a list of profile names (tagProfiles).
+func (c *Config) profileList(add func(string, string, ...any), base string, names []string) {
+	for i, name := range names {
+		if _, ok := c.Profiles[name]; !ok {
+			add(joinIndex(base, i), "unknown profile %q", name)
+		} else if slices.Index(names, name) < i {
+			add(joinIndex(base, i), "%q is listed twice", name)
+		}
+	}
 }
 
 // ValidateRun is Validate plus what `reconciler run` needs: a queue URL

@@ -133,6 +133,10 @@ func TestValidateReportsPath(t *testing.T) {
 		{"policies: [{name: a, optIn: sometimes}]", `policies[0].optIn: "sometimes" is not one of tag, always`},
 		{"policies: [{name: a}, {name: b, profile: x}]", `policies[1].profile: unknown profile "x"`},
 		{"policies: [{name: a, mode: sometimes}]", `policies[0].mode: "sometimes" is not one of enforce, audit, remove`},
+		{"policies: [{name: a, tagProfiles: [lacework, x]}]", `policies[0].tagProfiles[1]: unknown profile "x"`},
+		{"tagProfiles: [x]", `tagProfiles[0]: unknown profile "x"`},
+		{"tagProfiles: [lacework, lacework]", `tagProfiles[1]: "lacework" is listed twice`},
+		{"tagProfiles: lacework", `tagProfiles: must be a list, got a string`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.want, func(t *testing.T) {

@@ -2,6 +2,7 @@ package policy
 
 import (
 	"path"
+	"slices"
 	"strings"
 )
 
@@ -25,11 +26,15 @@ const (
 	NotOptedIn Reason = "not_opted_in"
 	// InvalidTag: the deciding inject tag is neither true nor false.
 	InvalidTag Reason = "invalid_tag"
+	// ProfileTagNotAllowed: the family is instrumented (opted in by tag or
+	// by policy), but its profile tag names a profile that tags may not pick
+	// (see TagProfiles): it gets the rule's profile, or the default.
+	ProfileTagNotAllowed Reason = "profile_tag_not_allowed"
 )
 
 // Reasons lists every reason, for pre-creating metric series.
 func Reasons() []Reason {
-	return []Reason{OptedInByTag, OptedOutByTag, OptedInByPolicy, ExcludedByPolicy, NotOptedIn, InvalidTag}
+	return []Reason{OptedInByTag, OptedOutByTag, OptedInByPolicy, ExcludedByPolicy, NotOptedIn, InvalidTag, ProfileTagNotAllowed}
 }
 
 // Revision is one revision of the family and its tags.
@@ -53,14 +58,61 @@ type Input struct {
 	Rules    []Rule
 	// TagPrefix defaults to DefaultTagPrefix.
 	TagPrefix string
+	// TagProfiles says which profiles the profile tag may pick. The zero
+	// value lets a tag pick any profile: callers that have the
+	// configuration pass its TagProfilePolicy.
+	TagProfiles TagProfiles
+}
+
+// TagProfiles says which profiles the profile tag may pick. Whoever may tag
+// a task definition may choose among them, so by default a tag never picks
+// a profile that writes a plaintext token into task definitions. A tag
+// that names the profile the family gets without it (the rule's, else
+// Default) picks nothing and is never refused.
+type TagProfiles struct {
+	// Allow names the profiles a tag may pick for families whose rule has
+	// no TagProfiles of its own. Nil: every profile not in Plaintext; empty:
+	// none.
+	Allow []string
+	// Plaintext names the profiles that carry a plaintext token: without a
+	// list (Allow, Rule.TagProfiles) that names them, no tag picks them.
+	Plaintext []string
+	// Default is the profile of a family when neither its tag nor its rule
+	// names one (the configuration's defaultProfile).
+	Default string
+}
+
+// allows reports whether the profile tag may pick name for a family that
+// rule (nil: none) matches.
+func (t TagProfiles) allows(rule *Rule, name string) bool {
+	without := t.Default
+	if rule != nil && rule.Profile != "" {
+		without = rule.Profile
+	}
+	if name == without {
+		return true
+	}
+	allow := t.Allow
+	if rule != nil && rule.TagProfiles != nil {
+		allow = rule.TagProfiles
+	}
+	if allow != nil {
+		return slices.Contains(allow, name)
+	}
+	return !slices.Contains(t.Plaintext, name)
 }
 
 // Decision says whether a family is instrumented, with which profile, and why.
 type Decision struct {
 	Instrument bool
-	// Profile is the profile named by the profile tag, else by the rule;
-	// empty means the configuration's default.
+	// Profile is the profile named by the profile tag when tags may pick
+	// it, else by the rule; empty means the configuration's default.
 	Profile string
+	// RefusedProfile is the profile the profile tag names when tags may
+	// not pick it (Input.TagProfiles); Profile is then the rule's or empty.
+	// An instrumented family with a refused profile tag has the reason
+	// ProfileTagNotAllowed.
+	RefusedProfile string
 	// Mode is the rule's mode override; empty means the global mode.
 	Mode string
 	// Rule names the rule that matched, if any.
@@ -77,7 +129,10 @@ type Decision struct {
 // clusters match applies. A rule whose include matches and whose exclude
 // also matches excludes the family, whatever its tag. Otherwise the tag
 // decides if there is one, and without a tag the rule's optIn: always opts
-// in, tag (the default) does not.
+// in, tag (the default) does not. The profile tag (inherited the same way)
+// names the profile when in.TagProfiles lets tags pick it; a refused one
+// leaves the rule's or the default profile, with the reason
+// ProfileTagNotAllowed when the family is instrumented.
 func Decide(in Input) Decision {
 	prefix := in.TagPrefix
 	if prefix == "" {
@@ -93,7 +148,11 @@ func Decide(in Input) Decision {
 		d.Rule, d.Mode, d.Profile = rule.Name, rule.Mode, rule.Profile
 	}
 	if profile != "" {
-		d.Profile = profile
+		if in.TagProfiles.allows(rule, profile) {
+			d.Profile = profile
+		} else {
+			d.RefusedProfile = profile
+		}
 	}
 	if excluded {
 		d.Reason = ExcludedByPolicy
@@ -104,7 +163,7 @@ func Decide(in Input) Decision {
 		d.Revision = tagRev
 		switch strings.ToLower(strings.TrimSpace(tag)) {
 		case "true":
-			d.Instrument, d.Reason = true, OptedInByTag
+			d.Instrument, d.Reason = true, d.optedIn(OptedInByTag)
 		case "false":
 			d.Reason = OptedOutByTag
 		default:
@@ -113,11 +172,20 @@ func Decide(in Input) Decision {
 		return d
 	}
 	if rule != nil && rule.OptIn == OptInAlways {
-		d.Instrument, d.Reason = true, OptedInByPolicy
+		d.Instrument, d.Reason = true, d.optedIn(OptedInByPolicy)
 		return d
 	}
 	d.Reason = NotOptedIn
 	return d
+}
+
+// optedIn is the reason of an instrumented family: why, unless its profile
+// tag was refused.
+func (d *Decision) optedIn(why Reason) Reason {
+	if d.RefusedProfile != "" {
+		return ProfileTagNotAllowed
+	}
+	return why
 }
 
 // inherited returns the value of key on the newest source revision that

@@ -107,7 +107,107 @@ func TestReasonsComplete(t *testing.T) {
 		}
 		seen[r] = true
 	}
-	if len(seen) != 6 {
-		t.Errorf("got %d reasons, want 6", len(seen))
+	if len(seen) != 7 {
+		t.Errorf("got %d reasons, want 7", len(seen))
+	}
+}
+
+// Whoever may tag a task definition may choose its profile among those that
+// tags may pick; by default never one that writes a plaintext token.
+func TestDecideTagProfiles(t *testing.T) {
+	tagged := func(inject, profile string) []Revision {
+		return []Revision{rev(3), rev(2, "ecs-sidecar/inject", inject, "ecs-sidecar/profile", profile)}
+	}
+	// Profiles: lacework (the default, a secret), eu (a secret), plain (a
+	// plaintext token).
+	def := TagProfiles{Plaintext: []string{"plain"}, Default: "lacework"}
+	always := Rule{Name: "always", OptIn: OptInAlways}
+	withProfile := Rule{Name: "eu-rule", OptIn: OptInAlways, Profile: "eu"}
+	plainRule := Rule{Name: "plain-rule", Profile: "plain"}
+	mayPlain := Rule{Name: "may-plain", TagProfiles: []string{"plain"}}
+	noPicks := Rule{Name: "no-picks", TagProfiles: []string{}}
+
+	tests := []struct {
+		name string
+		in   Input
+		want Decision
+	}{
+		{
+			name: "a tag picking a plaintext profile is refused: the default profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "plain"), TagProfiles: def},
+			want: Decision{Instrument: true, Reason: ProfileTagNotAllowed, RefusedProfile: "plain", Revision: 2},
+		},
+		{
+			name: "refused with a policy opt-in too: the rule's profile",
+			in:   Input{Family: "web", Revisions: []Revision{rev(1, "ecs-sidecar/profile", "plain")}, Rules: []Rule{withProfile}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: ProfileTagNotAllowed, RefusedProfile: "plain", Rule: "eu-rule", Profile: "eu"},
+		},
+		{
+			name: "a normal profile tag still picks",
+			in:   Input{Family: "web", Revisions: tagged("true", "eu"), TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Profile: "eu", Revision: 2},
+		},
+		{
+			name: "a profile tag over a rule's profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "lacework"), Rules: []Rule{withProfile}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Rule: "eu-rule", Profile: "lacework", Revision: 2},
+		},
+		{
+			name: "the global list can allow a plaintext profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "plain"), TagProfiles: TagProfiles{Allow: []string{"eu", "plain"}, Plaintext: []string{"plain"}, Default: "lacework"}},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Profile: "plain", Revision: 2},
+		},
+		{
+			name: "a global list allows only what it names",
+			in:   Input{Family: "web", Revisions: tagged("true", "eu"), TagProfiles: TagProfiles{Allow: []string{"plain"}, Plaintext: []string{"plain"}, Default: "lacework"}},
+			want: Decision{Instrument: true, Reason: ProfileTagNotAllowed, RefusedProfile: "eu", Revision: 2},
+		},
+		{
+			name: "a rule's list can allow a plaintext profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "plain"), Rules: []Rule{mayPlain}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Rule: "may-plain", Profile: "plain", Revision: 2},
+		},
+		{
+			name: "a rule's list replaces the global one",
+			in:   Input{Family: "web", Revisions: tagged("true", "eu"), Rules: []Rule{mayPlain}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: ProfileTagNotAllowed, RefusedProfile: "eu", Rule: "may-plain", Revision: 2},
+		},
+		{
+			name: "an empty rule list: no tag picks",
+			in:   Input{Family: "web", Revisions: tagged("true", "eu"), Rules: []Rule{noPicks}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: ProfileTagNotAllowed, RefusedProfile: "eu", Rule: "no-picks", Revision: 2},
+		},
+		{
+			name: "naming the profile the family gets anyway is no pick: the default",
+			in:   Input{Family: "web", Revisions: tagged("true", "lacework"), Rules: []Rule{noPicks}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Rule: "no-picks", Profile: "lacework", Revision: 2},
+		},
+		{
+			name: "naming the profile the family gets anyway is no pick: the rule's plaintext profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "plain"), Rules: []Rule{plainRule}, TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Rule: "plain-rule", Profile: "plain", Revision: 2},
+		},
+		{
+			name: "an opted-out family keeps its reason; the refused tag is still reported",
+			in:   Input{Family: "web", Revisions: tagged("false", "plain"), Rules: []Rule{always}, TagProfiles: def},
+			want: Decision{Reason: OptedOutByTag, RefusedProfile: "plain", Rule: "always", Revision: 2},
+		},
+		{
+			name: "a profile tag names an unknown profile: not a plaintext one, left to the caller",
+			in:   Input{Family: "web", Revisions: tagged("true", "nope"), TagProfiles: def},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Profile: "nope", Revision: 2},
+		},
+		{
+			name: "the zero TagProfiles lets a tag pick any profile",
+			in:   Input{Family: "web", Revisions: tagged("true", "plain")},
+			want: Decision{Instrument: true, Reason: OptedInByTag, Profile: "plain", Revision: 2},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(Decide(tt.in), tt.want); diff != "" {
+				t.Errorf("Decide (-got +want):\n%s", diff)
+			}
+		})
 	}
 }

@@ -15,8 +15,15 @@ type Rule struct {
 	// OptIn is "tag" (default: only families that opt in by tag) or
 	// "always" (every matching family, unless its tag says false).
 	OptIn string `json:"optIn,omitempty"`
-	// Profile names the profile to use unless the family's profile tag names one.
+	// Profile names the profile to use unless the family's profile tag names
+	// one that tags may pick.
 	Profile string `json:"profile,omitempty"`
+	// TagProfiles names the profiles the profile tag may pick for the
+	// families this rule matches, in place of the global list
+	// (TagProfiles.Allow). Unset (nil): the global list; empty: no tag
+	// picks a profile. A profile with a plaintext token is picked by a tag
+	// only when a list names it.
+	TagProfiles []string `json:"tagProfiles,omitzero"`
 	// Mode overrides the global mode for this rule: "enforce", "audit" or "remove".
 	Mode string `json:"mode,omitempty"`
 }
