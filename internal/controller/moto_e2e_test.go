@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -197,5 +198,87 @@ func putCloudTrailEvent(t *testing.T, eb *eventbridge.Client, name, request, res
 	}}})
 	if err != nil || out.FailedEntryCount != 0 {
 		t.Fatalf("PutEvents: %v %+v", err, out)
+	}
+}
+
+// TestForgedTwinAgainstMoto: the forged-twin check against an ECS written
+// by others (moto), whose described task definitions are not awssim's: the
+// real twin the reconciler registers must be recognised as genuine by its
+// content (no second registration), the forgery refused, and nothing
+// deregistered, also by a restarted process.
+func TestForgedTwinAgainstMoto(t *testing.T) {
+	url := moto.Start(t)
+	ctx := context.Background()
+	cfg, _, err := cloud.New(ctx, cloud.Options{
+		Region: "us-east-1", Endpoint: url, StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
+		MaxAttempts: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecsc := ecs.NewFromConfig(cfg)
+	if _, err := ecsc.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("prod")}); err != nil {
+		t.Fatal(err)
+	}
+	src := registerMoto(t, ecsc, "web", map[string]string{"ecs-sidecar/inject": "true"})
+	if _, err := ecsc.CreateService(ctx, &ecs.CreateServiceInput{Cluster: aws.String("prod"), ServiceName: aws.String("web"),
+		TaskDefinition: aws.String(src), DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate}); err != nil {
+		t.Fatal(err)
+	}
+	prof := patch.Profile{TokenSecretArn: tokenArn}.WithDefaults()
+	desc, err := ecsc.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(src),
+		Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := patch.Instrument(desc.TaskDefinition, desc.Tags, prof, nil, patch.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Input.ContainerDefinitions[1].Image = aws.String("attacker.example/miner:1")
+	out, err := ecsc.RegisterTaskDefinition(ctx, res.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+
+	var twin string
+	for round := range 2 {
+		var actions []Action
+		ctl, err := New(Options{ECS: ecsc, Profile: func(string) (patch.Profile, bool) { return prof, true },
+			OnAction: func(a Action) { actions = append(actions, a) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := ctl.SweepServices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctl.Reconcile(ctx, "web"); err != nil {
+			t.Fatalf("round %d: %v", round, err)
+		}
+		svc, err := ecsc.DescribeServices(ctx, &ecs.DescribeServicesInput{Cluster: aws.String("prod"), Services: []string{"web"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := aws.ToString(svc.Services[0].TaskDefinition)
+		if got == forged || got == src {
+			t.Fatalf("round %d: the service runs %s (forged %s, source %s)", round, got, forged, src)
+		}
+		if twin == "" {
+			twin = got
+		} else if got != twin {
+			t.Errorf("round %d: the service moved from %s to %s", round, twin, got)
+		}
+		for _, a := range actions {
+			switch {
+			case a.Kind == ActionDeregisterTwin:
+				t.Errorf("round %d: deregistered %s", round, a.Twin)
+			case a.Kind == ActionRegisterTwin && round > 0:
+				t.Errorf("round %d: registered another twin %s: moto's description of the real one was not recognised", round, a.Twin)
+			}
+		}
+		if !slices.ContainsFunc(actions, func(a Action) bool { return a.Kind == ActionForgedTwin && a.Twin == forged }) {
+			t.Errorf("round %d: the forgery was not reported (actions %+v)", round, actions)
+		}
 	}
 }
