@@ -26,13 +26,14 @@ const (
 	OutcomeQueued      = "queued"      // a reconcile of its family was asked for
 	OutcomeUnparseable = "unparseable" // deleted at once
 	OutcomeIgnored     = "ignored"     // deleted at once
+	OutcomeForeign     = "foreign"     // from another account or Region: deleted at once
 	OutcomeUnresolved  = "unresolved"  // its service no longer exists: deleted
 	OutcomeRetry       = "retry"       // resolving it failed: left for redelivery
 	OutcomeReleased    = "released"    // held past MaxHold: given back to SQS, which redrives it to the DLQ in the end
 )
 
 // Outcomes lists every outcome, for pre-creating metric label values.
-var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeUnresolved, OutcomeRetry, OutcomeReleased}
+var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeForeign, OutcomeUnresolved, OutcomeRetry, OutcomeReleased}
 
 // Bounds of ConsumerOptions.MaxHold.
 const (
@@ -62,6 +63,12 @@ type Resolver func(ctx context.Context, ev Event) (family string, err error)
 // ConsumerOptions configures a Consumer.
 type ConsumerOptions struct {
 	QueueURL string
+	// Account and Region are the reconciler's own: the account of its
+	// credentials (OwnAccount) and the Region of its clients. An event of
+	// another account or Region, in its envelope or in an ARN it names, is
+	// deleted without a reconcile and counted foreign. Empty: not checked.
+	Account string
+	Region  string
 	// WaitTime is the long-poll wait (0-20s, default 20s).
 	WaitTime time.Duration
 	// Visibility is the visibility timeout the consumer keeps on messages it
@@ -142,6 +149,9 @@ func NewConsumer(client SQSAPI, o ConsumerOptions) (*Consumer, error) {
 	}
 	if o.Visibility < 3*time.Second || o.Visibility > 12*time.Hour {
 		return nil, fmt.Errorf("watch: visibility %v: must be between 3s and 12h", o.Visibility)
+	}
+	if o.Account != "" && !isAccountID(o.Account) {
+		return nil, fmt.Errorf("watch: account %q: must be 12 digits", o.Account)
 	}
 	if o.MaxMessages == 0 {
 		o.MaxMessages = 10
@@ -248,6 +258,14 @@ func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
 		return false
 	case err != nil:
 		c.observe("", OutcomeUnparseable)
+		return false
+	}
+	if why := ev.Foreign(c.o.Account, c.o.Region); why != "" {
+		c.observe(ev.Kind, OutcomeForeign)
+		// Never the body; the envelope's fields, bounded.
+		c.log.Warn("deleting an event from another account or Region", "event_id", bounded(ev.ID),
+			"message_id", aws.ToString(m.MessageId), "kind", ev.Kind, "account", bounded(ev.Account), "region", bounded(ev.Region),
+			"mismatch", why, "own_account", c.o.Account, "own_region", c.o.Region)
 		return false
 	}
 	family := ev.Family

@@ -206,6 +206,7 @@ func TestNewConsumerRejectsBadOptions(t *testing.T) {
 		{QueueURL: "q", Enqueue: enq, Visibility: 10 * time.Minute, MaxHold: 15 * time.Minute}, // < 3 × 10m
 		{QueueURL: "q", Enqueue: enq, MaxHold: 13 * time.Hour},
 		{QueueURL: "q", Enqueue: enq, MaxHold: -time.Minute},
+		{QueueURL: "q", Enqueue: enq, Account: "12345"},
 	} {
 		if _, err := NewConsumer(nil, o); err == nil {
 			t.Errorf("NewConsumer(%+v) succeeded, want an error", o)

@@ -261,6 +261,31 @@ func parseECSEvent(ev Event, env envelope) (Event, error) {
 	return ev, nil
 }
 
+// Foreign says why ev is not an event of account and region, or "" when
+// it is one: "account" or "region" when the envelope's differs, "arn" when
+// an ARN the event names (task definition, service, cluster) is of another
+// account or Region. An empty account or region is not checked.
+func (ev Event) Foreign(account, region string) string {
+	switch {
+	case account == "" && region == "":
+		return ""
+	case account != "" && ev.Account != account:
+		return "account"
+	case region != "" && ev.Region != region:
+		return "region"
+	}
+	for _, ref := range []string{ev.TaskDefinitionArn, ev.Service, ev.Cluster} {
+		if !strings.HasPrefix(ref, "arn:") {
+			continue // a name: of the envelope's account and Region
+		}
+		parts := strings.SplitN(ref, ":", 6)
+		if len(parts) != 6 || (account != "" && parts[4] != account) || (region != "" && parts[3] != region) {
+			return "arn"
+		}
+	}
+	return ""
+}
+
 // unmarshalObject decodes raw into v, treating a missing value or null as
 // an empty object.
 func unmarshalObject(raw json.RawMessage, v any) error {
