@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -44,36 +45,49 @@ type Class struct {
 }
 
 // Classify tells twins, covered, Windows and plain task definitions apart.
-// A twin needs both our marker tags and our sidecar: tags alone can be
-// copied by hand, and content alone can be a copy registered by a
-// pipeline (which then is covered, not ours). images may be nil.
+// A twin needs both our marker tags and our sidecar's content: tags alone
+// can be copied by hand, and content alone can be a copy registered by a
+// pipeline (which then is covered, not ours). Covered means the agent's
+// content is there, not a label: a container that runs the agent script
+// takes volumesFrom a sidecar that exists and is non-essential (or a
+// datacollector image). A docker label alone proves nothing, since anyone
+// who registers a task definition can write it. images may be nil.
 func Classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Image, opts Options) Class {
+	return classify(td, tags, images, opts, runsScript)
+}
+
+// classify is Classify with runs saying which entrypoints run the agent:
+// the Lacework script for Classify, and also a custom profile's wrapper
+// when Instrument knows the profile.
+func classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Image, opts Options, runs func([]string) bool) Class {
 	if td == nil {
 		return Class{Kind: KindPlain}
 	}
 	prefix := opts.prefix()
-	ours := ourSidecar(td.ContainerDefinitions, prefix)
-	if src, ok := tagValue(tags, prefix+KeySource); ok && ours >= 0 {
+	cs := td.ContainerDefinitions
+	if src, ok := tagValue(tags, prefix+KeySource); ok {
 		n, err := strconv.ParseInt(src, 10, 32)
-		if err == nil && n > 0 {
+		if i := twinSidecar(cs, prefix, runs); err == nil && n > 0 && i >= 0 {
 			spec, _ := tagValue(tags, prefix+KeySpec)
 			return Class{Kind: KindTwin, SourceRevision: int32(n), Spec: spec,
-				Containers: []string{aws.ToString(td.ContainerDefinitions[ours].Name)}, Detail: "marker tags and sidecar"}
+				Containers: []string{aws.ToString(cs[i].Name)}, Detail: "marker tags and sidecar"}
 		}
 	}
 	if why := windowsSignal(td); why != "" {
 		return Class{Kind: KindWindows, Detail: why}
 	}
-	if ours >= 0 {
-		return Class{Kind: KindManualSidecar, Containers: []string{aws.ToString(td.ContainerDefinitions[ours].Name)},
+	agent := func(c *types.ContainerDefinition) bool { return runs(c.EntryPoint) }
+	if i := sidecarServing(cs, prefix+KeySource, agent); i >= 0 {
+		return Class{Kind: KindManualSidecar, Containers: []string{aws.ToString(cs[i].Name)},
 			Detail: "the reconciler's sidecar without its marker tags"}
 	}
-	if side := manualSidecar(td.ContainerDefinitions); side != "" {
-		return Class{Kind: KindManualSidecar, Containers: []string{side}, Detail: "a sidecar shares its volume with a container that runs the agent script"}
+	if i := sidecarServing(cs, "", agent); i >= 0 {
+		return Class{Kind: KindManualSidecar, Containers: []string{aws.ToString(cs[i].Name)},
+			Detail: "a sidecar shares its volume with a container that runs the agent script"}
 	}
 	var embedded []string
-	for i := range td.ContainerDefinitions {
-		c := &td.ContainerDefinitions[i]
+	for i := range cs {
+		c := &cs[i]
 		argv := c.EntryPoint
 		if len(argv) == 0 {
 			argv = images[aws.ToString(c.Name)].Entrypoint
@@ -88,36 +102,63 @@ func Classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Imag
 	return Class{Kind: KindPlain}
 }
 
-// ourSidecar is the index of the container carrying our source label, or -1.
-func ourSidecar(cs []types.ContainerDefinition, prefix string) int {
+// twinSidecar is the index of a twin's sidecar, or -1: the container with
+// our source label that an instrumented container takes volumes from. An
+// instrumented container runs the agent (runs), or carries our patch
+// record and has its recorded entrypoint behind a wrapper: a custom
+// profile's twin, whose wrapper Classify does not know. That is enough for
+// a twin, which also needs the marker tags and is deployed only when it is
+// what the patch makes of its source today; it is not enough to be counted
+// covered (sidecarServing with runs alone).
+func twinSidecar(cs []types.ContainerDefinition, prefix string, runs func([]string) bool) int {
+	return sidecarServing(cs, prefix+KeySource, func(c *types.ContainerDefinition) bool {
+		return runs(c.EntryPoint) || wrappedByPatch(c, prefix)
+	})
+}
+
+// sidecarServing is the index of the first container that serves a
+// running agent's files, or -1: it is non-essential or a Lacework
+// datacollector image, and another container whose entrypoint runs the
+// agent (agent) takes volumesFrom it. With label set, only containers that
+// carry that docker label count.
+func sidecarServing(cs []types.ContainerDefinition, label string, agent func(*types.ContainerDefinition) bool) int {
 	for i := range cs {
-		if _, ok := cs[i].DockerLabels[prefix+KeySource]; ok {
-			return i
+		s := &cs[i]
+		if _, ok := s.DockerLabels[label]; label != "" && !ok {
+			continue
+		}
+		if isEssential(s) && !isDatacollector(aws.ToString(s.Image)) {
+			continue
+		}
+		name := aws.ToString(s.Name)
+		for j := range cs {
+			if j == i || !agent(&cs[j]) {
+				continue
+			}
+			for _, v := range cs[j].VolumesFrom {
+				if aws.ToString(v.SourceContainer) == name {
+					return i
+				}
+			}
 		}
 	}
 	return -1
 }
 
-// manualSidecar finds the guide's pattern by hand: a container that runs
-// the agent script and takes volumes from another container that is a
-// Lacework datacollector image or named like the guide's sidecar.
-func manualSidecar(cs []types.ContainerDefinition) string {
-	byName := make(map[string]*types.ContainerDefinition, len(cs))
-	for i := range cs {
-		byName[aws.ToString(cs[i].Name)] = &cs[i]
+// wrappedByPatch reports whether c carries our patch record and its
+// entrypoint is the recorded one (the effective one, when the record has
+// none: it came from the image) behind a wrapper of at least one word.
+func wrappedByPatch(c *types.ContainerDefinition, prefix string) bool {
+	raw, ok := c.DockerLabels[prefix+KeyPatch]
+	if !ok {
+		return false
 	}
-	for i := range cs {
-		if !runsScript(cs[i].EntryPoint) {
-			continue
-		}
-		for _, v := range cs[i].VolumesFrom {
-			src := aws.ToString(v.SourceContainer)
-			if s, ok := byName[src]; ok && (src == DefaultSidecarName || isDatacollector(aws.ToString(s.Image)) || (s.Essential != nil && !*s.Essential)) {
-				return src
-			}
-		}
+	var rec patchRecord
+	if err := json.Unmarshal([]byte(raw), &rec); err != nil {
+		return false
 	}
-	return ""
+	ep, orig := c.EntryPoint, rec.EntryPoint
+	return len(ep) > len(orig) && slices.Equal(ep[len(ep)-len(orig):], orig)
 }
 
 // isDatacollector reports whether an image reference names a Lacework
@@ -143,7 +184,7 @@ func tagValue(tags []types.Tag, key string) (string, bool) {
 }
 
 // ErrNotTwin is returned by Source for a task definition without our sidecar.
-var ErrNotTwin = errors.New("not a twin: no sidecar with the reconciler's labels")
+var ErrNotTwin = errors.New("not a twin: no sidecar with the reconciler's label that an instrumented container takes volumes from")
 
 // Source rebuilds the register input of a twin's source revision: the
 // sidecar removed, each instrumented container restored from its patch
@@ -155,7 +196,7 @@ func Source(twin *types.TaskDefinition, tags []types.Tag, opts Options) (*ecs.Re
 		return nil, ErrNotTwin
 	}
 	prefix := opts.prefix()
-	si := ourSidecar(twin.ContainerDefinitions, prefix)
+	si := twinSidecar(twin.ContainerDefinitions, prefix, runsScript)
 	if si < 0 {
 		return nil, ErrNotTwin
 	}

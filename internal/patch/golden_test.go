@@ -169,9 +169,7 @@ func checkTwin(t *testing.T, c goldenCase, res *Result) {
 			t.Errorf("Instrument(twin) = %v, want refusal already_twin", err)
 		}
 	}
-	if cl := Classify(twin, nil, c.Images, c.Options); cl.Kind != KindManualSidecar {
-		t.Errorf("Classify(twin without tags) = %s, want %s", cl.Kind, KindManualSidecar)
-	}
+	checkUntagged(t, twin, c)
 
 	src, err := Source(twin, res.Input.Tags, c.Options)
 	if err != nil {
@@ -185,6 +183,24 @@ func checkTwin(t *testing.T, c goldenCase, res *Result) {
 	}
 	if diff := cmp.Diff(normalize(t, wire(src)), normalize(t, wire(want))); diff != "" {
 		t.Errorf("Source(twin) is not the source (-got +want):\n%s", diff)
+	}
+}
+
+// checkUntagged: a twin that lost its marker tags is covered, never
+// instrumented again. Classify knows the Lacework script; a custom
+// profile's wrapper only Instrument knows, which refuses already_covered.
+func checkUntagged(t testing.TB, twin *types.TaskDefinition, c goldenCase) {
+	t.Helper()
+	want := KindManualSidecar
+	if c.Profile.WithDefaults().Type == ProfileTypeCustom {
+		want = KindPlain
+	}
+	if cl := Classify(twin, nil, c.Images, c.Options); cl.Kind != want {
+		t.Errorf("Classify(twin without tags) = %s, want %s", cl.Kind, want)
+	}
+	_, err := Instrument(twin, nil, c.Profile, c.Images, c.Options)
+	if ref := (*Refusal)(nil); !errors.As(err, &ref) || !ref.Has(CodeAlreadyCovered) {
+		t.Errorf("Instrument(twin without tags) = %v, want refusal already_covered", err)
 	}
 }
 

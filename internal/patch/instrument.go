@@ -78,7 +78,8 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 	var refuse []Reason
 	refuse = append(refuse, checkProfile(p)...)
 
-	class := Classify(td, tags, images, opts)
+	// The profile's own wrapper counts as running the agent too.
+	class := classify(td, tags, images, opts, func(argv []string) bool { return runsAgent(argv, p) })
 	switch class.Kind {
 	case KindTwin:
 		return nil, &Refusal{Reasons: []Reason{{Code: CodeAlreadyTwin, Detail: "twin of revision " + strconv.Itoa(int(class.SourceRevision))}}}
