@@ -10,6 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -94,6 +95,7 @@ func metricsLabels() metrics.Labels {
 			ecs.ServiceID:         methods[controller.ECSAPI](),
 			sqs.ServiceID:         methods[watch.SQSAPI](),
 			eventbridge.ServiceID: methods[audit.EventBridgeAPI](),
+			sts.ServiceID:         methods[watch.CallerIdentityAPI](),
 		},
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/ecs-sidecar/reconciler/internal/audit"
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
@@ -201,8 +202,15 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		return err
 	}
 	if cfg.Queue.URL != "" {
+		// Events of another account or Region trigger nothing.
+		account, err := watch.OwnAccount(ctx, sts.NewFromConfig(awsCfg), cfg.Queue.URL)
+		if err != nil {
+			log.Warn("the reconciler's account is not known from STS: events are checked against the queue's account", "account", account, "err", err)
+		}
 		consumer, err = watch.NewConsumer(sqs.NewFromConfig(awsCfg), watch.ConsumerOptions{
 			QueueURL:    cfg.Queue.URL,
+			Account:     account,
+			Region:      awsCfg.Region,
 			WaitTime:    time.Duration(cfg.Queue.WaitTimeSeconds) * time.Second,
 			Visibility:  cfg.Queue.VisibilityTimeout.Duration,
 			MaxMessages: int32(cfg.Queue.MaxMessages),
