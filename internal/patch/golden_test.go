@@ -152,6 +152,7 @@ func checkTwin(t *testing.T, c goldenCase, res *Result) {
 	if rs := Validate(res.Input, res.Instrumented); len(rs) > 0 {
 		t.Errorf("output does not validate: %v", rs)
 	}
+	checkRoles(t, c.TaskDefinition, c.Profile, res)
 	twin := taskDefinitionOf(res.Input)
 	twin.Revision = c.TaskDefinition.Revision + 1
 	cl := Classify(twin, res.Input.Tags, c.Images, c.Options)
@@ -183,6 +184,30 @@ func checkTwin(t *testing.T, c goldenCase, res *Result) {
 	}
 	if diff := cmp.Diff(normalize(t, wire(src)), normalize(t, wire(want))); diff != "" {
 		t.Errorf("Source(twin) is not the source (-got +want):\n%s", diff)
+	}
+}
+
+// checkRoles: the twin's roles are the source's. The task role is never
+// added or changed; the execution role is the profile's default only when
+// the source has none and references no secret of its own, which the
+// default role would make readable.
+func checkRoles(t testing.TB, src *types.TaskDefinition, p Profile, res *Result) {
+	t.Helper()
+	if got, want := aws.ToString(res.Input.TaskRoleArn), aws.ToString(src.TaskRoleArn); got != want {
+		t.Errorf("twin taskRoleArn %q, source's %q: the task role is never added or changed", got, want)
+	}
+	want := aws.ToString(src.ExecutionRoleArn)
+	for _, w := range res.Warnings {
+		if w.Code != WarnDefaultExecutionRole {
+			continue
+		}
+		if want != "" || len(ownSecretRefs(src)) > 0 {
+			t.Errorf("default execution role given to a source with role %q and own secrets %v", want, ownSecretRefs(src))
+		}
+		want = p.DefaultExecutionRoleArn
+	}
+	if got := aws.ToString(res.Input.ExecutionRoleArn); got != want {
+		t.Errorf("twin executionRoleArn %q, want %q", got, want)
 	}
 }
 

@@ -195,11 +195,22 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 			}
 		}
 	}
+	// The default execution role is given only to a task definition that
+	// would use it for nothing but the token: ECS resolves every secret of
+	// the task with it, so the source's own would become readable through
+	// the reconciler's role (its PassRole), a privilege the source's author
+	// did not have.
 	defaultRole := false
 	if needSecret && aws.ToString(td.ExecutionRoleArn) == "" {
-		if p.DefaultExecutionRoleArn == "" {
+		own := ownSecretRefs(td)
+		switch {
+		case p.DefaultExecutionRoleArn == "":
 			refuse = append(refuse, Reason{Code: CodeNoExecutionRole, Detail: "the token secret needs an execution role and neither the task definition nor the profile names one"})
-		} else {
+		case len(own) > 0:
+			refuse = append(refuse, Reason{Code: CodeNoExecutionRole, Detail: "the token secret needs an execution role, and the task definition has none but references secrets or registry credentials of its own (" +
+				strings.Join(own, "; ") + "): the profile's defaultExecutionRoleArn is not given to it, since ECS would resolve those with it and they would become readable through the reconciler's role; " +
+				"give the task definition its own executionRoleArn (one that may read them and the token secret)"})
+		default:
 			defaultRole = true
 			res.Warnings = append(res.Warnings, Reason{Code: WarnDefaultExecutionRole, Detail: "executionRoleArn set from the profile's defaultExecutionRoleArn"})
 		}
@@ -238,6 +249,48 @@ func Instrument(td *types.TaskDefinition, tags []types.Tag, p Profile, images ma
 		return nil, &Refusal{Reasons: rs}
 	}
 	return res, nil
+}
+
+// ownSecretRefs lists what of td's own ECS would fetch with the task
+// execution role, other than images and logs: container secrets,
+// repositoryCredentials, logConfiguration.secretOptions, environmentFiles
+// (S3 objects), a FireLens configuration file in S3, and the credentials of
+// an FSx for Windows File Server volume. Names only, never values or ARNs.
+func ownSecretRefs(td *types.TaskDefinition) []string {
+	var out []string
+	for i := range td.ContainerDefinitions {
+		c := &td.ContainerDefinitions[i]
+		at := "container " + aws.ToString(c.Name) + ": "
+		if len(c.Secrets) > 0 {
+			out = append(out, at+"secrets "+secretNames(c.Secrets))
+		}
+		if c.RepositoryCredentials != nil {
+			out = append(out, at+"repositoryCredentials")
+		}
+		if lc := c.LogConfiguration; lc != nil && len(lc.SecretOptions) > 0 {
+			out = append(out, at+"logConfiguration.secretOptions "+secretNames(lc.SecretOptions))
+		}
+		if len(c.EnvironmentFiles) > 0 {
+			out = append(out, at+"environmentFiles")
+		}
+		if fc := c.FirelensConfiguration; fc != nil && strings.EqualFold(fc.Options["config-file-type"], "s3") {
+			out = append(out, at+"firelensConfiguration config file in S3")
+		}
+	}
+	for _, v := range td.Volumes {
+		if fx := v.FsxWindowsFileServerVolumeConfiguration; fx != nil && fx.AuthorizationConfig != nil && aws.ToString(fx.AuthorizationConfig.CredentialsParameter) != "" {
+			out = append(out, "volume "+aws.ToString(v.Name)+": FSx for Windows File Server credentials")
+		}
+	}
+	return out
+}
+
+func secretNames(ss []types.Secret) string {
+	ns := make([]string, len(ss))
+	for i, s := range ss {
+		ns[i] = aws.ToString(s.Name)
+	}
+	return strings.Join(ns, ", ")
 }
 
 // skipBeforeImage says why container i is left alone, from the task

@@ -3,6 +3,7 @@ package patch
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -453,4 +454,107 @@ func TestSpecIsTheRegisteredSources(t *testing.T) {
 	if c, err := Instrument(changed, nil, p, nil, Options{}); err != nil || c.Spec == a.Spec {
 		t.Errorf("another image kept the spec %s (%v)", a.Spec, err)
 	}
+}
+
+// TestDefaultExecutionRoleOnlyForTheToken: the profile's default execution
+// role is given only to a source that references no secret or registry
+// credential of its own (ECS would resolve them with it, through the
+// reconciler's PassRole); otherwise no_execution_role says why and what to
+// do. The task role is never added or changed.
+func TestDefaultExecutionRoleOnlyForTheToken(t *testing.T) {
+	const defaultRole = "arn:aws:iam::123456789012:role/reconciler-default-exec"
+	const taskRole = "arn:aws:iam::123456789012:role/app-task"
+	p := Profile{TokenSecretArn: rolesSecret, DefaultExecutionRoleArn: defaultRole}
+	secret := func(name string) types.Secret {
+		return types.Secret{Name: aws.String(name), ValueFrom: aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-Xy12Ab")}
+	}
+	tests := []struct {
+		name string
+		edit func(td *types.TaskDefinition)
+		want string // "" for the default role given, else what the detail names
+	}{
+		{"nothing of its own", func(*types.TaskDefinition) {}, ""},
+		{"app secrets", func(td *types.TaskDefinition) {
+			td.ContainerDefinitions[0].Secrets = []types.Secret{secret("DB_PASSWORD")}
+		}, "container app: secrets DB_PASSWORD"},
+		{"its own LaceworkAccessToken secret in another container", func(td *types.TaskDefinition) {
+			c := ctr("worker", "example/worker:1", true)
+			c.Secrets = []types.Secret{secret(EnvAccessToken)}
+			td.ContainerDefinitions = append(td.ContainerDefinitions, c)
+		}, "container worker: secrets LaceworkAccessToken"},
+		{"secrets of a container left alone", func(td *types.TaskDefinition) {
+			c := ctr("envoy", "public.ecr.aws/appmesh/aws-appmesh-envoy:v1", true)
+			c.Secrets = []types.Secret{secret("MESH_KEY")}
+			td.ContainerDefinitions = append(td.ContainerDefinitions, c)
+		}, "container envoy: secrets MESH_KEY"},
+		{"repositoryCredentials", func(td *types.TaskDefinition) {
+			td.ContainerDefinitions[0].RepositoryCredentials = &types.RepositoryCredentials{CredentialsParameter: aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:registry-Ab12Cd")}
+		}, "container app: repositoryCredentials"},
+		{"logConfiguration.secretOptions", func(td *types.TaskDefinition) {
+			td.ContainerDefinitions[0].LogConfiguration = &types.LogConfiguration{LogDriver: types.LogDriverSplunk,
+				Options: map[string]string{"splunk-url": "https://splunk.example.com"}, SecretOptions: []types.Secret{secret("splunk-token")}}
+		}, "container app: logConfiguration.secretOptions splunk-token"},
+		{"environmentFiles", func(td *types.TaskDefinition) {
+			td.ContainerDefinitions[0].EnvironmentFiles = []types.EnvironmentFile{{Type: types.EnvironmentFileTypeS3, Value: aws.String("arn:aws:s3:::bucket/app.env")}}
+		}, "container app: environmentFiles"},
+		{"FireLens configuration file in S3", func(td *types.TaskDefinition) {
+			r := ctr("log_router", "public.ecr.aws/aws-observability/aws-for-fluent-bit:stable", true)
+			r.FirelensConfiguration = &types.FirelensConfiguration{Type: types.FirelensConfigurationTypeFluentbit,
+				Options: map[string]string{"config-file-type": "s3", "config-file-value": "arn:aws:s3:::bucket/fluent-bit.conf"}}
+			td.ContainerDefinitions = append(td.ContainerDefinitions, r)
+		}, "container log_router: firelensConfiguration config file in S3"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			td := fargate(ctr("app", "example/app:1", true))
+			td.ExecutionRoleArn = nil
+			td.TaskRoleArn = aws.String(taskRole)
+			tt.edit(td)
+			res, err := Instrument(td, nil, p, nil, Options{})
+			if tt.want == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := aws.ToString(res.Input.ExecutionRoleArn); got != defaultRole {
+					t.Errorf("executionRoleArn %q, want the default %q", got, defaultRole)
+				}
+				if got := aws.ToString(res.Input.TaskRoleArn); got != taskRole {
+					t.Errorf("taskRoleArn %q, want the source's %q", got, taskRole)
+				}
+				checkRoles(t, td, p, res)
+				return
+			}
+			var ref *Refusal
+			if !errors.As(err, &ref) || !ref.Has(CodeNoExecutionRole) {
+				t.Fatalf("Instrument = %v, want refusal no_execution_role", err)
+			}
+			for _, r := range ref.Reasons {
+				if r.Code != CodeNoExecutionRole {
+					continue
+				}
+				for _, part := range []string{tt.want, "readable", "give the task definition its own executionRoleArn"} {
+					if !strings.Contains(r.Detail, part) {
+						t.Errorf("detail %q does not say %q", r.Detail, part)
+					}
+				}
+				if strings.Contains(r.Detail, "arn:aws:secretsmanager:us-east-1:123456789012:secret:db") || strings.Contains(r.Detail, "s3:::bucket") {
+					t.Errorf("detail %q names a secret's ARN", r.Detail)
+				}
+			}
+		})
+	}
+
+	// With its own execution role, a source keeps it and its secrets: the
+	// reconciler adds the token only.
+	td := fargate(ctr("app", "example/app:1", true))
+	td.TaskRoleArn = aws.String(taskRole)
+	td.ContainerDefinitions[0].Secrets = []types.Secret{secret("DB_PASSWORD")}
+	res, err := Instrument(td, nil, p, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := aws.ToString(res.Input.ExecutionRoleArn), aws.ToString(td.ExecutionRoleArn); got != want {
+		t.Errorf("executionRoleArn %q, want the source's %q", got, want)
+	}
+	checkRoles(t, td, p, res)
 }
