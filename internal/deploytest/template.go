@@ -7,18 +7,23 @@
 //
 // The resolver knows only what the template uses (Ref, Fn::Sub, Fn::GetAtt,
 // Fn::If, Fn::Join, Fn::Split, Fn::Equals, Fn::Not, Fn::And, Fn::Or,
-// AWS::NoValue and the pseudo parameters); anything else is an error, so a
-// template change the tests cannot follow fails them instead of passing.
+// AWS::NoValue and the pseudo parameters; in Rules also Fn::Contains,
+// Fn::EachMemberEquals and Fn::EachMemberIn); anything else is an error, so
+// a template change the tests cannot follow fails them instead of passing.
+// CheckParams and CheckRules refuse the stacks CloudFormation would refuse
+// for their parameters (AllowedValues, AllowedPattern, the Rules section).
 package deploytest
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,8 +35,19 @@ import (
 type Template struct {
 	Parameters map[string]map[string]any
 	Conditions map[string]any
+	Rules      map[string]Rule
 	Resources  map[string]Resource
 	Outputs    map[string]any
+}
+
+// Rule is one rule of the Rules section: when RuleCondition holds (or is
+// absent), every assertion must.
+type Rule struct {
+	RuleCondition any
+	Assertions    []struct {
+		Assert            any
+		AssertDescription string
+	}
 }
 
 // Resource is one resource of the template.
@@ -167,6 +183,8 @@ func (t *Template) Resolve(v any, s Stack) (any, error) {
 type resolver struct {
 	t *Template
 	s Stack
+	// rules enables the functions only Rules may use.
+	rules bool
 }
 
 func (r resolver) value(v any) (any, error) {
@@ -285,6 +303,10 @@ func (r resolver) intrinsic(fn string, arg any) (any, error) {
 		return out, nil
 	case "Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or":
 		return r.boolFn(fn, arg)
+	case "Fn::Contains", "Fn::EachMemberEquals", "Fn::EachMemberIn":
+		if r.rules {
+			return r.ruleFn(fn, arg)
+		}
 	}
 	return nil, fmt.Errorf("intrinsic %s is not known to deploytest", fn)
 }
@@ -499,4 +521,150 @@ func (t *Template) PolicyJSON(s Stack, resource string, path ...string) ([]byte,
 		return nil, errors.New("empty policy")
 	}
 	return json.Marshal(v)
+}
+
+// ruleFn evaluates the list functions of Rules: Fn::Contains [list, value]
+// (value is one of list), Fn::EachMemberEquals [list, value] (every member
+// is value), Fn::EachMemberIn [list, list] (every member is in the second).
+func (r resolver) ruleFn(fn string, arg any) (bool, error) {
+	l, ok := arg.([]any)
+	if !ok || len(l) != 2 {
+		return false, fmt.Errorf("%s %v: want [list, value]", fn, arg)
+	}
+	a, err := r.value(l[0])
+	if err != nil {
+		return false, err
+	}
+	b, err := r.value(l[1])
+	if err != nil {
+		return false, err
+	}
+	list, err := strs(a)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", fn, err)
+	}
+	switch fn {
+	case "Fn::Contains":
+		return slices.Contains(list, fmt.Sprint(b)), nil
+	case "Fn::EachMemberEquals":
+		for _, m := range list {
+			if m != fmt.Sprint(b) {
+				return false, nil
+			}
+		}
+		return true, nil
+	}
+	in, err := strs(b)
+	if err != nil {
+		return false, fmt.Errorf("%s: %w", fn, err)
+	}
+	for _, m := range list {
+		if !slices.Contains(in, m) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// CheckRules evaluates the Rules section for s and returns the description
+// of every assertion that fails, by rule name: what CloudFormation would
+// refuse the stack for.
+func (t *Template) CheckRules(s Stack) ([]string, error) {
+	r := resolver{t: t, s: s, rules: true}
+	var failed []string
+	for _, name := range slices.Sorted(maps.Keys(t.Rules)) {
+		rule := t.Rules[name]
+		if rule.RuleCondition != nil {
+			v, err := r.value(rule.RuleCondition)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: condition: %w", name, err)
+			}
+			if b, ok := v.(bool); !ok || !b {
+				if !ok {
+					return nil, fmt.Errorf("rule %s: condition is not a boolean", name)
+				}
+				continue
+			}
+		}
+		for i, a := range rule.Assertions {
+			v, err := r.value(a.Assert)
+			if err != nil {
+				return nil, fmt.Errorf("rule %s: assertion %d: %w", name, i, err)
+			}
+			b, ok := v.(bool)
+			if !ok {
+				return nil, fmt.Errorf("rule %s: assertion %d is not a boolean", name, i)
+			}
+			if !b {
+				failed = append(failed, name+": "+a.AssertDescription)
+			}
+		}
+	}
+	return failed, nil
+}
+
+// CheckParams checks the parameters of s as CloudFormation does before it
+// creates or updates a stack: every parameter without a default is given,
+// and each value (each member of a list parameter) is one of AllowedValues
+// and matches AllowedPattern (the patterns here are RE2-compatible).
+func (t *Template) CheckParams(s Stack) []error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(t.Parameters)) {
+		p := t.Parameters[name]
+		typ, _ := p["Type"].(string)
+		list := strings.HasPrefix(typ, "List<") || typ == "CommaDelimitedList"
+		var vals []string
+		switch v := s.Params[name].(type) {
+		case nil:
+			d, ok := p["Default"]
+			if !ok {
+				errs = append(errs, fmt.Errorf("parameter %s: no value and no default", name))
+				continue
+			}
+			vals = []string{fmt.Sprint(d)}
+			if list {
+				vals = strings.Split(vals[0], ",")
+			}
+		case []string:
+			if !list {
+				errs = append(errs, fmt.Errorf("parameter %s (%s): given a list", name, typ))
+				continue
+			}
+			vals = v
+		default:
+			vals = []string{fmt.Sprint(v)}
+			if list {
+				vals = strings.Split(vals[0], ",")
+			}
+		}
+		var pattern *regexp.Regexp
+		if ap, ok := p["AllowedPattern"].(string); ok {
+			re, err := regexp.Compile(ap)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("parameter %s: AllowedPattern %q: %w", name, ap, err))
+				continue
+			}
+			pattern = re
+		}
+		var allowed []string
+		if av, ok := p["AllowedValues"].([]any); ok {
+			for _, a := range av {
+				allowed = append(allowed, fmt.Sprint(a))
+			}
+		}
+		for _, v := range vals {
+			if pattern != nil && !pattern.MatchString(v) {
+				errs = append(errs, fmt.Errorf("parameter %s: %q does not match AllowedPattern %s", name, v, pattern))
+			}
+			if allowed != nil && !slices.Contains(allowed, v) {
+				errs = append(errs, fmt.Errorf("parameter %s: %q is not one of %v", name, v, allowed))
+			}
+		}
+	}
+	for name := range s.Params {
+		if _, ok := t.Parameters[name]; !ok {
+			errs = append(errs, fmt.Errorf("parameter %s: not in the template", name))
+		}
+	}
+	return errs
 }
