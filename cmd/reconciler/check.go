@@ -341,7 +341,7 @@ func optedInFamilies(ctx context.Context, c familyAPI, cfg *config.Config, max i
 		}
 		td := out.TaskDefinition
 		d := policy.Decide(policy.Input{
-			Family: name, Rules: cfg.Policies, TagPrefix: prefix,
+			Family: name, Rules: cfg.Policies, TagPrefix: prefix, TagProfiles: cfg.TagProfilePolicy(),
 			Revisions: []policy.Revision{{Number: td.Revision, Tags: tags}},
 		})
 		_, twin := tags[prefix+"source"]

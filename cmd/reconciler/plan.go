@@ -112,7 +112,7 @@ func plan(ctx context.Context, cfg *config.Config, creds *aws.Credentials) ([]co
 		return nil, err
 	}
 	ctl, err := controller.New(controller.Options{
-		ECS: ecs.NewFromConfig(awsCfg), Images: images, TagPrefix: cfg.TagPrefix, Rules: cfg.Policies,
+		ECS: ecs.NewFromConfig(awsCfg), Images: images, TagPrefix: cfg.TagPrefix, Rules: cfg.Policies, TagProfiles: cfg.TagProfilePolicy(),
 		Profile: cfg.Profile, DefaultProfile: cfg.DefaultProfile, Mode: cfg.Mode,
 		RevertOnOptOut: cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
 		MaxInFlight:    cfg.Rollouts.MaxInFlight, MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,

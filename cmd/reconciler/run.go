@@ -177,6 +177,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		Images:                images,
 		TagPrefix:             cfg.TagPrefix,
 		Rules:                 cfg.Policies,
+		TagProfiles:           cfg.TagProfilePolicy(),
 		Profile:               cfg.Profile,
 		DefaultProfile:        cfg.DefaultProfile,
 		Mode:                  cfg.Mode,

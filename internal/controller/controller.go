@@ -61,6 +61,9 @@ type Options struct {
 	TagPrefix string
 	// Rules are the policies, tried in order.
 	Rules []policy.Rule
+	// TagProfiles says which profiles a revision's profile tag may pick
+	// (config tagProfiles); the zero value lets a tag pick any.
+	TagProfiles policy.TagProfiles
 	// Profile returns a profile, with its defaults, by name.
 	Profile func(name string) (patch.Profile, bool)
 	// DefaultProfile is used when neither a tag nor a rule names one.

@@ -360,7 +360,7 @@ func (c *Controller) optInTags(tags []types.Tag) string {
 
 // decide applies the policy to what was read.
 func (c *Controller) decide(p *plan) policy.Decision {
-	in := policy.Input{Family: p.family, TagPrefix: c.o.TagPrefix, Rules: c.o.Rules}
+	in := policy.Input{Family: p.family, TagPrefix: c.o.TagPrefix, Rules: c.o.Rules, TagProfiles: c.o.TagProfiles}
 	// The revisions read, newest first, down to the deciding one: their
 	// tags were read by this reconcile.
 	for _, r := range p.revs {
@@ -375,6 +375,16 @@ func (c *Controller) decide(p *plan) policy.Decision {
 	d := policy.Decide(in)
 	if d.Profile == "" {
 		d.Profile = c.o.DefaultProfile
+	}
+	if d.RefusedProfile != "" {
+		// Whoever may tag a revision must not choose, say, a plaintext-token
+		// profile: said once, when the decision changes.
+		lvl := slog.LevelDebug
+		if prev, ok := c.st.family(p.family); !ok || prev.reason != string(d.Reason) {
+			lvl = slog.LevelWarn
+		}
+		c.log.Log(context.Background(), lvl, "profile tag names a profile that tags may not pick; using the policy's or the default profile",
+			"family", p.family, "tag_profile", d.RefusedProfile, "profile", d.Profile, "rule", d.Rule, "revision", d.Revision)
 	}
 	p.mode = c.o.Mode
 	if d.Mode != "" {

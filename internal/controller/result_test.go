@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -9,9 +10,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
 
 // countingObserver records reconcile results.
@@ -123,5 +128,39 @@ func TestRunStopsWhenDeniedBeforeAnySweep(t *testing.T) {
 	}
 	if !strings.Contains(err.Error(), "access denied") {
 		t.Errorf("Run's error %q does not say access denied", err)
+	}
+}
+
+// TestTagCannotPickAPlaintextProfile: a revision's profile tag names a
+// profile with a plaintext token; a tagger must not choose it, so the family
+// is instrumented with the default profile and its twin carries the secret
+// reference, not the token (issue 17, finding 5).
+func TestTagCannotPickAPlaintextProfile(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true", "ecs-sidecar/profile": "plain"})
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	const token = "do-not-leak-0123456789"
+	profiles := map[string]patch.Profile{
+		"lacework": patch.Profile{Name: "lacework", TokenSecretArn: tokenArn}.WithDefaults(),
+		"plain":    patch.Profile{Name: "plain", TokenPlaintext: token, AllowPlaintextToken: true}.WithDefaults(),
+	}
+	c := w.controller(t, func(o *Options) {
+		o.Profile = func(n string) (patch.Profile, bool) { p, ok := profiles[n]; return p, ok }
+		o.TagProfiles = policy.TagProfiles{Plaintext: []string{"plain"}}
+	})
+	sweep(t, c)
+	reconcile(t, c, "web")
+	twin := w.taskDefOf(t, "web")
+	w.isTwinOf(t, twin, 1)
+	out, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{TaskDefinition: aws.String(twin)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(out.TaskDefinition)
+	if strings.Contains(string(b), token) {
+		t.Fatal("the twin carries the plaintext token of a profile that a tag picked")
+	}
+	if !strings.Contains(string(b), tokenArn) {
+		t.Errorf("the twin does not reference the default profile's token secret")
 	}
 }

@@ -215,6 +215,9 @@ images: {resolve: false}
 metrics: {listen: "127.0.0.1:0"}
 log: {format: json, level: %s}
 defaultProfile: %s
+# Tags pick the plaintext profile on purpose: the soak checks its token
+# never leaks. Without this list a tag may not pick it (issue 17).
+tagProfiles: [%s, %s]
 profiles:
   %s:
     tokenSecretArn: %s
@@ -223,7 +226,7 @@ profiles:
     tokenPlaintext: %q
     allowPlaintextToken: true
     defaultExecutionRoleArn: %s
-`, w.endpoint, w.p.maxAttempts, w.p.throttleScale, w.queueURL, w.p.logLevel, profileSecret,
+`, w.endpoint, w.p.maxAttempts, w.p.throttleScale, w.queueURL, w.p.logLevel, profileSecret, profileSecret, profilePlaintext,
 		profileSecret, w.secretArn, executionRole, profilePlaintext, w.plainToken, executionRole)
 	path := filepath.Join(w.dir, "reconciler.yaml")
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
