@@ -13,26 +13,32 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/config"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
+	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
 
 // starActions are the only actions the template may grant on Resource "*",
 // each with the reason a reviewer reads in docs/operations.md.
 var starActions = map[string]string{
-	"ecs:RegisterTaskDefinition":     "no resource type in the service authorization reference",
+	"ecs:RegisterTaskDefinition":     "task-definition* in the current reference; * with aws:RequestedRegion is the same set (this account, this Region) and holds whichever ECS authorizes against",
 	"ecs:DescribeTaskDefinition":     "no resource type",
-	"ecs:DeregisterTaskDefinition":   "no resource type",
+	"ecs:DeregisterTaskDefinition":   "no resource type, no condition key of its own",
 	"ecs:ListTaskDefinitions":        "list action, no resource type",
 	"ecs:ListTaskDefinitionFamilies": "list action, no resource type",
 	"ecs:ListClusters":               "list action, no resource type",
-	"ecs:ListServices":               "list action over every cluster of the Region; a cluster scope is not relied on",
+	"ecs:ListServices":               "list action over every cluster of the Region (the sweep); ecs:cluster is not relied on",
 	"ecr:GetAuthorizationToken":      "no resource type (a registry login)",
 	"cloudtrail:DescribeTrails":      "list action, no resource type",
 	"events:ListRuleNamesByTarget":   "list action; a rule scope is not relied on",
 }
+
+// starWrites are the writes among starActions: held to the stack's Region
+// by aws:RequestedRegion.
+var starWrites = []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"}
 
 // testStack is a deployment with every optional feature on.
 func testStack() Stack {
@@ -44,7 +50,11 @@ func testStack() Stack {
 			"SecurityGroupId":              "sg-0123",
 			"ImageUri":                     "123456789012.dkr.ecr.eu-west-1.amazonaws.com/reconciler@sha256:" + strings.Repeat("a", 64),
 			"TokenSecretArn":               "arn:aws:secretsmanager:eu-west-1:123456789012:secret:lacework/token-AbCdEf",
-			"PassableRoleArns":             []string{"arn:aws:iam::123456789012:role/ecs-tasks/*", "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"},
+			"PassableRoleArns":             []string{"arn:aws:iam::123456789012:role/ecs-tasks/web", "arn:aws:iam::123456789012:role/ecsTaskExecutionRole"},
+			"AllowPassRoleWildcards":       "true",
+			"PassableRolePatterns":         []string{"arn:aws:iam::123456789012:role/ecs-tasks/*"},
+			"Clusters":                     []string{"prod", "batch"},
+			"DeregisterUnusedTwins":        "true",
 			"RegistryCredentialSecretArns": []string{"arn:aws:secretsmanager:eu-west-1:123456789012:secret:registry/dockerhub-AbCdEf"},
 			"AuditEventBusName":            "audit",
 			"AlarmTopicArn":                "arn:aws:sns:eu-west-1:123456789012:ops",
@@ -56,9 +66,27 @@ func testStack() Stack {
 // minimalStack leaves every optional parameter at its default.
 func minimalStack() Stack {
 	s := testStack()
-	for _, k := range []string{"RegistryCredentialSecretArns", "AuditEventBusName", "AlarmTopicArn", "CreateTrail"} {
+	for _, k := range []string{"RegistryCredentialSecretArns", "AuditEventBusName", "AlarmTopicArn", "CreateTrail",
+		"AllowPassRoleWildcards", "PassableRolePatterns", "Clusters", "DeregisterUnusedTwins"} {
 		delete(s.Params, k)
 	}
+	return s
+}
+
+// withParams is s with some parameters changed (nil deletes).
+func withParams(s Stack, kv map[string]any) Stack {
+	p := map[string]any{}
+	for k, v := range s.Params {
+		p[k] = v
+	}
+	for k, v := range kv {
+		if v == nil {
+			delete(p, k)
+		} else {
+			p[k] = v
+		}
+	}
+	s.Params = p
 	return s
 }
 
@@ -123,6 +151,12 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 						if _, ok := starActions[a]; !ok {
 							t.Errorf("%s: %s on Resource \"*\": AWS allows a narrower resource, or add it to starActions with the reason", st.Sid, a)
 						}
+						if slices.Contains(starWrites, a) {
+							want := []awssim.Condition{{Operator: "StringEquals", Key: "aws:RequestedRegion", Values: []string{s.Region}}}
+							if d := cmp.Diff(st.Conditions, want); d != "" {
+								t.Errorf("%s: %s on * without the stack's Region (-got +want):\n%s", st.Sid, a, d)
+							}
+						}
 					}
 				}
 				if slices.Contains(st.Actions, "iam:PassRole") {
@@ -135,8 +169,14 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 					}
 				}
 				if slices.Contains(st.Actions, "ecs:TagResource") {
-					if len(st.Conditions) != 1 || (st.Conditions[0].Key != "ecs:CreateAction" && st.Conditions[0].Key != "aws:TagKeys") {
-						t.Errorf("%s: TagResource without an ecs:CreateAction or aws:TagKeys condition: %+v", st.Sid, st.Conditions)
+					// Tag on create, or the failure mark alone (and present).
+					onCreate := []awssim.Condition{{Operator: "StringEquals", Key: "ecs:CreateAction", Values: []string{"RegisterTaskDefinition"}}}
+					mark := []awssim.Condition{
+						{Operator: "ForAllValues:StringEquals", Key: "aws:TagKeys", Values: []string{"ecs-sidecar/failed"}},
+						{Operator: "ForAnyValue:StringEquals", Key: "aws:TagKeys", Values: []string{"ecs-sidecar/failed"}},
+					}
+					if !cmp.Equal(st.Conditions, onCreate) && !cmp.Equal(st.Conditions, mark) {
+						t.Errorf("%s: TagResource conditions %+v, want %+v or %+v", st.Sid, st.Conditions, onCreate, mark)
 					}
 				}
 				if slices.Contains(st.Actions, "secretsmanager:GetSecretValue") && slices.Contains(st.Resources, s.Params["TokenSecretArn"].(string)) {
@@ -144,7 +184,19 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 				}
 			}
 			// Tag on create must be conditioned on RegisterTaskDefinition.
+			every := name == "every option"
+			allowedIf := func(b bool) string {
+				if b {
+					return awssim.DecisionAllowed
+				}
+				return awssim.DecisionImplicitDeny
+			}
 			td := "arn:aws:ecs:eu-west-1:123456789012:task-definition/web:7"
+			here := map[string][]string{"aws:RequestedRegion": {"eu-west-1"}}
+			cluster := func(c string) map[string][]string {
+				return map[string][]string{"aws:RequestedRegion": {"eu-west-1"}, "ecs:cluster": {"arn:aws:ecs:eu-west-1:123456789012:cluster/" + c}}
+			}
+			passTo := map[string][]string{"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}
 			cases := []struct {
 				action, resource string
 				ctx              map[string][]string
@@ -153,10 +205,24 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 				{"ecs:TagResource", td, map[string][]string{"ecs:CreateAction": {"RegisterTaskDefinition"}, "aws:TagKeys": {"team", "ecs-sidecar/source"}}, awssim.DecisionAllowed},
 				{"ecs:TagResource", td, map[string][]string{"aws:TagKeys": {"ecs-sidecar/failed"}}, awssim.DecisionAllowed},
 				{"ecs:TagResource", td, map[string][]string{"aws:TagKeys": {"team"}}, awssim.DecisionImplicitDeny},
-				{"ecs:UpdateService", "arn:aws:ecs:eu-west-1:123456789012:service/prod/web", nil, awssim.DecisionAllowed},
-				{"ecs:UpdateService", "arn:aws:ecs:us-east-1:123456789012:service/prod/web", nil, awssim.DecisionImplicitDeny},
-				{"iam:PassRole", "arn:aws:iam::123456789012:role/ecs-tasks/web", map[string][]string{"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}, awssim.DecisionAllowed},
-				{"iam:PassRole", "arn:aws:iam::123456789012:role/Admin", map[string][]string{"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}, awssim.DecisionImplicitDeny},
+				{"ecs:TagResource", td, map[string][]string{"aws:TagKeys": {"ecs-sidecar/failed", "ecs-sidecar/source"}}, awssim.DecisionImplicitDeny},
+				{"ecs:TagResource", td, map[string][]string{"aws:TagKeys": {}}, awssim.DecisionImplicitDeny},
+				{"ecs:RegisterTaskDefinition", "*", here, awssim.DecisionAllowed},
+				{"ecs:RegisterTaskDefinition", td, here, awssim.DecisionAllowed},
+				{"ecs:RegisterTaskDefinition", "*", map[string][]string{"aws:RequestedRegion": {"us-east-1"}}, awssim.DecisionImplicitDeny},
+				{"ecs:RegisterTaskDefinition", "*", nil, awssim.DecisionImplicitDeny},
+				// Needed for duplicates whatever DeregisterUnusedTwins says.
+				{"ecs:DeregisterTaskDefinition", "*", here, awssim.DecisionAllowed},
+				{"ecs:DeregisterTaskDefinition", "*", map[string][]string{"aws:RequestedRegion": {"us-east-1"}}, awssim.DecisionImplicitDeny},
+				{"ecs:UpdateService", "arn:aws:ecs:eu-west-1:123456789012:service/prod/web", cluster("prod"), awssim.DecisionAllowed},
+				{"ecs:UpdateService", "arn:aws:ecs:eu-west-1:123456789012:service/staging/web", cluster("staging"), allowedIf(!every)},
+				{"ecs:ListServiceDeployments", "arn:aws:ecs:eu-west-1:123456789012:service/staging/web", cluster("staging"), allowedIf(!every)},
+				{"ecs:UpdateService", "arn:aws:ecs:us-east-1:123456789012:service/prod/web", cluster("prod"), awssim.DecisionImplicitDeny},
+				// The sweep reads every cluster's services.
+				{"ecs:DescribeServices", "arn:aws:ecs:eu-west-1:123456789012:service/staging/web", cluster("staging"), awssim.DecisionAllowed},
+				{"iam:PassRole", "arn:aws:iam::123456789012:role/ecs-tasks/web", passTo, awssim.DecisionAllowed},
+				{"iam:PassRole", "arn:aws:iam::123456789012:role/ecs-tasks/api", passTo, allowedIf(every)}, // by the pattern only
+				{"iam:PassRole", "arn:aws:iam::123456789012:role/Admin", passTo, awssim.DecisionImplicitDeny},
 				{"iam:PassRole", "arn:aws:iam::123456789012:role/ecs-tasks/web", map[string][]string{"iam:PassedToService": {"ec2.amazonaws.com"}}, awssim.DecisionImplicitDeny},
 				{"sqs:DeleteMessage", "arn:aws:sqs:eu-west-1:123456789012:reconciler-Queue", nil, awssim.DecisionAllowed},
 				{"sqs:DeleteMessage", "arn:aws:sqs:eu-west-1:123456789012:other", nil, awssim.DecisionImplicitDeny},
@@ -169,6 +235,78 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// requireDeployable fails unless CloudFormation would take s's parameters.
+func requireDeployable(t *testing.T, tpl *Template, s Stack) {
+	t.Helper()
+	for _, err := range tpl.CheckParams(s) {
+		t.Error(err)
+	}
+	failed, err := tpl.CheckRules(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range failed {
+		t.Errorf("rule: %s", f)
+	}
+}
+
+func TestStacksAreDeployable(t *testing.T) {
+	tpl := load(t)
+	for name, s := range map[string]Stack{"every option": testStack(), "defaults": minimalStack()} {
+		t.Run(name, func(t *testing.T) { requireDeployable(t, tpl, s) })
+	}
+}
+
+// PassRole reaches only listed roles; a pattern needs its switch, and the
+// template refuses a stack that gives one without it.
+func TestPassRoleWildcardsNeedTheirSwitch(t *testing.T) {
+	tpl := load(t)
+	pattern := "arn:aws:iam::123456789012:role/ecs-tasks/*"
+	passRoleResources := func(s Stack) []string {
+		for _, st := range policyOf(t, tpl, s, "TaskRolePolicy", "PolicyDocument") {
+			if slices.Contains(st.Actions, "iam:PassRole") {
+				return st.Resources
+			}
+		}
+		t.Fatal("no PassRole statement")
+		return nil
+	}
+	// A wildcard in PassableRoleArns: refused by its AllowedPattern.
+	bad := withParams(minimalStack(), map[string]any{"PassableRoleArns": []string{pattern}})
+	if errs := tpl.CheckParams(bad); len(errs) == 0 {
+		t.Errorf("PassableRoleArns %s accepted; only exact role ARNs may be given there", pattern)
+	}
+	// A pattern without the switch: refused by the rule.
+	bad = withParams(minimalStack(), map[string]any{"PassableRolePatterns": []string{pattern}})
+	if errs := tpl.CheckParams(bad); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	failed, err := tpl.CheckRules(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(failed) != 1 || !strings.HasPrefix(failed[0], "PassRoleWildcardsNeedTheirSwitch") {
+		t.Errorf("a pattern without AllowPassRoleWildcards: rules failed %v, want PassRoleWildcardsNeedTheirSwitch", failed)
+	}
+	// With the switch, the pattern is granted; without a pattern, only the
+	// exact ARNs are, switch or not.
+	s := withParams(minimalStack(), map[string]any{"PassableRolePatterns": []string{pattern}, "AllowPassRoleWildcards": "true"})
+	requireDeployable(t, tpl, s)
+	if got := passRoleResources(s); !slices.Contains(got, pattern) {
+		t.Errorf("PassRole resources %v, want the pattern with AllowPassRoleWildcards=true", got)
+	}
+	exact := minimalStack().Params["PassableRoleArns"].([]string)
+	for _, s := range []Stack{minimalStack(), withParams(minimalStack(), map[string]any{"AllowPassRoleWildcards": "true"})} {
+		if d := cmp.Diff(passRoleResources(s), exact); d != "" {
+			t.Errorf("PassRole resources (-got +want):\n%s", d)
+		}
+	}
+	// Clusters are names: a glob is refused (ecs:cluster would match it).
+	if errs := tpl.CheckParams(withParams(minimalStack(), map[string]any{"Clusters": []string{"prod-*"}})); len(errs) == 0 {
+		t.Error("Clusters prod-* accepted; cluster names only")
 	}
 }
 
@@ -368,6 +506,18 @@ func TestRenderedConfigIsValid(t *testing.T) {
 				s.Params["TokenSecretArn"].(string), map[bool]string{true: "audit", false: ""}[s.Params["AuditEventBusName"] != nil]}
 			if d := cmp.Diff(got, want); d != "" {
 				t.Errorf("config (-got +want):\n%s", d)
+			}
+			if got, want := cfg.Cleanup.DeregisterUnusedTwins, s.Params["DeregisterUnusedTwins"] == "true"; got != want {
+				t.Errorf("cleanup.deregisterUnusedTwins = %v, want %v", got, want)
+			}
+			// With Clusters, families elsewhere are only reported: the role
+			// may not move their services.
+			var rules []policy.Rule
+			if cl, ok := s.Params["Clusters"].([]string); ok {
+				rules = []policy.Rule{{Name: "clusters-parameter", Clusters: cl, OptIn: policy.OptInTag}, {Name: "outside-clusters-parameter", OptIn: policy.OptInTag, Mode: policy.ModeAudit}}
+			}
+			if d := cmp.Diff(cfg.Policies, rules, cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("policies (-got +want):\n%s", d)
 			}
 		})
 	}
