@@ -10,6 +10,8 @@ import (
 	"io"
 	"os"
 	"strings"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -24,13 +26,14 @@ type renderFlags struct {
 	config, profile, output string
 	diff                    bool
 
-	tokenSecretArn, tokenPlaintext string
-	allowPlaintext                 bool
-	serverURL, laceworkConfig      string
-	verbose                        bool
-	distroless, nonRoot            string
-	sidecarImage, executionRole    string
-	include, exclude               listFlag
+	tokenSecretArn, tokenPlaintextFile string
+	tokenOnArgv                        argvTokenFlag
+	allowPlaintext                     bool
+	serverURL, laceworkConfig          string
+	verbose                            bool
+	distroless, nonRoot                string
+	sidecarImage, executionRole        string
+	include, exclude                   listFlag
 
 	imageEntrypoint, imageCmd, imageUser, imageDigest string
 	imageContainers                                   listFlag
@@ -71,8 +74,18 @@ func cmdRender(e env, args []string) int {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	if set["token-plaintext"] && !f.allowPlaintext {
-		fmt.Fprintln(e.stderr, "render: --token-plaintext needs --allow-plaintext-token (the token ends up in the task definition in clear)")
+	if f.tokenOnArgv {
+		// Its value is dropped unseen: never echo it.
+		fmt.Fprintln(e.stderr, "render: --token-plaintext is not accepted: a token on the command line can be read by other users of the machine (ps, /proc) and stays in shell history; "+
+			"put it in a file only you can read and give --token-plaintext-file FILE --allow-plaintext-token")
+		return exitUsage
+	}
+	if set["token-plaintext-file"] && !f.allowPlaintext {
+		fmt.Fprintln(e.stderr, "render: --token-plaintext-file needs --allow-plaintext-token (the token ends up in the task definition in clear)")
+		return exitUsage
+	}
+	if set["token-plaintext-file"] && set["token-secret-arn"] {
+		fmt.Fprintln(e.stderr, "render: --token-secret-arn and --token-plaintext-file both give the token; give one")
 		return exitUsage
 	}
 	img, hasImage, err := f.image(set)
@@ -183,12 +196,19 @@ func cmdRender(e env, args []string) int {
 	}
 	out = append(out, '\n')
 	if f.diff {
-		src, err := encodeRegisterInput(patch.RegisterInput(td, tags), srcObject)
+		// A diff is for reading: plaintext tokens are shown redacted on
+		// both sides (the output to register, without --diff, has them).
+		src, err := encodeRegisterInput(redactTokens(patch.RegisterInput(td, tags), prof.TokenPlaintext), srcObject)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "render: encoding the source: %v\n", err)
 			return exitFail
 		}
-		out = []byte(lineDiff("source", "instrumented", string(src)+"\n", string(out)))
+		twin, err := encodeRegisterInput(redactTokens(res.Input, prof.TokenPlaintext), srcObject)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "render: encoding the output: %v\n", err)
+			return exitFail
+		}
+		out = []byte(redactText(lineDiff("source", "instrumented", string(src)+"\n", string(twin)+"\n"), prof.TokenPlaintext))
 	}
 	if f.output != "" {
 		if err := os.WriteFile(f.output, out, 0o600); err != nil {
@@ -211,8 +231,10 @@ func (f *renderFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.output, "output", "", "write the output to `file` instead of stdout")
 	fs.BoolVar(&f.diff, "diff", false, "print a diff of the source and the instrumented revision instead")
 	fs.StringVar(&f.tokenSecretArn, "token-secret-arn", "", "Secrets Manager `arn` of the agent access token (injected as a container secret)")
-	fs.StringVar(&f.tokenPlaintext, "token-plaintext", "", "agent access `token` as a plain variable (needs --allow-plaintext-token)")
-	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "accept --token-plaintext")
+	fs.StringVar(&f.tokenPlaintextFile, "token-plaintext-file", "", "`file` holding the agent access token alone, put in the task definition as a plain\n"+
+		"variable (needs --allow-plaintext-token; never on the command line, where other users see it)")
+	fs.Var(&f.tokenOnArgv, "token-plaintext", "not accepted (a token on the command line is visible to other users): use --token-plaintext-file")
+	fs.BoolVar(&f.allowPlaintext, "allow-plaintext-token", false, "accept --token-plaintext-file: the token ends up in the task definition in clear")
 	fs.StringVar(&f.serverURL, "server-url", "", "agent server: US (default), EU, ANZ or an https `URL`")
 	fs.StringVar(&f.laceworkConfig, "lacework-config", "", "LaceworkConfig `json`, e.g. {\"fim\":{\"mode\":\"enable\",\"coolingperiod\":\"0\"}}")
 	fs.BoolVar(&f.verbose, "verbose-agent", false, "set LaceworkVerbose=true")
@@ -293,14 +315,16 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 			*dst = v
 		}
 	}
-	str("token-secret-arn", &p.TokenSecretArn, f.tokenSecretArn)
-	str("token-plaintext", &p.TokenPlaintext, f.tokenPlaintext)
+	// Either flag replaces the config's token, whichever kind.
 	if set["token-secret-arn"] {
-		p.TokenPlaintext = "" // the flag replaces the config's token, whichever kind
+		p.TokenSecretArn, p.TokenPlaintext = f.tokenSecretArn, ""
 	}
-	if set["token-plaintext"] {
-		p.TokenSecretArn = ""
-		p.AllowPlaintextToken = true
+	if set["token-plaintext-file"] {
+		tok, err := readTokenFile(f.tokenPlaintextFile)
+		if err != nil {
+			return p, opts, awsCfg, err
+		}
+		p.TokenSecretArn, p.TokenPlaintext, p.AllowPlaintextToken = "", tok, true
 	}
 	str("server-url", &p.ServerURL, f.serverURL)
 	str("lacework-config", &p.LaceworkConfig, f.laceworkConfig)
@@ -319,6 +343,52 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 	}
 	str("tag-prefix", &opts.TagPrefix, f.tagPrefix)
 	return p, opts, awsCfg, nil
+}
+
+// argvTokenFlag is --token-plaintext, which is refused: a token on the
+// command line is visible to every user of the machine. Its value is
+// dropped, so that no message can echo it.
+type argvTokenFlag bool
+
+func (a *argvTokenFlag) String() string   { return "" }
+func (a *argvTokenFlag) Set(string) error { *a = true; return nil }
+
+// maxTokenFile bounds what --token-plaintext-file reads: a token is short.
+const maxTokenFile = 4096
+
+// readTokenFile reads the token of --token-plaintext-file: the file's one
+// word, surrounding white space (a final newline) dropped, UTF-16 decoded.
+// No error names the file or shows its content: a token given in place of
+// the file name must not be printed.
+func readTokenFile(name string) (string, error) {
+	const flagName = "--token-plaintext-file"
+	fh, err := os.Open(name)
+	if err != nil {
+		var pe *os.PathError
+		if errors.As(err, &pe) {
+			err = pe.Err
+		}
+		return "", fmt.Errorf("%s: cannot open the file: %v", flagName, err)
+	}
+	defer fh.Close()
+	b, err := io.ReadAll(io.LimitReader(fh, maxTokenFile+1))
+	if err != nil {
+		return "", fmt.Errorf("%s: cannot read the file", flagName)
+	}
+	if len(b) > maxTokenFile {
+		return "", fmt.Errorf("%s: the file is larger than %d bytes: it must hold the token alone", flagName, maxTokenFile)
+	}
+	if b, err = utf8Text(b); err != nil {
+		return "", fmt.Errorf("%s: %v", flagName, err)
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s: the file is empty", flagName)
+	}
+	if strings.IndexFunc(tok, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0 || !utf8.ValidString(tok) {
+		return "", fmt.Errorf("%s: the file holds more than the token (white space or control characters inside it): it must hold the token alone", flagName)
+	}
+	return tok, nil
 }
 
 func readInput(e env, name string) ([]byte, error) {

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,6 +22,8 @@ const (
 	guideDescribe = "testdata/render/guide-describe.json"
 	testSecretArn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:LaceworkAccessToken-AbCdEf"
 	testToken     = "s3cr3t-T0KEN-value"
+	// guideToken holds the guide's placeholder token, YOUR_ACCESS_TOKEN.
+	guideToken = "testdata/render/token.txt"
 )
 
 // runRender runs `reconciler render args...` with stdin from a file (or none).
@@ -51,7 +54,8 @@ func TestRenderGolden(t *testing.T) {
 		args  []string
 	}{
 		{"defaults", guideDescribe, []string{"--image-cmd", `["/your-app/run.sh"]`}},
-		{"guide-plaintext", guideDescribe, []string{"--token-plaintext", "YOUR_ACCESS_TOKEN", "--allow-plaintext-token", "--image-cmd", `["/your-app/run.sh"]`}},
+		{"guide-plaintext", guideDescribe, []string{"--token-plaintext-file", guideToken, "--allow-plaintext-token", "--image-cmd", `["/your-app/run.sh"]`}},
+		{"diff-plaintext", guideDescribe, []string{"--token-plaintext-file", guideToken, "--allow-plaintext-token", "--image-cmd", `["/your-app/run.sh"]`, "--diff"}},
 		{"guide-secret", guideDescribe, []string{"--token-secret-arn", testSecretArn, "--image-cmd", `["/your-app/run.sh"]`, "--image-entrypoint", "[]"}},
 		{"config-profile", guideDescribe, []string{"--config", cfg, "--profile", "eu", "--image-cmd", `["/your-app/run.sh"]`}},
 		{"diff", guideDescribe, []string{"--token-secret-arn", testSecretArn, "--server-url", "EU", "--image-cmd", `["/your-app/run.sh"]`, "--diff"}},
@@ -60,7 +64,8 @@ func TestRenderGolden(t *testing.T) {
 		{"refused-no-command", guideDescribe, []string{"--token-secret-arn", testSecretArn}},
 		{"refused-windows", "testdata/render/windows.json", nil},
 		{"refused-no-execution-role", "testdata/render/register-input.json", []string{"--token-secret-arn", testSecretArn, "--source-revision", "3"}},
-		{"usage-plaintext-not-allowed", guideDescribe, []string{"--token-plaintext", testToken}},
+		{"usage-plaintext-not-allowed", guideDescribe, []string{"--token-plaintext-file", guideToken}},
+		{"usage-token-on-argv", guideDescribe, []string{"--token-plaintext", testToken, "--allow-plaintext-token"}},
 		{"usage-bad-image-flag", guideDescribe, []string{"--image-entrypoint", "/bin/sh -c"}},
 		{"usage-two-files", "", []string{"a.json", "b.json"}},
 		{"bad-input", "testdata/render/not-a-task-definition.json", nil},
@@ -119,20 +124,161 @@ func TestRenderExitCodes(t *testing.T) {
 	}
 }
 
-// TestRenderPlaintextNeverOnStderr: the token is in the output the user
-// asked for, and nowhere in the diagnostics.
-func TestRenderPlaintextNeverOnStderr(t *testing.T) {
-	code, stdout, stderr := runRender(t, guideDescribe, "--token-plaintext", testToken, "--allow-plaintext-token", "--image-cmd", `["/x"]`)
-	if code != exitOK || !strings.Contains(stdout, testToken) {
-		t.Fatalf("exit %d; the output must carry the token", code)
+// TestRenderTokenOnlyInOutput: a plaintext token is read from a file, never
+// from the command line, and is printed in one place only: the output of a
+// render without --diff (what is registered). Diffs show it redacted, and no
+// warning, refusal, usage or error message holds it.
+func TestRenderTokenOnlyInOutput(t *testing.T) {
+	const token = "FAKE-lw-token-7c1e5a93d04b" // recognisable, in no fixture
+	dir := t.TempDir()
+	tokFile := filepath.Join(dir, "token")
+	writeFile(t, tokFile, token+"\n")
+	// A source whose container already has the token as a plain variable.
+	own := filepath.Join(dir, "own.json")
+	b, err := os.ReadFile(guideDescribe)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if strings.Contains(stderr, testToken) || !strings.Contains(stderr, "warning: plaintext_token") {
-		t.Errorf("stderr %q: must warn plaintext_token and never show the token", stderr)
+	writeFile(t, own, strings.Replace(string(b), `"environment": []`, `"environment": [{"name": "LaceworkAccessToken", "value": "`+token+`"}]`, 1))
+	if !strings.Contains(readString(t, own), token) {
+		t.Fatal("the fixture did not take the token")
 	}
-	_, _, stderr = runRender(t, guideDescribe, "--token-plaintext", testToken)
-	if strings.Contains(stderr, testToken) {
-		t.Errorf("usage error shows the token: %q", stderr)
+	cfg := filepath.Join(dir, "config.yaml")
+	writeFile(t, cfg, "defaultProfile: clear\nprofiles:\n  clear:\n    tokenPlaintext: "+token+"\n    allowPlaintextToken: true\n")
+	badCfg := filepath.Join(dir, "bad.yaml")
+	writeFile(t, badCfg, "defaultProfile: clear\nprofiles:\n  clear:\n    tokenPlaintext: "+token+"\n")
+	outFile := filepath.Join(dir, "out.json")
+	cmd := []string{"--image-cmd", `["/your-app/run.sh"]`}
+	file := append([]string{"--token-plaintext-file", tokFile, "--allow-plaintext-token"}, cmd...)
+
+	tests := []struct {
+		name     string
+		stdin    string
+		args     []string
+		code     int
+		inStdout bool   // the token is in stdout (a render without --diff)
+		stderr   string // what stderr must say
+	}{
+		{"render", guideDescribe, file, exitOK, true, "warning: plaintext_token"},
+		{"render from the config", guideDescribe, append([]string{"--config", cfg, "--profile", "clear"}, cmd...), exitOK, true, "warning: plaintext_token"},
+		{"diff", guideDescribe, append(file, "--diff"), exitOK, false, "warning: plaintext_token"},
+		{"diff from the config", guideDescribe, append([]string{"--config", cfg, "--profile", "clear", "--diff"}, cmd...), exitOK, false, ""},
+		{"diff of a source with its own token", own, append([]string{"--token-secret-arn", testSecretArn, "--diff"}, cmd...), exitOK, false, ""},
+		{"diff to --output", guideDescribe, append(file, "--diff", "--output", outFile), exitOK, false, ""},
+		{"refused: unknown command", guideDescribe, []string{"--token-plaintext-file", tokFile, "--allow-plaintext-token"}, exitFail, false, "refused: unknown_command"},
+		{"refused: windows", "testdata/render/windows.json", []string{"--token-plaintext-file", tokFile, "--allow-plaintext-token"}, exitFail, false, "refused: windows"},
+		{"refused: not allowed in the config", guideDescribe, append([]string{"--config", badCfg}, cmd...), exitFail, false, "allowPlaintextToken"},
+		{"on argv", guideDescribe, append([]string{"--token-plaintext", token, "--allow-plaintext-token"}, cmd...), exitUsage, false, "--token-plaintext-file FILE"},
+		{"on argv with =", guideDescribe, append([]string{"--token-plaintext=" + token}, cmd...), exitUsage, false, "--token-plaintext-file FILE"},
+		{"on argv before a bad flag", guideDescribe, []string{"--token-plaintext", token, "--no-such-flag"}, exitUsage, false, "no-such-flag"},
+		{"file not allowed", guideDescribe, append([]string{"--token-plaintext-file", tokFile}, cmd...), exitUsage, false, "needs --allow-plaintext-token"},
+		{"file and secret", guideDescribe, append(file, "--token-secret-arn", testSecretArn), exitUsage, false, "give one"},
+		{"the token in place of the file", guideDescribe, append([]string{"--token-plaintext-file", token, "--allow-plaintext-token"}, cmd...), exitFail, false, "cannot open the file"},
 	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runRender(t, tt.stdin, tt.args...)
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d; stderr:\n%s", code, tt.code, stderr)
+			}
+			if strings.Contains(stderr, token) {
+				t.Errorf("stderr holds the token:\n%s", stderr)
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr does not say %q:\n%s", tt.stderr, stderr)
+			}
+			if got := strings.Contains(stdout, token); got != tt.inStdout {
+				t.Errorf("token in stdout: %v, want %v:\n%s", got, tt.inStdout, stdout)
+			}
+			if slices.Contains(tt.args, "--diff") {
+				diff := stdout
+				if slices.Contains(tt.args, "--output") {
+					diff = readString(t, outFile)
+					if strings.Contains(diff, token) {
+						t.Errorf("--output of --diff holds the token")
+					}
+				}
+				if !strings.Contains(diff, `"value": "(redacted)"`) {
+					t.Errorf("the diff does not show the token redacted:\n%s", diff)
+				}
+			}
+		})
+	}
+
+	// Without --diff, --output holds the token, as what is registered must.
+	if code, _, stderr := runRender(t, guideDescribe, append(file, "--output", outFile)...); code != exitOK || !strings.Contains(readString(t, outFile), token) {
+		t.Errorf("--output: exit %d, token in the file %v; stderr %s", code, strings.Contains(readString(t, outFile), token), stderr)
+	}
+	// The diff of a source with its own token redacts it on both sides: the
+	// line is unchanged.
+	_, stdout, _ := runRender(t, own, append([]string{"--token-secret-arn", testSecretArn, "--diff"}, cmd...)...)
+	both := false
+	for _, l := range strings.Split(stdout, "\n") {
+		both = both || (strings.HasPrefix(l, " ") && strings.Contains(l, `"value": "(redacted)"`))
+	}
+	if !both {
+		t.Errorf("the source's own token is not redacted on both sides:\n%s", stdout)
+	}
+}
+
+// TestTokenFile: what --token-plaintext-file accepts (the token alone, a
+// final newline, UTF-16 from PowerShell) and refuses, never showing it.
+func TestTokenFile(t *testing.T) {
+	const token = "FAKE-lw-token-7c1e5a93d04b"
+	dir := t.TempDir()
+	tests := []struct {
+		name    string
+		content []byte
+		err     string // "" when the token is read
+	}{
+		{"alone", []byte(token), ""},
+		{"newline", []byte(token + "\n"), ""},
+		{"CRLF and spaces", []byte("  " + token + "\r\n"), ""},
+		{"UTF-8 BOM", append([]byte{0xEF, 0xBB, 0xBF}, token+"\n"...), ""},
+		{"UTF-16LE (PowerShell >)", utf16LE(token + "\r\n"), ""},
+		{"empty", []byte("\n"), "empty"},
+		{"two lines", []byte(token + "\n" + token + "\n"), "the token alone"},
+		{"a KEY=value line with a space", []byte("token = " + token), "the token alone"},
+		{"too large", []byte(strings.Repeat("a", maxTokenFile+1)), "larger than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			name := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_"))
+			if err := os.WriteFile(name, tt.content, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			got, err := readTokenFile(name)
+			if tt.err == "" {
+				if err != nil || got != token {
+					t.Errorf("readTokenFile = %q, %v; want the token", got, err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Fatalf("readTokenFile error %v, want one saying %q", err, tt.err)
+			}
+			if strings.Contains(err.Error(), token) || strings.Contains(err.Error(), name) {
+				t.Errorf("the error %q shows the content or the file name", err)
+			}
+		})
+	}
+}
+
+func utf16LE(s string) []byte {
+	b := []byte{0xFF, 0xFE}
+	for _, r := range s {
+		b = append(b, byte(r), byte(r>>8))
+	}
+	return b
+}
+
+func readString(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 // TestRenderShapesAgree: describe output, a bare task definition and
