@@ -160,3 +160,97 @@ func TestRetaggedOldTwinIsNoDowngrade(t *testing.T) {
 		t.Errorf("forged twins counted %d, want 1 (the retagged one)", obs.n)
 	}
 }
+
+// registerInput registers in with the inject tag and returns its ARN.
+func (w *world) registerInput(t *testing.T, in *ecs.RegisterTaskDefinitionInput) string {
+	t.Helper()
+	in.Tags = append(in.Tags, types.Tag{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("true")})
+	out, err := w.ecs.RegisterTaskDefinition(context.Background(), in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+}
+
+func fargateInput(family string, c types.ContainerDefinition) *ecs.RegisterTaskDefinitionInput {
+	return &ecs.RegisterTaskDefinitionInput{
+		Family: aws.String(family), RequiresCompatibilities: []types.Compatibility{types.CompatibilityFargate},
+		NetworkMode: types.NetworkModeAwsvpc, Cpu: aws.String("256"), Memory: aws.String("512"),
+		ContainerDefinitions: []types.ContainerDefinition{c},
+	}
+}
+
+// refusalObserver records refusal codes.
+type refusalObserver struct {
+	NopObserver
+	codes []patch.Code
+}
+
+func (o *refusalObserver) Refused(r *patch.Refusal) {
+	for _, x := range r.Reasons {
+		o.codes = append(o.codes, x.Code)
+	}
+}
+
+// TestDefaultExecutionRoleNotGivenToSourceSecrets: a source without an
+// execution role but with a secret of its own (a database password) would,
+// with the profile's default execution role, have that secret resolved
+// through the reconciler's PassRole. It is refused (no_execution_role), no
+// twin is registered, the service stays (issue 17, finding 3). The same
+// source without the secret gets the default role.
+func TestDefaultExecutionRoleNotGivenToSourceSecrets(t *testing.T) {
+	for _, withSecret := range []bool{true, false} {
+		w := newWorld(t)
+		c := types.ContainerDefinition{Name: aws.String("app"), Image: aws.String("nginx:1.27"), Essential: aws.Bool(true),
+			EntryPoint: []string{"/docker-entrypoint.sh"}, Command: []string{"nginx"}}
+		if withSecret {
+			c.Secrets = []types.Secret{{Name: aws.String("DB_PASSWORD"), ValueFrom: aws.String("arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf")}}
+		}
+		src := w.registerInput(t, fargateInput("web", c))
+		w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+		obs := &refusalObserver{}
+		ctl := w.controller(t, func(o *Options) {
+			o.Observer = obs
+			o.Profile = func(string) (patch.Profile, bool) {
+				return patch.Profile{Name: "lacework", TokenSecretArn: tokenArn,
+					DefaultExecutionRoleArn: "arn:aws:iam::123456789012:role/reconciler-default-exec"}.WithDefaults(), true
+			}
+		})
+		sweep(t, ctl)
+		reconcile(t, ctl, "web")
+		got := w.taskDefOf(t, "web")
+		if withSecret {
+			if got != src || len(obs.codes) == 0 || obs.codes[0] != patch.CodeNoExecutionRole {
+				t.Errorf("with its own secret: service on %s (source %s), refusals %v; want the source and no_execution_role", got, src, obs.codes)
+			}
+			continue
+		}
+		w.isTwinOf(t, got, 1)
+		if d, _ := w.describe(t, got); aws.ToString(d.ExecutionRoleArn) == "" {
+			t.Error("without secrets of its own the twin should get the default execution role")
+		}
+	}
+}
+
+// TestLabelAloneIsNotCoverage: a container labelled as the reconciler's
+// sidecar, without the sidecar's content, used to make a task definition
+// count as covered by hand and never be instrumented (issue 17, finding 6).
+func TestLabelAloneIsNotCoverage(t *testing.T) {
+	w := newWorld(t)
+	c := types.ContainerDefinition{Name: aws.String("app"), Image: aws.String("nginx:1.27"), Essential: aws.Bool(true),
+		EntryPoint: []string{"/docker-entrypoint.sh"}, Command: []string{"nginx"},
+		DockerLabels: map[string]string{"ecs-sidecar/source": "1", "ecs-sidecar/spec": "000000000000"}}
+	in := fargateInput("web", c)
+	in.ExecutionRoleArn = aws.String("arn:aws:iam::123456789012:role/ecsTaskExecutionRole")
+	src := w.registerInput(t, in)
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	ctl := w.controller(t)
+	sweep(t, ctl)
+	reconcile(t, ctl, "web")
+	w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
+	for _, s := range coverage(ctl) {
+		if s.State == StateCoveredManual {
+			t.Errorf("a label alone counts as %s", s.State)
+		}
+	}
+}
