@@ -458,14 +458,26 @@ func requiredPermissions(cfg *config.Config, id identity, region, queueArn strin
 		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", id.partition, service, region, id.account, resource)
 	}
 	star := []string{"ecs:ListClusters", "ecs:ListServices", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
-		"ecs:DescribeTaskDefinition", "ecs:RegisterTaskDefinition"}
-	if cfg.Cleanup.DeregisterUnusedTwins {
-		star = append(star, "ecs:DeregisterTaskDefinition")
+		"ecs:DescribeTaskDefinition"}
+	// A cluster the deployment may write to: the first a policy names
+	// (the stack's Clusters parameter renders them), else any.
+	cluster := "reconciler-check"
+	for _, r := range cfg.Policies {
+		if len(r.Clusters) > 0 {
+			cluster = r.Clusters[0][strings.LastIndexByte(r.Clusters[0], '/')+1:]
+			break
+		}
 	}
 	taskDef := arn("ecs", "task-definition/reconciler-check:1")
+	inRegion := map[string][]string{"aws:RequestedRegion": {region}}
 	reqs := []requirement{
 		{resource: "*", actions: star},
-		{resource: arn("ecs", "service/reconciler-check/reconciler-check"), actions: []string{"ecs:DescribeServices", "ecs:UpdateService"}},
+		// Registering twins and deregistering duplicates (always) or unused
+		// twins (cleanup.deregisterUnusedTwins), in this Region.
+		{resource: "*", actions: []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"}, ctx: inRegion},
+		{resource: arn("ecs", "service/"+cluster+"/reconciler-check"), actions: []string{"ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"},
+			ctx: map[string][]string{"ecs:cluster": {arn("ecs", "cluster/"+cluster)}, "aws:RequestedRegion": {region}}},
+		{resource: arn("ecs", "service-revision/"+cluster+"/reconciler-check/1"), actions: []string{"ecs:DescribeServiceRevisions"}, ctx: inRegion},
 		{resource: taskDef, actions: []string{"ecs:ListTagsForResource"}},
 		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"ecs:CreateAction": {"RegisterTaskDefinition"}}},
 		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"aws:TagKeys": {cfg.TagPrefix + "failed"}}},

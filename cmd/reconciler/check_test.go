@@ -171,7 +171,7 @@ func (w *checkWorld) putTaskRolePolicy(t *testing.T, drop func(awssim.Statement)
 	}
 	doc, err := tpl.PolicyJSON(deploytest.Stack{
 		Region: "us-east-1", Account: "123456789012", Partition: "aws", StackName: "reconciler",
-		Params: map[string]any{"TokenSecretArn": w.secret, "PassableRoleArns": []string{"arn:aws:iam::123456789012:role/ecs-tasks/*"}},
+		Params: map[string]any{"TokenSecretArn": w.secret, "PassableRoleArns": []string{checkExecRole}},
 		Attrs:  map[string]string{"Queue.Arn": w.queueArn},
 	}, "TaskRolePolicy", "PolicyDocument")
 	if err != nil {
