@@ -30,15 +30,8 @@ import (
 // CloudTrail would. The service sweep is set to an hour: only the event can
 // make the service move within the test.
 func TestEndToEndAgainstMoto(t *testing.T) {
-	url := moto.Start(t)
 	ctx := context.Background()
-	cfg, _, err := cloud.New(ctx, cloud.Options{
-		Region: "us-east-1", Endpoint: url, StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
-		MaxAttempts: 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := motoConfig(t)
 	ecsc, q, eb := ecs.NewFromConfig(cfg), sqs.NewFromConfig(cfg), eventbridge.NewFromConfig(cfg)
 
 	// The account: a queue fed by a rule for ECS's CloudTrail events.
@@ -207,15 +200,8 @@ func putCloudTrailEvent(t *testing.T, eb *eventbridge.Client, name, request, res
 // content (no second registration), the forgery refused, and nothing
 // deregistered, also by a restarted process.
 func TestForgedTwinAgainstMoto(t *testing.T) {
-	url := moto.Start(t)
 	ctx := context.Background()
-	cfg, _, err := cloud.New(ctx, cloud.Options{
-		Region: "us-east-1", Endpoint: url, StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
-		MaxAttempts: 3,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cfg := motoConfig(t)
 	ecsc := ecs.NewFromConfig(cfg)
 	if _, err := ecsc.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String("prod")}); err != nil {
 		t.Fatal(err)
@@ -281,4 +267,18 @@ func TestForgedTwinAgainstMoto(t *testing.T) {
 			t.Errorf("round %d: the forgery was not reported (actions %+v)", round, actions)
 		}
 	}
+}
+
+// motoConfig is the reconciler's AWS configuration against a moto_server
+// started on 127.0.0.1 for the test.
+func motoConfig(t *testing.T) aws.Config {
+	t.Helper()
+	cfg, _, err := cloud.New(context.Background(), cloud.Options{
+		Region: "us-east-1", Endpoint: moto.Start(t), StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
+		MaxAttempts: 3,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
 }
