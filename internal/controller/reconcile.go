@@ -562,16 +562,19 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	// A twin is trusted for its content only: the candidates the listing
 	// and the cache hold for key are compared with what the patch engine
 	// makes of the source today.
-	expected, err := twinDigest(res.Input)
-	if err != nil {
-		return nil, "", err
-	}
-	candidates := append(slices.Clone(p.seen[key]), c.st.twinsOf(p.family, key)...)
-	for _, f := range p.chooseTwin(key, candidates, expected) {
-		c.forgedTwin(log, p, f, src)
-	}
-	if twin, ok := p.twins[key]; ok {
-		return twin, "", nil
+	// The cache (twins older than the page listed) is read only when the
+	// listing holds no genuine one, as it scans every cached revision.
+	expected := patch.Digest(res.Input)
+	for _, candidates := range []func() []*revision{
+		func() []*revision { return p.seen[key] },
+		func() []*revision { return c.st.twinsOf(p.family, key) },
+	} {
+		for _, f := range p.chooseTwin(key, candidates(), expected) {
+			c.forgedTwin(log, p, f, src)
+		}
+		if twin, ok := p.twins[key]; ok {
+			return twin, "", nil
+		}
 	}
 	a := Action{Kind: ActionRegisterTwin, Family: p.family, Source: src.arn, Spec: res.Spec, Containers: res.Instrumented, Skipped: skippedList(res.Skipped)}
 	applied, err := c.write(ctx, p, log, a, func(ctx context.Context, a *Action) error {

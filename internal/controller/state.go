@@ -4,11 +4,8 @@ import (
 	"bytes"
 	"compress/flate"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
-	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -40,7 +37,7 @@ type revision struct {
 	status types.TaskDefinitionStatus // when read
 	// registeredAt bounds the service deployments that can target it.
 	registeredAt time.Time
-	// digest is a twin's content (twinDigest): what it is, whatever its
+	// digest is a twin's content (patch.Digest): what it is, whatever its
 	// markers claim.
 	digest string
 	class  patch.Class
@@ -77,11 +74,7 @@ func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) 
 		r.registeredAt = *td.RegisteredAt
 	}
 	if class.Kind == patch.KindTwin {
-		d, err := twinDigest(patch.RegisterInput(td, nil))
-		if err != nil {
-			return nil, fmt.Errorf("twin %s: %w", r.arn, err)
-		}
-		r.digest = d
+		r.digest = patch.Digest(patch.RegisterInput(td, nil))
 	}
 	if class.Kind != patch.KindTwin {
 		// What RegisterTaskDefinition takes; the revision's identity is
@@ -434,13 +427,6 @@ func (st *state) twinInFlightLocked(s *service) bool {
 	}
 	rev := st.revisions[d.taskDef]
 	return rev != nil && rev.class.Kind == patch.KindTwin
-}
-
-// twinInFlight is twinInFlightLocked for callers without the lock.
-func (st *state) twinInFlight(s *service) bool {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return st.twinInFlightLocked(s)
 }
 
 // cachedRevision returns the cached revision of arn, or nil.
@@ -901,69 +887,4 @@ func tagValue(tags []types.Tag, key string) (string, bool) {
 		}
 	}
 	return "", false
-}
-
-// twinDigest is a hash of a twin's content as RegisterTaskDefinition takes
-// it, tags aside, in a form in which what ECS fills in on registration
-// (empty lists, an unset essential) and what it leaves out compare equal:
-// the registered twin and the input the patch engine makes agree.
-func twinDigest(in *ecs.RegisterTaskDefinitionInput) (string, error) {
-	cp := *in
-	cp.Tags = nil
-	cp.ContainerDefinitions = slices.Clone(in.ContainerDefinitions)
-	for i := range cp.ContainerDefinitions {
-		if cp.ContainerDefinitions[i].Essential == nil {
-			cp.ContainerDefinitions[i].Essential = aws.Bool(true)
-		}
-	}
-	b, err := ecsJSON.Marshal(emptyAsAbsent(&cp))
-	if err != nil {
-		return "", err
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16]), nil
-}
-
-// emptyAsAbsent returns a copy of *v in which every empty slice and map
-// reachable from it is nil (v is not changed).
-func emptyAsAbsent[T any](v *T) *T {
-	cp := new(T)
-	reflect.ValueOf(cp).Elem().Set(deepValue(reflect.ValueOf(v).Elem()))
-	return cp
-}
-
-func deepValue(v reflect.Value) reflect.Value {
-	switch v.Kind() {
-	case reflect.Pointer:
-		if v.IsNil() {
-			return v
-		}
-		p := reflect.New(v.Type().Elem())
-		p.Elem().Set(deepValue(v.Elem()))
-		return p
-	case reflect.Slice:
-		if v.Len() == 0 {
-			return reflect.Zero(v.Type())
-		}
-		s := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
-		for i := range v.Len() {
-			s.Index(i).Set(deepValue(v.Index(i)))
-		}
-		return s
-	case reflect.Map:
-		if v.Len() == 0 {
-			return reflect.Zero(v.Type())
-		}
-		return v // string maps: nothing inside to normalise
-	case reflect.Struct:
-		out := reflect.New(v.Type()).Elem()
-		out.Set(v)
-		for i := range v.NumField() {
-			if v.Type().Field(i).IsExported() {
-				out.Field(i).Set(deepValue(v.Field(i)))
-			}
-		}
-		return out
-	}
-	return v
 }

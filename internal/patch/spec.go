@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"reflect"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -94,4 +95,52 @@ func orEmpty[T any](s []T) []T {
 		return []T{}
 	}
 	return s
+}
+
+// Digest is a hash of a task definition's content as RegisterTaskDefinition
+// takes it, tags aside, in a form in which what ECS fills in on
+// registration (empty lists, an unset essential) and what it leaves out
+// compare equal: a registered twin, as ECS describes it, has the digest of
+// the input Instrument made for it. The controller trusts a twin only when
+// its digest is that of what Instrument makes of its source today.
+func Digest(in *ecs.RegisterTaskDefinitionInput) string {
+	cp := deepCopy(*in)
+	cp.Tags = nil
+	for i := range cp.ContainerDefinitions {
+		if cp.ContainerDefinitions[i].Essential == nil {
+			cp.ContainerDefinitions[i].Essential = aws.Bool(true)
+		}
+	}
+	emptyToNil(reflect.ValueOf(&cp).Elem())
+	sum := sha256.Sum256(appendWire(nil, reflect.ValueOf(&cp)))
+	return hex.EncodeToString(sum[:16])
+}
+
+// emptyToNil sets every empty slice and map reachable from v (settable,
+// owned by the caller) to nil.
+func emptyToNil(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.Pointer:
+		if !v.IsNil() {
+			emptyToNil(v.Elem())
+		}
+	case reflect.Struct:
+		for i := 0; i < v.NumField(); i++ {
+			if v.Type().Field(i).IsExported() {
+				emptyToNil(v.Field(i))
+			}
+		}
+	case reflect.Slice:
+		if v.Len() == 0 {
+			v.SetZero()
+			return
+		}
+		for i := 0; i < v.Len(); i++ {
+			emptyToNil(v.Index(i))
+		}
+	case reflect.Map:
+		if v.Len() == 0 {
+			v.SetZero()
+		}
+	}
 }
