@@ -7,7 +7,6 @@ import (
 	"path"
 	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -164,14 +163,7 @@ func wrappedByPatch(c *types.ContainerDefinition, prefix string) bool {
 // isDatacollector reports whether an image reference names a Lacework
 // datacollector repository (any registry, tag or digest).
 func isDatacollector(ref string) bool {
-	repo := ref
-	if i := strings.Index(repo, "@"); i >= 0 {
-		repo = repo[:i]
-	}
-	if i := strings.LastIndex(repo, ":"); i > strings.LastIndex(repo, "/") {
-		repo = repo[:i]
-	}
-	return path.Base(repo) == "datacollector"
+	return path.Base(imageRepository(ref)) == "datacollector"
 }
 
 func tagValue(tags []types.Tag, key string) (string, bool) {
