@@ -520,10 +520,22 @@ func TestListServiceDeploymentsPagesAndFilters(t *testing.T) {
 	e := strategyEnv(t, nil)
 	ctx := ctxT(t)
 	var created []time.Time
-	for range 24 {
+	// Without the SDK's retries: the Go transport can lose a served
+	// response ("use of closed network connection" while reading the body,
+	// aws/aws-sdk-go-v2#2737), and a retried UpdateService is a second
+	// deployment, as it would be in ECS. The simulator's count says
+	// whether each update was served once.
+	once := ecs.NewFromConfig(awsConfig(), func(o *ecs.Options) { o.BaseEndpoint = aws.String(e.url); o.RetryMaxAttempts = 1 })
+	for i := range 24 {
 		e.clock.Advance(time.Second)
 		created = append(created, e.clock.Now())
-		must[*ecs.UpdateServiceOutput](t)(e.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("s"), ForceNewDeployment: true}))
+		_, err := once.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("c"), Service: aws.String("s"), ForceNewDeployment: true})
+		if n := e.sim.CallCount("ecs", "UpdateService", "ok"); n != int64(i+1) {
+			t.Fatalf("update %d: %d updates served (%v)", i, n, err)
+		}
+		if err != nil {
+			t.Logf("update %d was served, its response lost: %v", i, err)
+		}
 	}
 	all, pages := e.listAll(t, ecs.ListServiceDeploymentsInput{})
 	if !cmp.Equal(pages, []int{20, 5}) {
