@@ -7,13 +7,19 @@ import (
 	"net/http/httptest"
 	"regexp"
 	"slices"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
@@ -31,13 +37,55 @@ const (
 type world struct {
 	sim *awssim.Sim
 	ecs *ecs.Client
-	// calls counts every attempt the client made, by operation.
+	// calls counts the calls the client got an answer to, by operation.
 	calls *callCounter
 }
 
+// callCounter counts calls, not attempts: an attempt whose answer the
+// client's transport lost is not a call. Under load the Go transport can
+// lose a response the simulator served in full ("use of closed network
+// connection" while reading the body, aws/aws-sdk-go-v2#2737); the
+// simulator then counts a served call that the controller never saw, and
+// retryLostReads makes the same call again. Counting the answers, a lost
+// and retried attempt cannot make a test one call over, while one call
+// more than the minimum still does.
 type callCounter struct {
-	n atomic.Int64
-	m map[string]*atomic.Int64
+	mu       sync.Mutex
+	answered map[string]int64 // by operation
+	lost     map[string]int64 // attempts without an answer, by operation
+}
+
+func (c *callCounter) observe(_, op, code string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch code {
+	case "Transport", "Canceled":
+		c.lost[op]++
+	default: // "" or the code of an error the simulator answered
+		c.answered[op]++
+	}
+}
+
+// retryLostReads gives the read operations (List*, Describe*) up to three
+// attempts, retrying only an attempt that got no answer (a transport
+// error): a read made again is harmless, and a lost response must not fail
+// a test. Writes keep the world's one attempt: made again they could be a
+// second revision or deployment, and a lost write fails its test with the
+// transport error. Errors the simulator answers are never retried here.
+func retryLostReads(st *middleware.Stack) error {
+	if op := st.ID(); !strings.HasPrefix(op, "List") && !strings.HasPrefix(op, "Describe") {
+		return nil
+	}
+	r := retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 3
+		o.RateLimiter = ratelimit.None
+		o.Backoff = retry.BackoffDelayerFunc(func(int, error) (time.Duration, error) { return 0, nil })
+		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			return aws.BoolTernary(cloud.ErrorCode(err) == "Transport")
+		})}
+	})
+	_, err := st.Finalize.Swap("Retry", retry.NewAttemptMiddleware(r, smithyhttp.RequestCloner))
+	return err
 }
 
 func newWorld(t testing.TB, opts ...awssim.Options) *world {
@@ -49,11 +97,7 @@ func newWorld(t testing.TB, opts ...awssim.Options) *world {
 	sim := awssim.New(o)
 	srv := httptest.NewServer(sim.Handler())
 	t.Cleanup(srv.Close)
-	cc := &callCounter{m: map[string]*atomic.Int64{}}
-	for _, op := range []string{"ListClusters", "ListServices", "DescribeServices", "UpdateService", "ListTaskDefinitionFamilies",
-		"ListTaskDefinitions", "DescribeTaskDefinition", "RegisterTaskDefinition", "ListTagsForResource", "TagResource", "CreateService", "CreateCluster", "ListServiceDeployments", "DescribeServiceRevisions"} {
-		cc.m[op] = &atomic.Int64{}
-	}
+	cc := &callCounter{answered: map[string]int64{}, lost: map[string]int64{}}
 	big := map[cloud.Category]cloud.Bucket{}
 	for c := range cloud.Buckets() {
 		big[c] = cloud.Bucket{Burst: 100000, Refill: 100000}
@@ -61,16 +105,12 @@ func newWorld(t testing.TB, opts ...awssim.Options) *world {
 	cfg, _, err := cloud.New(context.Background(), cloud.Options{
 		Region: "us-east-1", Endpoint: srv.URL, StaticCredentials: &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test"},
 		BudgetShare: 1, Buckets: big, MaxAttempts: 1,
-		Observe: func(service, op, code string) {
-			cc.n.Add(1)
-			if c, ok := cc.m[op]; ok {
-				c.Add(1)
-			}
-		},
+		Observe: cc.observe,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.APIOptions = append(cfg.APIOptions, retryLostReads)
 	w := &world{sim: sim, ecs: ecs.NewFromConfig(cfg), calls: cc}
 	w.must(t, func(ctx context.Context) error {
 		_, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(testCluster)})
@@ -86,7 +126,31 @@ func (w *world) must(t testing.TB, f func(ctx context.Context) error) {
 	}
 }
 
-func (w *world) count(op string) int64 { return w.calls.m[op].Load() }
+// count is the number of calls of op the client got an answer to.
+func (w *world) count(op string) int64 {
+	w.calls.mu.Lock()
+	defer w.calls.mu.Unlock()
+	return w.calls.answered[op]
+}
+
+// total is the number of calls of every operation the client got an
+// answer to.
+func (w *world) total() int64 {
+	w.calls.mu.Lock()
+	defer w.calls.mu.Unlock()
+	var n int64
+	for _, c := range w.calls.answered {
+		n += c
+	}
+	return n
+}
+
+// lost is the number of attempts of op that got no answer.
+func (w *world) lost(op string) int64 {
+	w.calls.mu.Lock()
+	defer w.calls.mu.Unlock()
+	return w.calls.lost[op]
+}
 
 // register registers a task definition whose container states its command,
 // so that no image config is needed.
@@ -497,9 +561,9 @@ func TestCallsOfOneReconcile(t *testing.T) {
 	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
 	c := w.controller(t)
 	sweep(t, c)
-	base := w.calls.n.Load()
+	base := w.total()
 	reconcile(t, c, "web")
-	got := w.calls.n.Load() - base
+	got := w.total() - base
 	// DescribeServices, ListTaskDefinitions, DescribeTaskDefinition,
 	// RegisterTaskDefinition, DescribeServices again right before the move
 	// (so as not to undo a deploy made meanwhile), UpdateService.
@@ -624,6 +688,22 @@ func TestIdleSweepsMakeTheMinimumCalls(t *testing.T) {
 		return m
 	}
 	ops := []string{"ListClusters", "ListServices", "DescribeServices", "DescribeTaskDefinition", "ListTaskDefinitionFamilies", "ListTaskDefinitions", "ListTagsForResource"}
+	// The simulator drops the connection of the sweep's first
+	// DescribeServices after serving it, as a lost response looks to the
+	// client: the attempt is retried and is not a call.
+	if err := w.sim.SetFaults("ecs:DescribeServices", awssim.Faults{DropRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var dropOnce sync.Once
+	w.sim.AddGate(func(_ context.Context, r awssim.Request) error {
+		if r.Operation == "DescribeServices" { // admitted with the drop already
+			dropOnce.Do(func() { _ = w.sim.SetFaults("ecs:DescribeServices", awssim.Faults{}) })
+		}
+		return nil
+	})
+	served := func() int64 { return w.sim.CallCount("ecs", "DescribeServices", "ok") }
+	dropped := func() int64 { return w.sim.CallCount("ecs", "DescribeServices", "dropped") }
+	servedBefore, droppedBefore, lostBefore := served(), dropped(), w.lost("DescribeServices")
 	before := count(ops...)
 	sweep(t, c)
 	if err := c.SweepFamilies(context.Background()); err != nil {
@@ -633,6 +713,12 @@ func TestIdleSweepsMakeTheMinimumCalls(t *testing.T) {
 	got := map[string]int64{}
 	for _, op := range ops {
 		got[op] = after[op] - before[op]
+	}
+	// The simulator served the lost attempt as well as the calls (and any
+	// other response the transport lost, which the client lost too).
+	if n, d, l := served()-servedBefore, dropped()-droppedBefore, w.lost("DescribeServices")-lostBefore; d != 1 || l < 1 || n < got["DescribeServices"] {
+		t.Errorf("DescribeServices: the simulator answered %d and dropped %d, the client lost %d and counted %d calls; want 1 dropped and lost, and every call answered",
+			n, d, l, got["DescribeServices"])
 	}
 	want := map[string]int64{
 		"ListClusters":               1,
