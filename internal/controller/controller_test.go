@@ -21,6 +21,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
@@ -37,6 +38,8 @@ const (
 type world struct {
 	sim *awssim.Sim
 	ecs *ecs.Client
+	// clusterArn is the ARN of testCluster, as CreateCluster returned it.
+	clusterArn string
 	// calls counts the calls the client got an answer to, by operation.
 	calls *callCounter
 }
@@ -113,7 +116,10 @@ func newWorld(t testing.TB, opts ...awssim.Options) *world {
 	cfg.APIOptions = append(cfg.APIOptions, retryLostReads)
 	w := &world{sim: sim, ecs: ecs.NewFromConfig(cfg), calls: cc}
 	w.must(t, func(ctx context.Context) error {
-		_, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(testCluster)})
+		out, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(testCluster)})
+		if err == nil {
+			w.clusterArn = aws.ToString(out.Cluster.ClusterArn)
+		}
 		return err
 	})
 	return w
@@ -218,6 +224,16 @@ func (w *world) taskDefOf(t *testing.T, name string) string {
 		t.Fatalf("describe service %s: %v %v", name, err, out)
 	}
 	return aws.ToString(out.Services[0].TaskDefinition)
+}
+
+// serviceArn returns the ARN of a service of testCluster.
+func (w *world) serviceArn(t *testing.T, name string) string {
+	t.Helper()
+	out, err := w.ecs.DescribeServices(context.Background(), &ecs.DescribeServicesInput{Cluster: aws.String(testCluster), Services: []string{name}})
+	if err != nil || len(out.Services) != 1 {
+		t.Fatalf("describe service %s: %v %v", name, err, out)
+	}
+	return aws.ToString(out.Services[0].ServiceArn)
 }
 
 // callEntries counts the write calls in the journal (deployment changes left out).
@@ -349,14 +365,20 @@ func TestOptedInFamilyGetsItsTwinAndServicesMove(t *testing.T) {
 	if got := w.taskDefOf(t, "plain"); got != plain {
 		t.Errorf("the family without opt-in runs %s, want it untouched on %s", got, plain)
 	}
+	var moved []string
 	for _, u := range w.writes("UpdateService") {
 		in := u.Input.(*ecs.UpdateServiceInput)
-		// Only the task definition, as a full ARN, and nothing else.
-		want := &ecs.UpdateServiceInput{Cluster: in.Cluster, Service: in.Service, TaskDefinition: aws.String(twin)}
-		if aws.ToString(in.TaskDefinition) != twin || !slices.Equal([]string{aws.ToString(in.Cluster)}, []string{aws.ToString(want.Cluster)}) ||
-			in.DesiredCount != nil || in.DeploymentConfiguration != nil || in.NetworkConfiguration != nil {
-			t.Errorf("UpdateService %+v: want only cluster, service and the twin's full ARN", in)
+		// Only the task definition, as a full ARN, and nothing else, in
+		// the services' own cluster.
+		want := ecs.UpdateServiceInput{Cluster: aws.String(w.clusterArn), Service: in.Service, TaskDefinition: aws.String(twin)}
+		if diff := cmp.Diff(*in, want, cmpopts.IgnoreUnexported(ecs.UpdateServiceInput{})); diff != "" {
+			t.Errorf("UpdateService (-got +want):\n%s", diff)
 		}
+		moved = append(moved, aws.ToString(in.Service))
+	}
+	slices.Sort(moved)
+	if want := []string{w.serviceArn(t, "web"), w.serviceArn(t, "web-canary")}; !slices.Equal(moved, want) {
+		t.Errorf("UpdateService moved %v, want %v", moved, want)
 	}
 
 	// Converged: reconciling again writes nothing.
