@@ -117,6 +117,9 @@ type Options struct {
 	Logger       *slog.Logger
 	// Now is the clock; default time.Now.
 	Now func() time.Time
+	// After is the sweeps' timer, on the clock of Now: the channel receives
+	// once d has passed. Default time.After; tests pass a fake clock's.
+	After func(d time.Duration) <-chan time.Time
 }
 
 // Controller runs reconciles from a rate-limited workqueue keyed by family:
@@ -182,6 +185,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.Now == nil {
 		o.Now = time.Now
+	}
+	if o.After == nil {
+		o.After = time.After
 	}
 	log := o.Logger
 	if log == nil {
@@ -296,7 +302,7 @@ func (c *Controller) every(ctx context.Context, interval time.Duration, name str
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-c.o.After(wait):
 		}
 	}
 }

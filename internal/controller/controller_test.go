@@ -482,16 +482,41 @@ func TestCrashBetweenRegisterAndUpdateReusesTheTwin(t *testing.T) {
 	w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
 }
 
+// TestServiceCreatedLaterIsMovedBySweep: the service sweep comes again
+// after ServiceSweep on the controller's clock, and moves a service created
+// meanwhile.
 func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
-	w := newWorld(t)
+	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	timers := newFakeTimers(clock)
+	w := newWorld(t, awssim.Options{Clock: clock})
 	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	c := w.controller(t, func(o *Options) { o.ServiceSweep = 50 * time.Millisecond; o.FamilySweep = time.Hour })
+	c := w.controller(t, func(o *Options) {
+		o.ServiceSweep, o.FamilySweep = 5*time.Minute, time.Hour
+		o.Now, o.After = clock.Now, timers.After
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- c.Run(ctx) }()
 	defer func() { cancel(); <-done }()
 	<-c.Swept()
+	// Each sweep has run once and waits for its interval.
+	waits := []time.Duration{timers.nextWait(t), timers.nextWait(t)}
+	slices.Sort(waits)
+	if want := []time.Duration{5 * time.Minute, time.Hour}; !slices.Equal(waits, want) {
+		t.Fatalf("the sweeps wait %v, want %v", waits, want)
+	}
 	w.createService(t, "late", src, types.DeploymentControllerTypeEcs)
+	if n := w.count("ListClusters"); n != 1 {
+		t.Fatalf("%d service sweeps before the clock moved, want 1", n)
+	}
+	timers.Advance(5 * time.Minute)
+	if d := timers.nextWait(t); d != 5*time.Minute { // the second service sweep is done
+		t.Fatalf("after the second service sweep a wait of %v, want 5m", d)
+	}
+	if n := w.count("ListClusters"); n != 2 {
+		t.Fatalf("%d service sweeps after one interval, want 2", n)
+	}
+	// A worker reconciles the family the sweep queued.
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		got := w.taskDefOf(t, "late")
@@ -500,9 +525,53 @@ func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the service created later was not moved within 20s")
+			t.Fatal("the service created later was not moved within 20s of the sweep")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestSweepAfterAFailureComesSooner: after a failed sweep the next one
+// waits 1s, doubling with each failure in a row, at most 30s and at most
+// the interval; a success brings the interval back.
+func TestSweepAfterAFailureComesSooner(t *testing.T) {
+	failed := errors.New("injected: sweep failed")
+	for _, tc := range []struct {
+		interval time.Duration
+		results  []error // of the sweeps in turn; nil: success
+		want     []time.Duration
+	}{
+		{5 * time.Minute, []error{failed, failed, failed, failed, failed, failed, failed, nil, failed},
+			[]time.Duration{1 * time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second, 5 * time.Minute, time.Second}},
+		{3 * time.Second, []error{failed, failed, failed, failed},
+			[]time.Duration{time.Second, 2 * time.Second, 3 * time.Second, 3 * time.Second}},
+	} {
+		t.Run(tc.interval.String(), func(t *testing.T) {
+			clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+			timers := newFakeTimers(clock)
+			c := newWorld(t).controller(t, func(o *Options) { o.Now, o.After = clock.Now, timers.After })
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			n := 0 // the sweeps run one at a time, in every's goroutine
+			go func() {
+				defer close(done)
+				c.every(ctx, tc.interval, "test", func(context.Context) error {
+					defer func() { n++ }()
+					if n < len(tc.results) {
+						return tc.results[n]
+					}
+					return nil
+				})
+			}()
+			defer func() { cancel(); <-done }()
+			for i, want := range tc.want {
+				got := timers.nextWait(t)
+				if got != want {
+					t.Errorf("wait %d after %v: %v, want %v", i, tc.results[i], got, want)
+				}
+				timers.Advance(got)
+			}
+		})
 	}
 }
 
