@@ -100,6 +100,10 @@ type ConsumerOptions struct {
 	Logger *slog.Logger
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
+	// After is the timer of the visibility extender and of the backoff
+	// after a failed receive, on the clock of Now: the channel receives
+	// once d has passed. Default time.After; tests pass a fake clock's.
+	After func(d time.Duration) <-chan time.Time
 }
 
 // held is a message waiting for a reconcile of its family.
@@ -168,6 +172,9 @@ func NewConsumer(client SQSAPI, o ConsumerOptions) (*Consumer, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.After == nil {
+		o.After = time.After
+	}
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -200,7 +207,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			c.log.Warn("receive from queue failed; retrying", "queue", c.o.QueueURL, "err", err, "retry_in", backoff)
 			select {
 			case <-ctx.Done():
-			case <-time.After(backoff):
+			case <-c.o.After(backoff):
 			}
 			backoff = min(2*backoff, 30*time.Second)
 			continue
@@ -369,15 +376,15 @@ func (c *Consumer) deleteEntries(ctx context.Context, entries []sqstypes.DeleteM
 	}
 }
 
-// extendLoop keeps held messages invisible while their reconcile waits.
+// extendLoop keeps held messages invisible while their reconcile waits: a
+// tend every Visibility/3, counted from the end of the previous one, on the
+// clock of After.
 func (c *Consumer) extendLoop(ctx context.Context) {
-	t := time.NewTicker(c.o.Visibility / 3)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-c.o.After(c.o.Visibility / 3):
 			c.tend(ctx)
 		}
 	}

@@ -2,6 +2,7 @@ package watch
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"os"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/moto"
 )
 
@@ -102,18 +104,75 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+// visibilityLog records the consumer's ChangeMessageVisibilityBatch calls.
+type visibilityLog struct {
+	*sqs.Client
+	mu      sync.Mutex
+	changes []visibilityChange
+}
+
+type visibilityChange struct {
+	receipts []string
+	seconds  []int32
+	failed   int // entries SQS did not change
+	err      error
+}
+
+func (v *visibilityLog) ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error) {
+	out, err := v.Client.ChangeMessageVisibilityBatch(ctx, in, optFns...)
+	c := visibilityChange{err: err}
+	for _, e := range in.Entries {
+		c.receipts = append(c.receipts, aws.ToString(e.ReceiptHandle))
+		c.seconds = append(c.seconds, e.VisibilityTimeout)
+	}
+	if out != nil {
+		c.failed = len(out.Failed)
+	}
+	v.mu.Lock()
+	v.changes = append(v.changes, c)
+	v.mu.Unlock()
+	return out, err
+}
+
+// extended reports whether SQS took an extension of receipt's visibility
+// to seconds.
+func (v *visibilityLog) extended(receipt string, seconds int32) bool {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for _, c := range v.changes {
+		if c.err != nil || c.failed != 0 {
+			continue
+		}
+		for i, r := range c.receipts {
+			if r == receipt && c.seconds[i] == seconds {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// TestConsumerAtLeastOnce runs the consumer against moto, on a fake clock:
+// the visibility extender moves when the test moves the clock, and the test
+// sees the extension SQS took instead of waiting a visibility timeout out.
 func TestConsumerAtLeastOnce(t *testing.T) {
 	client, queue := newQueue(t)
+	const visibility = 30 * time.Second // longer than the test: no redelivery on the wall clock
+	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	timers := newFakeTimers(clock)
 	rec := &recorder{outcomes: map[string]int{}}
-	c, err := NewConsumer(client, ConsumerOptions{
-		QueueURL: queue, WaitTime: time.Second, Visibility: 3 * time.Second,
+	vis := &visibilityLog{Client: client}
+	c, err := NewConsumer(vis, ConsumerOptions{
+		QueueURL: queue, WaitTime: time.Second, Visibility: visibility,
 		Enqueue: rec.enqueue, Observe: rec.observe,
 		Resolve: func(ctx context.Context, ev Event) (string, error) { return "", ErrNoFamily },
+		Now:     clock.Now, After: timers.After,
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	beforeArrival := time.Now()
+	beforeArrival := clock.Now()
+	clock.Advance(time.Second)
 	send(t, client, queue, sample(t, "cloudtrail-register-task-definition.json"))
 	send(t, client, queue, sample(t, "cloudtrail-register-task-definition-failed.json"))
 	send(t, client, queue, "not an event")
@@ -137,26 +196,36 @@ func TestConsumerAtLeastOnce(t *testing.T) {
 			t.Errorf("outcome %s counted %d times, want 1 (all: %v)", o, outcomes[o], outcomes)
 		}
 	}
-	// Only the event waiting for its reconcile is left, held invisible
-	// beyond the first visibility timeout by the extender.
+	// Only the event waiting for its reconcile is left, in flight.
 	waitFor(t, "the three others deleted", func() bool {
 		v, nv := queueDepth(t, client, queue)
 		return v == "0" && nv == "1"
 	})
-	time.Sleep(4 * time.Second) // past one visibility timeout
+	c.mu.Lock()
+	if len(c.held["web"]) != 1 {
+		c.mu.Unlock()
+		t.Fatalf("held %v, want the one message of web", c.held)
+	}
+	receipt := c.held["web"][0].receipt
+	c.mu.Unlock()
+	// A third of a visibility timeout on, the extender makes SQS keep it
+	// hidden for a whole visibility timeout again.
+	timers.nextWaitOf(t, visibility/3)
+	timers.Advance(visibility / 3)
+	waitFor(t, "the held message's visibility extended", func() bool { return vis.extended(receipt, int32(visibility/time.Second)) })
 	if v, nv := queueDepth(t, client, queue); v != "0" || nv != "1" {
-		t.Fatalf("after the visibility timeout: visible %s, in flight %s; want the held message kept invisible", v, nv)
+		t.Fatalf("after the extension: visible %s, in flight %s; want the held message kept invisible", v, nv)
 	}
 	// A reconcile that started before the message arrived does not cover it.
 	c.Done(ctx, "web", beforeArrival)
 	if c.Held() != 1 {
 		t.Fatalf("held = %d after an older reconcile, want 1", c.Held())
 	}
-	c.Done(ctx, "other", time.Now())
+	c.Done(ctx, "other", clock.Now())
 	if c.Held() != 1 {
 		t.Fatalf("held = %d after another family's reconcile, want 1", c.Held())
 	}
-	c.Done(ctx, "web", time.Now())
+	c.Done(ctx, "web", clock.Now())
 	if c.Held() != 0 {
 		t.Fatalf("held = %d after the family's reconcile, want 0", c.Held())
 	}
@@ -230,5 +299,67 @@ func TestNewConsumerMaxHoldDefault(t *testing.T) {
 		if c.o.MaxHold != tc.want {
 			t.Errorf("visibility %v, max hold %v: MaxHold = %v, want %v", tc.visibility, tc.maxHold, c.o.MaxHold, tc.want)
 		}
+	}
+}
+
+// scriptedReceive fails or answers the consumer's receives in turn, then
+// blocks until the consumer stops.
+type scriptedReceive struct {
+	SQSAPI
+	mu      sync.Mutex
+	results []error // nil: an empty answer
+}
+
+func (s *scriptedReceive) ReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput, optFns ...func(*sqs.Options)) (*sqs.ReceiveMessageOutput, error) {
+	s.mu.Lock()
+	if len(s.results) == 0 {
+		s.mu.Unlock()
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	err := s.results[0]
+	s.results = s.results[1:]
+	s.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	return &sqs.ReceiveMessageOutput{}, nil
+}
+
+// TestConsumerBacksOffAfterFailedReceives: after a failed receive the
+// consumer waits 1s, doubling with each failure in a row up to 30s, on its
+// clock; a receive that succeeds brings the wait back to 1s.
+func TestConsumerBacksOffAfterFailedReceives(t *testing.T) {
+	down := errors.New("injected: receive failed")
+	script := []error{down, down, down, down, down, down, down, nil, down}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second, time.Second}
+	const visibility = 3 * time.Hour // the extender waits an hour: apart from the backoffs
+	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	timers := newFakeTimers(clock)
+	c, err := NewConsumer(&scriptedReceive{results: script}, ConsumerOptions{
+		QueueURL: "q", Visibility: visibility, MaxHold: MaxMaxHold, Enqueue: func(string) {},
+		Now: clock.Now, After: timers.After,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	var got []time.Duration
+	for range want {
+		d := timers.nextWait(t)
+		if d == visibility/3 {
+			d = timers.nextWait(t)
+		}
+		got = append(got, d)
+		timers.Advance(d)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("waits after the receives %v: %v, want %v", script, got, want)
 	}
 }
