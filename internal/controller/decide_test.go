@@ -1,6 +1,8 @@
 package controller
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -104,5 +106,42 @@ func TestDeregistrations(t *testing.T) {
 	p.listedAll = true
 	if diff := cmp.Diff(kinds(deregistrations(p, true, cached)), []string{"3:" + ReasonDuplicate, "7:"}); diff != "" {
 		t.Errorf("with unused (-got +want):\n%s", diff)
+	}
+}
+
+// TestSupersededDuplicates: twins of a source no reconcile instruments any
+// more (a newer source is current) are deduplicated by content: of those
+// alike, the lowest ACTIVE is kept and the unused others go; a forgery
+// (other content), an INACTIVE twin and one a service runs stay.
+func TestSupersededDuplicates(t *testing.T) {
+	arn := func(n int) string {
+		return arnOfRevision("arn:aws:ecs:us-east-1:123456789012:task-definition/web:1", int32(n))
+	}
+	twin := func(n int, digest string, status types.TaskDefinitionStatus) *revision {
+		return &revision{arn: arn(n), family: "web", number: int32(n), status: status, digest: digest,
+			class: patch.Class{Kind: patch.KindTwin, SourceRevision: 3, Spec: "s"}}
+	}
+	kept, dup, forged, gone, running, dupOfDup := twin(5, "d1", types.TaskDefinitionStatusActive), twin(6, "d1", types.TaskDefinitionStatusActive),
+		twin(7, "other", types.TaskDefinitionStatusActive), twin(8, "d1", types.TaskDefinitionStatusInactive), twin(9, "d1", types.TaskDefinitionStatusActive),
+		twin(10, "d1", types.TaskDefinitionStatusActive)
+	p := &plan{
+		family:   "web",
+		seen:     map[twinKey][]*revision{{3, "s"}: {dupOfDup, running, gone, forged, dup, kept}},
+		twins:    map[twinKey]*revision{},
+		dups:     map[string]*revision{},
+		services: []*service{{arn: "svc", taskDef: arn(12), deployments: []deployment{{taskDef: running.arn}}}},
+	}
+	var got []string
+	for _, a := range deregistrations(p, false, func(string) *revision { return nil }) {
+		got = append(got, fmt.Sprintf("%s:%s", a.Twin[strings.LastIndexByte(a.Twin, ':')+1:], a.Reason))
+	}
+	if diff := cmp.Diff(got, []string{"6:" + ReasonDuplicate, "10:" + ReasonDuplicate}); diff != "" {
+		t.Errorf("superseded duplicates (-got +want):\n%s", diff)
+	}
+	// Once a reconcile instruments source 3 again, the digest check of
+	// chooseTwin decides, not this.
+	p.twins[twinKey{3, "s"}] = kept
+	if got := deregistrations(p, false, func(string) *revision { return nil }); len(got) != 0 {
+		t.Errorf("a handled key is left to chooseTwin: %+v", got)
 	}
 }

@@ -162,6 +162,7 @@ func deregistrations(p *plan, unused bool, cached func(string) *revision) []Acti
 		}
 		out = append(out, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: arnOfRevision(arn, dup.class.SourceRevision), Twin: arn, Reason: ReasonDuplicate})
 	}
+	out = append(out, supersededDuplicates(p, used)...)
 	if !unused || !p.listedAll {
 		return out
 	}
@@ -169,9 +170,13 @@ func deregistrations(p *plan, unused bool, cached func(string) *revision) []Acti
 	for _, arn := range p.listed {
 		active[arn] = true
 	}
+	planned := make(map[string]bool, len(out))
+	for _, a := range out {
+		planned[a.Twin] = true
+	}
 	for _, arn := range p.listed {
 		rev := cached(arn)
-		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] {
+		if rev == nil || rev.class.Kind != patch.KindTwin || used[arn] || planned[arn] {
 			continue
 		}
 		if source := arnOfRevision(arn, rev.class.SourceRevision); !active[source] {
@@ -304,6 +309,53 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 		}
 	}
 	return nil
+}
+
+// supersededDuplicates are the duplicates among the twins the walk saw of
+// keys this reconcile instrumented no source for (twins of superseded
+// sources, which no service runs: a retried registration, a kill or a
+// second replica made them while the source was current). With no source
+// instrumented there is no expected digest; the same markers and the same
+// content make them duplicates, so any one will do and the best is kept.
+// A forgery's content differs: it is grouped apart and left alone.
+func supersededDuplicates(p *plan, used map[string]bool) []Action {
+	keys := make([]twinKey, 0, len(p.seen))
+	for k := range p.seen {
+		if _, handled := p.twins[k]; !handled && len(p.seen[k]) > 1 {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b twinKey) int {
+		if a.source != b.source {
+			return int(a.source - b.source)
+		}
+		return strings.Compare(a.spec, b.spec)
+	})
+	var out []Action
+	for _, k := range keys {
+		byDigest := map[string][]*revision{}
+		for _, r := range p.seen[k] {
+			if r.digest != "" && !r.inactive() {
+				byDigest[r.digest] = append(byDigest[r.digest], r)
+			}
+		}
+		for _, d := range sortedKeys(byDigest) {
+			group := byDigest[d]
+			best := group[0]
+			for _, r := range group[1:] {
+				if better(r, best) {
+					best = r
+				}
+			}
+			slices.SortFunc(group, func(a, b *revision) int { return int(a.number - b.number) })
+			for _, r := range group {
+				if r != best && !used[r.arn] {
+					out = append(out, Action{Kind: ActionDeregisterTwin, Family: p.family, Source: arnOfRevision(r.arn, k.source), Twin: r.arn, Reason: ReasonDuplicate})
+				}
+			}
+		}
+	}
+	return out
 }
 
 func (p *plan) twinSeen(rev *revision) {
