@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -94,6 +95,9 @@ func viewOf(st awssim.State) *stateView {
 		pending: st.Pending, twins: map[twinKey][]*revision{}, specs: map[string]map[int]map[string]bool{}}
 	for _, f := range st.Families {
 		for _, r := range f.Revisions {
+			if r.Tags[keyForged] != "" {
+				continue // the pipeline's forgeries: hostileInvariants watch them
+			}
 			fam, num := parseRevisionArn(r.Arn)
 			rv := &revision{arn: r.Arn, family: fam, num: num, active: r.Status == "ACTIVE"}
 			if src, ok := r.Tags[keySource]; ok {
@@ -134,8 +138,13 @@ func viewOf(st awssim.State) *stateView {
 }
 
 // optedIn: the newest source revision (not a twin) that carries the
-// inject tag decides (no policies are configured).
+// inject tag decides (no policies are configured). The unfit families
+// (dependency cycles, EC2-only, Windows) count as opted out: whatever
+// their tags say, they must stay on their sources.
 func (v *stateView) optedIn(family string) bool {
+	if unfit(family) {
+		return false
+	}
 	revs := v.byFamily[family]
 	for i := len(revs) - 1; i >= 0; i-- {
 		if r := revs[i]; !r.twin && r.hasInject {
@@ -185,6 +194,8 @@ func stateInvariants(v *stateView) []*invariant {
 			continue
 		}
 		switch {
+		case !rv.twin && v.failedTwinOf(rv.family, rv.num):
+			onTwin.check(true, "") // its twin failed its rollout and is marked: the source is right
 		case !rv.twin:
 			onTwin.check(false, "%s runs the source %s:%d", s.Arn, rv.family, rv.num)
 		case !rv.active:
@@ -196,6 +207,16 @@ func stateInvariants(v *stateView) []*invariant {
 		default:
 			canonical := v.twins[twinKey{rv.family, rv.source, rv.spec}][0]
 			onTwin.check(canonical == rv, "%s runs the twin %s:%d, not the lowest ACTIVE twin %d of (source %d, spec %s)", s.Arn, rv.family, rv.num, canonical.num, rv.source, rv.spec)
+		}
+	}
+	dupsActive := &invariant{name: "no (source, spec) with more than one ACTIVE twin"}
+	for _, k := range sortedKeys(v.twins) {
+		dupsActive.check(len(v.twins[k]) == 1, "%s source %d spec %s: %d ACTIVE twins", k.family, k.source, k.spec, len(v.twins[k]))
+	}
+	fragileOff := &invariant{name: "services of fragile families (their twins fail) end on a source"}
+	for _, s := range v.services {
+		if rv := v.revs[s.TaskDefinition]; rv != nil && s.Status == "ACTIVE" && fragile(rv.family) {
+			fragileOff.check(!rv.twin, "%s runs the twin %s:%d, whose rollouts fail", s.Arn, rv.family, rv.num)
 		}
 	}
 	for _, k := range sortedKeys(inUse) {
@@ -220,7 +241,18 @@ func stateInvariants(v *stateView) []*invariant {
 	queue := &invariant{name: "event queue drained, no rollout pending"}
 	queue.check(v.queues[awssim.DemoQueue] == 0, "%d messages left in %s", v.queues[awssim.DemoQueue], awssim.DemoQueue)
 	queue.check(v.pending == 0, "%d rollouts pending", v.pending)
-	return []*invariant{onTwin, onSource, dupsInUse, newest, queue}
+	return []*invariant{onTwin, onSource, dupsInUse, dupsActive, fragileOff, newest, queue}
+}
+
+// failedTwinOf: a twin of the family's source revision carries the failure
+// mark.
+func (v *stateView) failedTwinOf(family string, source int) bool {
+	for _, r := range v.byFamily[family] {
+		if r.twin && r.source == source && r.failed != "" {
+			return true
+		}
+	}
+	return false
 }
 
 // caller classifies a journaled call by its user agent.
@@ -508,24 +540,45 @@ func sortedKeys[K interface {
 }
 
 // dlqInvariant drains the dead-letter queue: every message in it must be
-// one the reconciler cannot parse.
+// one the reconciler cannot parse or a poison message (an event whose
+// service it may not describe), and every poison message sent must be
+// there. It returns the number of messages found.
 func dlqInvariant(ctx context.Context, w *world) (*invariant, int) {
-	iv := &invariant{name: "dead-letter queue holds only unparseable messages"}
+	iv, n, _ := dlqReport(ctx, w)
+	return iv, n
+}
+
+// dlqReport is dlqInvariant, and the number of poison messages found.
+func dlqReport(ctx context.Context, w *world) (iv *invariant, n, poison int) {
+	iv = &invariant{name: "dead-letter queue holds the poison messages, all of them, and nothing parseable else"}
 	q := w.sim.SQS()
-	n := 0
+	found := map[string]bool{}
+	defer func() {
+		w.mu.Lock()
+		sent := slices.Clone(w.poison)
+		w.mu.Unlock()
+		for _, id := range sent {
+			iv.check(found[id], "poison message %s is not in the DLQ", id)
+		}
+		poison = len(found)
+	}()
 	for {
 		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600})
 		if err != nil {
 			iv.check(false, "receiving from the DLQ: %v", err)
-			return iv, n
+			return iv, n, 0
 		}
 		if len(out.Messages) == 0 {
-			return iv, n
+			return iv, n, 0
 		}
 		for _, m := range out.Messages {
 			n++
-			_, err := watch.Parse([]byte(aws.ToString(m.Body)))
 			body := aws.ToString(m.Body)
+			ev, err := watch.Parse([]byte(body))
+			if err == nil && strings.Contains(ev.Service, poisonService) {
+				found[ev.ID] = true
+				continue
+			}
 			if len(body) > 160 {
 				body = body[:160] + "..."
 			}

@@ -1,9 +1,11 @@
 package soak
 
 import (
+	"bytes"
 	"context"
 	crand "crypto/rand"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -49,7 +51,12 @@ type params struct {
 	replicas                     int                      // reconciler processes at once
 	chaos                        time.Duration            // pipeline, faults and kills
 	killMin, killMax             time.Duration            // a process lives this long before its SIGKILL
+	chaosMax                     time.Duration            // the chaos goes on past chaos until every kill step was hit, up to this
+	armFor                       time.Duration            // a kill aimed at a step waits this long for its call
 	pipelineEvery                time.Duration            // one pipeline operation per tick
+	visibility                   time.Duration            // the consumer's visibility timeout
+	quiet                        time.Duration            // the quiet phase: no reconciler write for this long
+	phaseOps                     int                      // registrations in the events-only and sweeps-only phases
 	throttleScale                float64                  // ECS's token buckets, refill scaled
 	faults                       map[string]awssim.Faults // during the chaos, by SetFaults key
 	converge                     time.Duration            // failure guard of the convergence wait
@@ -60,6 +67,8 @@ type params struct {
 
 type family struct {
 	name    string
+	kind    string // "" (the demo's task definition), or a hostile shape: unfit, firelens, mesh
+	corpus  string // hostile shapes: the corpus case it is registered from
 	profile string // the profile tag written with every opt-in tag
 	flips   bool   // the pipeline flips its opt-in tag
 	optIn   bool   // the pipeline's view
@@ -79,6 +88,7 @@ type world struct {
 	t         *testing.T
 	p         params
 	sim       *awssim.Sim
+	handler   http.Handler // the simulator's, which every replica's listener serves through
 	endpoint  string
 	queueURL  string
 	dlqURL    string
@@ -88,6 +98,10 @@ type world struct {
 	fams                    []*family
 	svcs                    []*service
 	dir                     string
+
+	mu     sync.Mutex
+	forged map[string]bool // revisions the pipeline registered or retagged with a twin's markers
+	poison []string        // ids of the poison messages sent
 }
 
 // newWorld serves an awssim on 127.0.0.1 (rollouts stepped on the wall
@@ -95,12 +109,15 @@ type world struct {
 // event path) and p.families families and p.services services.
 func newWorld(t *testing.T, p params) *world {
 	t.Helper()
-	sim := awssim.New(awssim.Options{RolloutDelay: 300 * time.Millisecond, Seed: int64(p.seed)})
+	// Twins of fragile families fail their rollouts (the wrapped
+	// entrypoint breaks that app): ECS's circuit breaker rolls them back
+	// and the reconciler must mark them failed, never re-apply them.
+	sim := awssim.New(awssim.Options{RolloutDelay: 300 * time.Millisecond, Seed: int64(p.seed), RolloutRule: fragileRule})
 	srv := httptest.NewServer(sim.Handler()) // 127.0.0.1
 	t.Cleanup(srv.Close)
 	t.Cleanup(sim.StepEvery(100 * time.Millisecond))
 
-	w := &world{t: t, p: p, sim: sim, endpoint: srv.URL, dir: t.TempDir(),
+	w := &world{t: t, p: p, sim: sim, handler: sim.Handler(), endpoint: srv.URL, dir: t.TempDir(), forged: map[string]bool{},
 		queueURL:    awssim.DemoQueueURL(srv.URL),
 		dlqURL:      sim.QueueURL(srv.URL, awssim.DemoDLQ),
 		secretValue: "soak-secret-" + crand.Text(),
@@ -175,6 +192,7 @@ func newWorld(t *testing.T, p params) *world {
 		f.svcs = append(f.svcs, s)
 		w.svcs = append(w.svcs, s)
 	}
+	w.addHostile(ctx, clusters[0])
 	return w
 }
 
@@ -187,9 +205,8 @@ type registrar interface {
 // registerRevision registers a revision of family that states its command
 // (the images are fake: the reconciler runs with images.resolve false).
 func registerRevision(ctx context.Context, e registrar, family string, build int, tags []types.Tag) (string, error) {
-	td := awssim.DemoTaskDefinition(family, fmt.Sprintf("registry.invalid/soak/%s:build-%d", family, build), tags)
-	td.ContainerDefinitions[0].EntryPoint = []string{"/bin/app"}
-	td.ContainerDefinitions[0].Command = []string{"serve", "--port", "8080"}
+	td := registerInputOf(family, build)
+	td.Tags = tags
 	out, err := e.RegisterTaskDefinition(ctx, td)
 	if err != nil {
 		return "", err
@@ -197,18 +214,38 @@ func registerRevision(ctx context.Context, e registrar, family string, build int
 	return aws.ToString(out.TaskDefinition.TaskDefinitionArn), nil
 }
 
-// config is the reconciler's configuration file: the simulator's endpoint
-// and queue, fast sweeps, both profiles.
-func (w *world) config() string {
+// registerInputOf is the demo's task definition of family at build, its
+// command stated.
+func registerInputOf(family string, build int) *ecs.RegisterTaskDefinitionInput {
+	td := awssim.DemoTaskDefinition(family, fmt.Sprintf("registry.invalid/soak/%s:build-%d", family, build), nil)
+	td.ContainerDefinitions[0].EntryPoint = []string{"/bin/app"}
+	td.ContainerDefinitions[0].Command = []string{"serve", "--port", "8080"}
+	return td
+}
+
+// phaseConfig is what a phase changes in the reconciler's configuration.
+type phaseConfig struct {
+	name                     string
+	servicesEvery, famsEvery time.Duration
+	queueURL                 string // instead of the event queue
+}
+
+// config writes the reconciler's configuration file for a replica's
+// endpoint: the simulator's queue, the phase's sweeps, both profiles.
+func (w *world) config(endpoint string, ph phaseConfig, id int) string {
+	url := w.queueURL
+	if ph.queueURL != "" {
+		url = ph.queueURL
+	}
+	queue := fmt.Sprintf("queue: {url: %q, waitTimeSeconds: 1, visibilityTimeout: %ds, maxMessages: 10}\n", url, int(w.p.visibility/time.Second))
 	doc := fmt.Sprintf(`aws:
   region: us-east-1
   endpoint: %s
   maxAttempts: %d
   apiBudget: {share: 0.5, bucketScale: %g}
-queue: {url: %q, waitTimeSeconds: 1, visibilityTimeout: 10s, maxMessages: 10}
-sweeps:
-  services: {interval: 3s, jitter: 0.2}
-  families: {interval: 5s, jitter: 0.2, maxCallsPerSecond: 20}
+%ssweeps:
+  services: {interval: %s, jitter: 0.2}
+  families: {interval: %s, jitter: 0.2, maxCallsPerSecond: 20}
 workers: 8
 rollouts: {maxInFlight: 100, maxInFlightPerCluster: 50, deadline: 5m}
 images: {resolve: false}
@@ -226,37 +263,142 @@ profiles:
     tokenPlaintext: %q
     allowPlaintextToken: true
     defaultExecutionRoleArn: %s
-`, w.endpoint, w.p.maxAttempts, w.p.throttleScale, w.queueURL, w.p.logLevel, profileSecret, profileSecret, profilePlaintext,
+`, endpoint, w.p.maxAttempts, w.p.throttleScale, queue, ph.servicesEvery, ph.famsEvery, w.p.logLevel, profileSecret, profileSecret, profilePlaintext,
 		profileSecret, w.secretArn, executionRole, profilePlaintext, w.plainToken, executionRole)
-	path := filepath.Join(w.dir, "reconciler.yaml")
+	path := filepath.Join(w.dir, fmt.Sprintf("reconciler-%d-%s.yaml", id, ph.name))
 	if err := os.WriteFile(path, []byte(doc), 0o600); err != nil {
 		w.t.Fatal(err)
 	}
 	return path
 }
 
-// replica is one reconciler slot: a process at a time, its output appended
-// to one log file.
-type replica struct {
-	id       int
-	bin, cfg string
-	log      string
+// The steps a kill can interrupt, in the order the report prints them.
+// startup: before the process was ready; idle: ready, at a random moment;
+// register: the reconciler's RegisterTaskDefinition served, its answer
+// never delivered, so the UpdateService that follows it never made; update
+// and tag: during UpdateService and TagResource (the call served or not, at
+// random); held: while the consumer holds messages (its DeleteMessageBatch
+// never served, so they come back after the visibility timeout).
+var killSteps = []string{"startup", "idle", "register", "update", "tag", "held"}
 
-	mu       sync.Mutex
+// stepOps are the calls that fire an armed step, and whether the call is
+// served before the kill (a coin decides for update and tag).
+var stepOps = map[string]string{"register": "RegisterTaskDefinition", "update": "UpdateService", "tag": "TagResource", "held": "DeleteMessageBatch"}
+
+// life is one reconciler process.
+type life struct {
 	cmd      *exec.Cmd
-	exited   chan error
-	starts   int
-	kills    int
-	crashes  []string // exits nobody asked for
-	stopping bool
+	done     chan struct{} // closed when the process has exited
+	err      error         // its exit, once done is closed
+	logStart int64         // the log's size when it started
+
+	mu        sync.Mutex
+	killedFor string // the step a kill interrupted; "" while nobody killed it
 }
 
-func (r *replica) start() error {
+// kill sends SIGKILL (once) and waits for the exit.
+func (l *life) kill(step string) bool {
+	l.mu.Lock()
+	if l.killedFor != "" {
+		l.mu.Unlock()
+		<-l.done
+		return false
+	}
+	l.killedFor = step
+	l.mu.Unlock()
+	_ = l.cmd.Process.Kill()
+	<-l.done
+	return true
+}
+
+func (l *life) killed() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.killedFor
+}
+
+// replica is one reconciler slot: a process at a time, its output appended
+// to one log file, its calls through its own listener (srv) so that the
+// soak knows whose call it serves.
+type replica struct {
+	id  int
+	bin string
+	log string
+	w   *world
+	srv *httptest.Server
+
+	mu       sync.Mutex
+	cfg      string
+	cur      *life
+	armed    string         // the step whose call kills the process
+	killsBy  map[string]int // kills by the step they interrupted
+	aimed    map[string]int // kills aimed at a step
+	starts   int
+	crashes  []string // exits nobody asked for
+	coin     *rand.Rand
+	phaseTag string // counted kills are per phase
+	byPhase  map[string]map[string]int
+}
+
+func newReplica(w *world, id int, bin string, seed uint64) *replica {
+	r := &replica{id: id, bin: bin, w: w, log: filepath.Join(w.dir, fmt.Sprintf("reconciler-%d.log", id)),
+		killsBy: map[string]int{}, aimed: map[string]int{}, byPhase: map[string]map[string]int{}, coin: rand.New(rand.NewPCG(seed, uint64(200+id)))}
+	r.srv = httptest.NewServer(http.HandlerFunc(r.serve)) // 127.0.0.1
+	return r
+}
+
+// serve passes the replica's calls to the simulator. It answers the poison
+// service's DescribeServices with AccessDenied (a cluster outside the
+// reconciler's scope), and it kills the process when the call is the one
+// of the armed step.
+func (r *replica) serve(rw http.ResponseWriter, req *http.Request) {
+	_, op, _ := strings.Cut(req.Header.Get("X-Amz-Target"), ".")
+	body, err := io.ReadAll(req.Body)
+	if err != nil {
+		http.Error(rw, err.Error(), http.StatusBadRequest)
+		return
+	}
+	req.Body = io.NopCloser(bytes.NewReader(body))
+	if op == "DescribeServices" && bytes.Contains(body, []byte(poisonService)) {
+		rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		rw.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")
+		rw.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(rw, `{"__type":"AccessDeniedException","message":"soak: %s is outside the reconciler's scope"}`, poisonService)
+		return
+	}
+	r.mu.Lock()
+	step, l := r.armed, r.cur
+	fire := step != "" && stepOps[step] == op && l != nil && (op != "DeleteMessageBatch" || bytes.Contains(body, []byte(awssim.DemoQueue+`"`)))
+	served := step == "register" || (step == "update" || step == "tag") && r.coin.IntN(2) == 0
+	if fire {
+		r.armed = ""
+	}
+	r.mu.Unlock()
+	if !fire {
+		r.w.handler.ServeHTTP(rw, req)
+		return
+	}
+	if served {
+		r.w.handler.ServeHTTP(httptest.NewRecorder(), req)
+	}
+	l.kill(step)
+	panic(http.ErrAbortHandler) // the connection is closed without an answer
+}
+
+func (r *replica) start() (*life, error) {
 	f, err := os.OpenFile(r.log, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	cmd := exec.Command(r.bin, "run", "--config", r.cfg)
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	r.mu.Lock()
+	cfg := r.cfg
+	r.mu.Unlock()
+	cmd := exec.Command(r.bin, "run", "--config", cfg)
 	cmd.Stdout, cmd.Stderr = f, f
 	cmd.Env = []string{
 		"AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test", "AWS_REGION=us-east-1",
@@ -265,90 +407,186 @@ func (r *replica) start() error {
 	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
-		return err
+		return nil, err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait(); f.Close() }()
+	l := &life{cmd: cmd, done: make(chan struct{}), logStart: st.Size()}
+	go func() { l.err = cmd.Wait(); f.Close(); close(l.done) }()
 	r.mu.Lock()
-	r.cmd, r.exited = cmd, exited
+	r.cur = l
 	r.starts++
 	r.mu.Unlock()
-	return nil
+	return l, nil
 }
 
-// kill sends SIGKILL and waits for the exit.
-func (r *replica) kill() {
+// ended records how a life ended: the step its kill interrupted, or a
+// crash.
+func (r *replica) ended(l *life) {
+	<-l.done
 	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.mu.Unlock()
-	if cmd == nil {
+	defer r.mu.Unlock()
+	if r.cur == l {
+		r.cur, r.armed = nil, ""
+	}
+	step := l.killed()
+	if step == "" {
+		r.crashes = append(r.crashes, fmt.Sprintf("replica %d exited by itself: %v", r.id, l.err))
 		return
 	}
-	select {
-	case err := <-exited:
-		r.mu.Lock()
-		r.crashes = append(r.crashes, fmt.Sprintf("replica %d exited by itself: %v", r.id, err))
-		r.mu.Unlock()
-	default:
-		_ = cmd.Process.Kill() // SIGKILL
-		<-exited
-		r.mu.Lock()
-		r.kills++
-		r.mu.Unlock()
+	if step == "stop" {
+		return
 	}
+	r.killsBy[step]++
+	if r.byPhase[r.phaseTag] == nil {
+		r.byPhase[r.phaseTag] = map[string]int{}
+	}
+	r.byPhase[r.phaseTag][step]++
+}
+
+// kill kills the running process, if any (the end of a test).
+func (r *replica) kill() {
 	r.mu.Lock()
-	r.cmd = nil
+	l := r.cur
 	r.mu.Unlock()
+	if l != nil {
+		l.kill("stop")
+		r.ended(l)
+	}
 }
 
 // stop sends SIGTERM and waits up to 30 s for a graceful exit (then SIGKILL).
 func (r *replica) stop() (graceful bool) {
 	r.mu.Lock()
-	cmd, exited := r.cmd, r.exited
-	r.cmd = nil
+	l := r.cur
 	r.mu.Unlock()
-	if cmd == nil {
+	if l == nil {
 		return true
 	}
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+	l.mu.Lock()
+	l.killedFor = "stop"
+	l.mu.Unlock()
+	_ = l.cmd.Process.Signal(syscall.SIGTERM)
 	select {
-	case err := <-exited:
-		return err == nil
+	case <-l.done:
+		graceful = l.err == nil
 	case <-time.After(30 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
-		return false
+		_ = l.cmd.Process.Kill()
+		<-l.done
+	}
+	r.ended(l)
+	return graceful
+}
+
+// waitReady waits for the life's "ready" log line; false if the process
+// exited first or ctx ended.
+func (r *replica) waitReady(ctx context.Context, l *life) bool {
+	off := l.logStart
+	var carry []byte
+	for {
+		if f, err := os.Open(r.log); err == nil {
+			if _, err := f.Seek(off, io.SeekStart); err == nil {
+				b, _ := io.ReadAll(f)
+				off += int64(len(b))
+				carry = append(carry, b...)
+				if bytes.Contains(carry, []byte(`"msg":"ready: `)) {
+					f.Close()
+					return true
+				}
+				if i := bytes.LastIndexByte(carry, '\n'); i >= 0 {
+					carry = carry[i+1:]
+				}
+			}
+			f.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-l.done:
+			return false
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 }
 
-// superviseChaos keeps the replica running until ctx ends, each process
-// killed with SIGKILL after a random lifetime and restarted; the process
-// running when ctx ends is left running.
-func (r *replica) superviseChaos(ctx context.Context, rng *rand.Rand, killMin, killMax time.Duration) error {
+// doneCtx is an ended context: waitReady reads the log once.
+var doneCtx = func() context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return ctx
+}()
+
+// pick is the next step to aim a kill at: the least hit so far over
+// every replica (total), then the least aimed at by this replica, ties
+// to the first in killSteps; startup aside (it happens on its own).
+func (r *replica) pick(total func(string) int) string {
+	best := ""
+	for _, s := range killSteps[1:] {
+		if best == "" || total(s) < total(best) || total(s) == total(best) && r.aimed[s] < r.aimed[best] {
+			best = s
+		}
+	}
+	r.aimed[best]++
+	return best
+}
+
+// superviseChaos keeps the replica running until ctx ends. Each process
+// lives until a kill: one in six before it is ready (startup), the others
+// once it is ready, by the call of the step aimed at (the least hit so
+// far, over every replica: total), or after armFor at an idle moment. The
+// process running when ctx ends is left running.
+func (r *replica) superviseChaos(ctx context.Context, rng *rand.Rand, total func(string) int, armFor time.Duration) error {
 	for {
-		if err := r.start(); err != nil {
+		l, err := r.start()
+		if err != nil {
 			return err
 		}
-		life := killMin + time.Duration(rng.Int64N(int64(killMax-killMin)+1))
-		r.mu.Lock()
-		exited := r.exited
-		r.mu.Unlock()
-		select {
-		case <-ctx.Done():
+		if rng.IntN(6) == 0 {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-l.done:
+			case <-time.After(time.Duration(500+rng.IntN(2500)) * time.Millisecond):
+				if r.waitReady(doneCtx, l) {
+					l.kill("idle") // it was ready already
+				} else {
+					l.kill("startup")
+				}
+			}
+		} else if r.waitReady(ctx, l) {
+			step := r.pick(total)
+			wait := armFor
+			if step == "tag" || step == "held" {
+				wait = 3 * armFor // rarer calls
+			}
+			if step == "idle" {
+				wait = time.Duration(200+rng.IntN(3000)) * time.Millisecond
+			} else {
+				r.mu.Lock()
+				r.armed = step
+				r.mu.Unlock()
+			}
+			select {
+			case <-ctx.Done():
+				r.mu.Lock()
+				r.armed = ""
+				r.mu.Unlock()
+				return nil
+			case <-l.done:
+			case <-time.After(wait):
+				r.mu.Lock()
+				r.armed = ""
+				r.mu.Unlock()
+				l.kill("idle")
+			}
+		} else if ctx.Err() != nil {
 			return nil
-		case err := <-exited:
-			// Exited by itself: record it and restart.
-			r.mu.Lock()
-			r.crashes = append(r.crashes, fmt.Sprintf("replica %d exited by itself: %v", r.id, err))
-			r.cmd = nil
-			r.mu.Unlock()
-		case <-time.After(life):
-			r.kill()
+		} else {
+			// Exited before it was ready.
 		}
-		// Restart at once, or after a short pause.
+		r.ended(l)
 		select {
 		case <-ctx.Done():
-			return r.start()
+			_, err := r.start()
+			return err
 		case <-time.After(time.Duration(rng.Int64N(int64(300 * time.Millisecond)))):
 		}
 	}
@@ -357,6 +595,7 @@ func (r *replica) superviseChaos(ctx context.Context, rng *rand.Rand, killMin, k
 // pipelineStats counts what the pipeline did (attempted operations).
 type pipelineStats struct {
 	registered, deployed, flips, rollbacks, scales, garbage, failed int
+	hostile                                                         map[string]int // hostile operations by kind
 }
 
 // sdkConfig is the pipeline's client: the SDK's standard retryer (more
@@ -383,9 +622,12 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 	cfg := w.sdkConfig()
 	ecsc := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String(w.endpoint) })
 	sqsc := sqs.NewFromConfig(cfg, func(o *sqs.Options) { o.BaseEndpoint = aws.String(w.endpoint) })
-	var st pipelineStats
-	var flippers []*family
+	st := pipelineStats{hostile: map[string]int{}}
+	var flippers, normal []*family
 	for _, f := range w.fams {
+		if f.kind == "" {
+			normal = append(normal, f)
+		}
 		if f.flips {
 			flippers = append(flippers, f)
 		}
@@ -406,8 +648,8 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 			}
 		}
 		switch r := rng.IntN(100); {
-		case r < 50: // a new revision, deployed to (most of) its services
-			f := w.fams[rng.IntN(len(w.fams))]
+		case r < 45: // a new revision, deployed to (most of) its services
+			f := normal[rng.IntN(len(normal))]
 			build++
 			arn, err := registerRevision(octx, ecsc, f.name, build, nil)
 			st.registered++
@@ -424,7 +666,7 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 				st.deployed++
 				fail(err)
 			}
-		case r < 75: // flip a family's opt-in on its newest revision
+		case r < 68: // flip a family's opt-in on its newest revision
 			if len(flippers) == 0 {
 				break
 			}
@@ -440,7 +682,7 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 				f.optIn = !f.optIn
 			}
 			fail(err)
-		case r < 85: // roll a service back to an older revision
+		case r < 78: // roll a service back to an older revision
 			s := w.svcs[rng.IntN(len(w.svcs))]
 			if s.codeDeploy || len(s.fam.revs) < 2 {
 				break
@@ -449,10 +691,14 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 			_, err := ecsc.UpdateService(octx, &ecs.UpdateServiceInput{Cluster: aws.String(s.cluster), Service: aws.String(s.name), TaskDefinition: aws.String(arn)})
 			st.rollbacks++
 			fail(err)
-		case r < 93: // scale a service (no task definition change)
+		case r < 85: // scale a service (no task definition change)
 			s := w.svcs[rng.IntN(len(w.svcs))]
 			_, err := ecsc.UpdateService(octx, &ecs.UpdateServiceInput{Cluster: aws.String(s.cluster), Service: aws.String(s.name), DesiredCount: aws.Int32(int32(1 + rng.IntN(3)))})
 			st.scales++
+			fail(err)
+		case r < 90: // hostile input (hostile_test.go)
+			kind, err := w.hostileOp(octx, ecsc, sqsc, rng, normal, &build)
+			st.hostile[kind]++
 			fail(err)
 		default: // a message that is not an EventBridge event
 			bodies := []string{"not json {", `{"hello":"world"}`, `[]`, strings.Repeat("x", 100)}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -14,6 +15,10 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 )
@@ -99,17 +104,19 @@ func soakParams(replicas int) params {
 	faults := map[string]awssim.Faults{"*": base, "ecs:RegisterTaskDefinition": register}
 	p := params{
 		families: 50, services: 100, clusters: 3, replicas: replicas,
-		chaos: 20 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
-		pipelineEvery: 150 * time.Millisecond, throttleScale: 20, faults: faults,
+		chaos: 20 * time.Second, chaosMax: 90 * time.Second, armFor: 6 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
+		pipelineEvery: 150 * time.Millisecond, throttleScale: 20, faults: faults, visibility: 10 * time.Second,
+		quiet: 16 * time.Second, phaseOps: 6,
 		converge: 3 * time.Minute, seed: *seedFlag, logLevel: "debug", maxAttempts: *attempts,
 	}
 	if *full {
 		p.families, p.services, p.clusters = 500, 1000, 10
-		p.chaos, p.killMin, p.killMax = 3*time.Minute, 3*time.Second, 25*time.Second
-		p.pipelineEvery, p.converge = 60*time.Millisecond, 10*time.Minute
+		p.chaos, p.chaosMax, p.killMin, p.killMax = 3*time.Minute, 6*time.Minute, 3*time.Second, 25*time.Second
+		p.pipelineEvery, p.converge, p.quiet, p.phaseOps = 60*time.Millisecond, 10*time.Minute, 30*time.Second, 30
 	}
 	if *chaosFor > 0 {
 		p.chaos = *chaosFor
+		p.chaosMax = max(p.chaosMax, p.chaos)
 	}
 	p.seed += uint64(replicas) * 1000 // the variants differ
 	return p
@@ -123,42 +130,124 @@ func TestSoak(t *testing.T) { soak(t, soakParams(1)) }
 // found and deregistered.
 func TestSoakTwoReplicas(t *testing.T) { soak(t, soakParams(2)) }
 
+// TestSoakThreeReplicas: three at once, in the full soak only (the short
+// soak of `make test` runs one and two; three add minutes, not checks).
+func TestSoakThreeReplicas(t *testing.T) {
+	if !*full {
+		t.Skip("three replicas run in the full soak (make soak)")
+	}
+	soak(t, soakParams(3))
+}
+
+// The phases' sweeps: fast in the chaos (and in the sweeps-only phase),
+// an hour apart in the events-only phase, so that only the queue can bring
+// a registration to the reconciler there.
+var (
+	chaosPhase  = phaseConfig{name: "chaos", servicesEvery: 3 * time.Second, famsEvery: 5 * time.Second}
+	eventsPhase = phaseConfig{name: "events-only", servicesEvery: time.Hour, famsEvery: time.Hour}
+	sweepsPhase = phaseConfig{name: "sweeps-only", servicesEvery: 3 * time.Second, famsEvery: 5 * time.Second}
+)
+
+// phaseReport is one line of the soak's figures.
+type phaseReport struct {
+	name       string
+	took       time.Duration
+	kills      map[string]int
+	writes     map[string]int // the reconciler's, ok
+	attempts   map[string]int
+	violations int
+	converged  time.Duration // -1: did not
+	timeline   []string
+	quiet      int // reconciler calls in the quiet phase
+	note       string
+}
+
+func (r phaseReport) String() string {
+	var kills []string
+	for _, s := range killSteps {
+		kills = append(kills, fmt.Sprintf("%s %d", s, r.kills[s]))
+	}
+	conv := "NOT converged"
+	if r.converged >= 0 {
+		conv = "converged in " + r.converged.Round(100*time.Millisecond).String()
+	}
+	return fmt.Sprintf("phase %-11s %6s: kills by interrupted step: %s; reconciler writes (ok/attempted): %s; violations %d; %s; quiet-phase writes %d%s",
+		r.name, r.took.Round(time.Second), strings.Join(kills, ", "), writesLine(r.writes, r.attempts), r.violations, conv, r.quiet, r.note)
+}
+
 func soak(t *testing.T, p params) {
 	if testing.Short() {
 		t.Skip("the chaos soak does not run with -short")
 	}
 	started := time.Now()
 	w := newWorld(t, p)
-	cfg := w.config()
 	reps := make([]*replica, p.replicas)
 	for i := range reps {
-		reps[i] = &replica{id: i + 1, bin: bin, cfg: cfg, log: filepath.Join(w.dir, fmt.Sprintf("reconciler-%d.log", i+1))}
+		reps[i] = newReplica(w, i+1, bin, p.seed)
+		t.Cleanup(reps[i].srv.Close)
 	}
 	t.Cleanup(func() {
 		for _, r := range reps {
 			r.kill()
 		}
 	})
-	t.Logf("world: %d families, %d services in %d clusters (plus the demo's), %d reconciler process(es) at once; seed %d; set up in %s",
-		p.families, p.services, p.clusters, p.replicas, p.seed, time.Since(started).Round(time.Millisecond))
+	setPhase := func(ph phaseConfig) {
+		for _, r := range reps {
+			cfg := w.config(r.srv.URL, ph, r.id)
+			r.mu.Lock()
+			r.cfg, r.phaseTag = cfg, ph.name
+			r.mu.Unlock()
+		}
+	}
+	totalKills := func(step string) int {
+		n := 0
+		for _, r := range reps {
+			r.mu.Lock()
+			n += r.killsBy[step]
+			r.mu.Unlock()
+		}
+		return n
+	}
+	t.Logf("world: %d families, %d services in %d clusters (plus the demo's and %d hostile shapes), %d reconciler process(es) at once; seed %d; set up in %s",
+		p.families, p.services, p.clusters, len(hostileShapes), p.replicas, p.seed, time.Since(started).Round(time.Millisecond))
+	var reports []phaseReport
+	var extra []*invariant // the phases' own checks
 
-	// Chaos: faults and throttling on, the pipeline running, the
-	// reconcilers killed with SIGKILL at random and restarted.
+	// Phase 1, chaos: faults and throttling on, the pipeline running (with
+	// hostile input), each process killed at a step of its work and
+	// restarted. It runs for p.chaos, and on until every step was hit (at
+	// most p.chaosMax).
+	setPhase(chaosPhase)
+	phaseStart, j0 := time.Now(), len(w.sim.Journal())
 	w.sim.EnableThrottling(p.throttleScale)
 	for k, f := range p.faults {
 		if err := w.sim.SetFaults(k, f); err != nil {
 			t.Fatal(err)
 		}
 	}
-	ctx, stopChaos := context.WithTimeout(context.Background(), p.chaos)
+	ctx, stopChaos := context.WithCancel(context.Background())
 	defer stopChaos()
+	go func() {
+		for tick := time.NewTicker(200 * time.Millisecond); ; <-tick.C {
+			el := time.Since(phaseStart)
+			all := true
+			for _, s := range killSteps {
+				all = all && totalKills(s) > 0
+			}
+			if el >= p.chaosMax || el >= p.chaos && all {
+				stopChaos()
+				tick.Stop()
+				return
+			}
+		}
+	}()
 	var wg sync.WaitGroup
 	supErrs := make([]error, len(reps))
 	for i, r := range reps {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			supErrs[i] = r.superviseChaos(ctx, rand.New(rand.NewPCG(p.seed, uint64(100+i))), p.killMin, p.killMax)
+			supErrs[i] = r.superviseChaos(ctx, rand.New(rand.NewPCG(p.seed, uint64(100+i))), totalKills, p.armFor)
 		}()
 	}
 	var pst pipelineStats
@@ -173,42 +262,73 @@ func soak(t *testing.T, p params) {
 			t.Fatalf("starting the reconciler: %v", err)
 		}
 	}
-	chaosEnd := time.Now()
 	statsChaos := fetchStats(t, w.endpoint)
 	for k := range p.faults {
 		if err := w.sim.SetFaults(k, awssim.Faults{}); err != nil {
 			t.Fatal(err)
 		}
 	}
+	reports = append(reports, w.settle(t, "chaos", phaseStart, j0, p, reps, nil))
+	valid := &invariant{name: "the chaos killed a process at every step (the run is valid)"}
+	for _, s := range killSteps {
+		valid.check(totalKills(s) > 0, "no kill interrupted the step %q in %s", s, time.Since(phaseStart).Round(time.Second))
+	}
+	extra = append(extra, valid)
 
-	// Convergence: the last processes run on, without faults, until the
-	// state invariants hold on three polls in a row (the deadline only
-	// guards against a run that never converges).
-	var converged time.Duration
-	var last []*invariant
-	var timeline []string // when the set of unmet invariants changed
-	prevUnmet := "?"
-	streak := 0
-	for deadline := time.Now().Add(p.converge); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		last = stateInvariants(viewOf(w.sim.State()))
-		if u := unmet(last); u != prevUnmet {
-			timeline = append(timeline, fmt.Sprintf("+%s %s", time.Since(chaosEnd).Round(100*time.Millisecond), u))
-			prevUnmet = u
+	// Phase 2, events only: sweeps an hour apart (each process sweeps once
+	// when it starts, before the registrations), no faults, no kills.
+	// Every registration must reach the reconciler through the queue.
+	restart := func(ph phaseConfig) {
+		for _, r := range reps {
+			r.stop()
 		}
-		if failed(last) {
-			streak = 0
-			continue
-		}
-		if streak == 0 {
-			converged = time.Since(chaosEnd)
-		}
-		if streak++; streak == 3 {
-			break
+		setPhase(ph)
+		for _, r := range reps {
+			l, err := r.start()
+			if err != nil {
+				t.Fatal(err)
+			}
+			rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			ok := r.waitReady(rctx, l)
+			cancel()
+			if !ok {
+				t.Fatalf("phase %s: replica %d not ready within 2m (log %s)", ph.name, r.id, keepLog(t, r.log))
+			}
 		}
 	}
-	if streak < 3 {
-		converged = -1
+	sweepCalls := func() int64 {
+		return w.sim.CallCount("ecs", "ListServices", "ok") + w.sim.CallCount("ecs", "ListTaskDefinitionFamilies", "ok")
 	}
+	restart(eventsPhase)
+	phaseStart, j0 = time.Now(), len(w.sim.Journal())
+	swept0 := sweepCalls()
+	regs := w.runDeploys(t, rand.New(rand.NewPCG(p.seed, 3)), p.phaseOps)
+	rep := w.settle(t, eventsPhase.name, phaseStart, j0, p, reps, nil)
+	byEvents := &invariant{name: "events-only phase: every registration got its twin through the queue (no sweep ran)"}
+	byEvents.check(sweepCalls() == swept0, "%d ListServices/ListTaskDefinitionFamilies calls: a sweep ran", sweepCalls()-swept0)
+	twinned(byEvents, viewOf(w.sim.State()), regs)
+	rep.violations += len(byEvents.violations)
+	reports, extra = append(reports, rep), append(extra, byEvents)
+
+	// Phase 3, sweeps only: the reconciler listens to a queue the rule
+	// does not deliver to (a rule that targets the wrong queue; the event
+	// queue is purged as the phase goes), no faults, no kills.
+	if _, err := w.sim.SQS().CreateQueue(context.Background(), &sqs.CreateQueueInput{QueueName: aws.String("soak-no-events")}); err != nil {
+		t.Fatal(err)
+	}
+	sweepsPhase.queueURL = w.sim.QueueURL(w.endpoint, "soak-no-events")
+	restart(sweepsPhase)
+	phaseStart, j0 = time.Now(), len(w.sim.Journal())
+	purge := func() {
+		_, _ = w.sim.SQS().PurgeQueue(context.Background(), &sqs.PurgeQueueInput{QueueUrl: aws.String(w.queueURL)})
+	}
+	regs = w.runDeploys(t, rand.New(rand.NewPCG(p.seed, 4)), p.phaseOps)
+	rep = w.settle(t, sweepsPhase.name, phaseStart, j0, p, reps, purge)
+	bySweeps := &invariant{name: "sweeps-only phase: every registration got its twin with no event delivered"}
+	twinned(bySweeps, viewOf(w.sim.State()), regs)
+	rep.violations += len(bySweeps.violations)
+	reports, extra = append(reports, rep), append(extra, bySweeps)
+
 	graceful := 0
 	for _, r := range reps {
 		if r.stop() {
@@ -219,9 +339,10 @@ func soak(t *testing.T, p params) {
 	// The verdict, from the journal and the final state.
 	st := w.sim.State()
 	view := viewOf(st)
+	entries := w.sim.Journal()
 	finalState := stateInvariants(view)
-	jr := journalInvariants(w.sim.Journal(), w)
-	dlq, dlqMessages := dlqInvariant(context.Background(), w)
+	jr := journalInvariants(entries, w)
+	dlq, dlqMessages, dlqPoison := dlqReport(context.Background(), w)
 	var logs []string
 	for _, r := range reps {
 		logs = append(logs, r.log)
@@ -234,11 +355,18 @@ func soak(t *testing.T, p params) {
 		}
 		procs.check(true, "")
 	}
-	all := append(append(append(finalState, jr.invariants...), dlq, secrets), procs)
+	quiet := &invariant{name: "quiet phases: no reconciler write once converged"}
+	for _, r := range reports {
+		quiet.check(r.quiet == 0, "phase %s: %d reconciler calls in the quiet phase", r.name, r.quiet)
+	}
+	all := append(append(append(append(finalState, jr.invariants...), hostileInvariants(entries, w, view)...), dlq, secrets, procs, quiet), extra...)
 
 	// Figures.
 	var b strings.Builder
 	fmt.Fprintf(&b, "chaos soak, %d reconciler process(es) at once, seed %d\n", p.replicas, p.seed)
+	for _, r := range reports {
+		fmt.Fprintf(&b, "  %s\n", r)
+	}
 	opted, ecsServices := 0, 0
 	for _, s := range view.services {
 		if s.Status != "ACTIVE" || s.Controller != "ECS" {
@@ -257,19 +385,18 @@ func soak(t *testing.T, p params) {
 	}
 	fmt.Fprintf(&b, "  families %d (opted in at the end %d, never opted in %d), services %d (ECS controller %d, opted in at the end %d), revisions %d\n",
 		len(view.byFamily), optedFams, len(view.byFamily)-len(jr.everOptedIn), len(view.services), ecsServices, opted, len(view.revs))
-	fmt.Fprintf(&b, "  chaos %s: faults %s, ECS buckets x%g; pipeline: %d revisions, %d deploys, %d rollbacks, %d scalings, %d opt-in flips, %d garbage messages (%d gave up after retries)\n",
-		p.chaos, faultsLine(p.faults), p.throttleScale, pst.registered, pst.deployed, pst.rollbacks, pst.scales, pst.flips, pst.garbage, pst.failed)
-	starts, kills := 0, 0
+	fmt.Fprintf(&b, "  chaos: faults %s, ECS buckets x%g; pipeline: %d revisions, %d deploys, %d rollbacks, %d scalings, %d opt-in flips, %d garbage messages, hostile %s (%d gave up after retries)\n",
+		faultsLine(p.faults), p.throttleScale, pst.registered, pst.deployed, pst.rollbacks, pst.scales, pst.flips, pst.garbage, countsLine(pst.hostile), pst.failed)
+	starts := 0
 	for _, r := range reps {
 		starts += r.starts
-		kills += r.kills
 	}
 	swept, lives := 0, 0
 	for _, r := range reps {
 		n, l := sweptLives(r.log)
 		swept, lives = swept+n, lives+l
 	}
-	fmt.Fprintf(&b, "  reconciler: %d starts, %d SIGKILLs, %d stopped gracefully at the end; %d of %d processes got ready (every cluster's services indexed; workers wait for it)\n", starts, kills, graceful, swept, lives)
+	fmt.Fprintf(&b, "  reconciler: %d starts, %d stopped gracefully at the end; %d of %d processes got ready\n", starts, graceful, swept, lives)
 	for _, who := range []string{"reconciler", "pipeline"} {
 		fmt.Fprintf(&b, "  writes by the %s (ok/attempted): %s\n", who, writesLine(jr.writes[who], jr.attempts[who]))
 	}
@@ -277,12 +404,7 @@ func soak(t *testing.T, p params) {
 		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.twinsDeregister, activeTwins(view))
 	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d\n", jr.raceOverwrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
-	if converged >= 0 {
-		fmt.Fprintf(&b, "  converged %s after the pipeline stopped and the faults were lifted (unmet invariants: %s)\n", converged.Round(100*time.Millisecond), strings.Join(timeline, "; "))
-	} else {
-		fmt.Fprintf(&b, "  NOT converged within %s after the pipeline stopped\n", p.converge)
-	}
-	fmt.Fprintf(&b, "  DLQ: %d messages; total %s\n", dlqMessages, time.Since(started).Round(time.Second))
+	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d); total %s\n", dlqMessages, dlqPoison, len(w.poison), time.Since(started).Round(time.Second))
 	for _, iv := range all {
 		fmt.Fprintf(&b, "  %s\n", iv)
 	}
@@ -290,12 +412,9 @@ func soak(t *testing.T, p params) {
 	// task definition could): redact both values wherever they would appear.
 	redact := strings.NewReplacer(w.secretValue, "<token secret value>", w.plainToken, "<plaintext token>").Replace
 	t.Log(redact(b.String()))
-	if converged < 0 {
-		t.Errorf("the reconciler did not converge within %s after the chaos; unmet at the last poll:", p.converge)
-		for _, iv := range last {
-			if len(iv.violations) > 0 {
-				t.Errorf("  %s", redact(iv.String()))
-			}
+	for _, r := range reports {
+		if r.converged < 0 {
+			t.Errorf("phase %s: the reconciler did not converge within %s; unmet invariants over time: %s", r.name, p.converge, strings.Join(r.timeline, "; "))
 		}
 	}
 	for _, iv := range all {
@@ -306,14 +425,153 @@ func soak(t *testing.T, p params) {
 	if jr.plaintextTwins == 0 && p.families >= 20 {
 		t.Errorf("no twin carries the plaintext token: the log check of the plaintext token proves nothing")
 	}
-	if kills == 0 {
-		t.Errorf("no reconciler process was killed: the chaos phase is too short for the kill intervals")
+	if len(w.poison) == 0 {
+		t.Errorf("no poison message was sent: the DLQ check proves nothing")
 	}
 	if t.Failed() || *keepLogs {
 		for _, l := range logs {
 			t.Logf("reconciler log kept for inspection: %s", keepLog(t, l))
 		}
 	}
+}
+
+// settle ends a phase: the last processes run on, without faults, until
+// the state invariants hold on three polls in a row (before runs ahead of
+// each poll), then a quiet phase of p.quiet counts the reconciler's calls.
+func (w *world) settle(t *testing.T, name string, start time.Time, j0 int, p params, reps []*replica, before func()) phaseReport {
+	t.Helper()
+	rep := phaseReport{name: name, kills: map[string]int{}, converged: -1}
+	end := time.Now()
+	prevUnmet := "?"
+	streak := 0
+	var last []*invariant
+	for deadline := time.Now().Add(p.converge); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
+		if before != nil {
+			before()
+		}
+		last = stateInvariants(viewOf(w.sim.State()))
+		if u := unmet(last); u != prevUnmet {
+			rep.timeline = append(rep.timeline, fmt.Sprintf("+%s %s", time.Since(end).Round(100*time.Millisecond), u))
+			prevUnmet = u
+		}
+		if failed(last) {
+			streak = 0
+			continue
+		}
+		if streak == 0 {
+			rep.converged = time.Since(end)
+		}
+		if streak++; streak == 3 {
+			break
+		}
+	}
+	if streak < 3 {
+		rep.converged = -1
+	}
+	q0 := len(w.sim.Journal())
+	time.Sleep(p.quiet)
+	if before != nil {
+		before()
+	}
+	entries := w.sim.Journal()
+	var firstQuiet []string
+	rep.quiet, firstQuiet = reconcilerCalls(entries[q0:])
+	if rep.quiet > 0 {
+		rep.note = " (" + strings.Join(firstQuiet, ", ") + ")"
+	}
+	rep.writes, rep.attempts = map[string]int{}, map[string]int{}
+	for _, e := range entries[j0:q0] {
+		if c := e.Call; c != nil && caller(c) == "reconciler" {
+			rep.attempts[c.Operation]++
+			if c.Err == nil {
+				rep.writes[c.Operation]++
+			}
+		}
+	}
+	for _, r := range reps {
+		r.mu.Lock()
+		maps.Copy(rep.kills, r.byPhase[name])
+		r.mu.Unlock()
+	}
+	for _, iv := range append(append(stateInvariants(viewOf(w.sim.State())), journalInvariants(entries, w).invariants...), hostileInvariants(entries, w, viewOf(w.sim.State()))...) {
+		rep.violations += len(iv.violations)
+	}
+	rep.took = time.Since(start)
+	t.Logf("%s; unmet invariants over time: %s", rep, strings.Join(rep.timeline, "; "))
+	return rep
+}
+
+// reconcilerCalls counts the reconciler's calls (attempts) in entries, and
+// names the first three.
+func reconcilerCalls(entries []awssim.Entry) (n int, first []string) {
+	for _, e := range entries {
+		if e.Call != nil && caller(e.Call) == "reconciler" {
+			n++
+			if len(first) < 3 {
+				first = append(first, fmt.Sprintf("#%d %s", e.Call.Seq, e.Call.Operation))
+			}
+		}
+	}
+	return n, first
+}
+
+// runDeploys registers a revision of n distinct opted-in families (demo
+// shaped, not fragile) and deploys each to its services, 300 ms apart; it
+// returns the new revisions.
+func (w *world) runDeploys(t *testing.T, rng *rand.Rand, n int) []string {
+	t.Helper()
+	cfg := w.sdkConfig()
+	ecsc := ecs.NewFromConfig(cfg, func(o *ecs.Options) { o.BaseEndpoint = aws.String(w.endpoint) })
+	var fams []*family
+	for _, f := range w.fams {
+		if f.kind == "" && f.optIn && !fragile(f.name) && len(f.svcs) > 0 {
+			fams = append(fams, f)
+		}
+	}
+	rng.Shuffle(len(fams), func(i, j int) { fams[i], fams[j] = fams[j], fams[i] })
+	var out []string
+	ctx := context.Background()
+	for i, f := range fams[:min(n, len(fams))] {
+		arn, err := registerRevision(ctx, ecsc, f.name, 100000+i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.revs = append(f.revs, arn)
+		out = append(out, arn)
+		for _, s := range f.svcs {
+			if s.codeDeploy {
+				continue
+			}
+			if _, err := ecsc.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String(s.cluster), Service: aws.String(s.name), TaskDefinition: aws.String(arn)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	return out
+}
+
+// twinned checks that each revision has an ACTIVE twin.
+func twinned(iv *invariant, v *stateView, revs []string) {
+	for _, arn := range revs {
+		fam, num := parseRevisionArn(arn)
+		found := false
+		for _, r := range v.byFamily[fam] {
+			found = found || r.twin && r.active && r.source == num
+		}
+		iv.check(found, "%s has no ACTIVE twin", short(arn))
+	}
+}
+
+func countsLine(m map[string]int) string {
+	var parts []string
+	for _, k := range sortedKeys(m) {
+		parts = append(parts, fmt.Sprintf("%s %d", k, m[k]))
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ")
 }
 
 // unmet names the invariants with violations, with their counts.

@@ -1,0 +1,227 @@
+package soak
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+)
+
+// The hostile checkers' invariants, by name.
+const (
+	ivUnfit  = "no twin of a dependency-cycle, EC2-only or Windows task definition"
+	ivRoles  = "FireLens and App Mesh twins leave router, proxy and agents as they were"
+	ivForged = "no reconciler write to a forged or retagged twin, no service moved to one"
+	ivRolled = "a twin ECS rolled back is never re-applied to that service, nor to any after its failure mark"
+	ivMarked = "every twin ECS rolled back is marked failed (families opted in at the end)"
+)
+
+// hostileBase is a clean hostile history: a FireLens family and its twin as
+// the reconciler makes it, an unfit family left alone, a forgery next to a
+// genuine twin in use, and a fragile family's twin rolled back by ECS and
+// marked failed.
+type hostileBase struct {
+	w                       *world
+	flSource                *ecs.RegisterTaskDefinitionInput
+	flArn                   string
+	forged                  string
+	fragileTwin, genuineTwn string
+}
+
+// sidecarTwin is the input of a twin of src: src's containers, then the
+// sidecar; the app waits for it (and for the log router, if any).
+func sidecarTwin(src *ecs.RegisterTaskDefinitionInput, srcArn, router string) *ecs.RegisterTaskDefinitionInput {
+	in := *src
+	in.ContainerDefinitions = slices.Clone(src.ContainerDefinitions)
+	for i := range in.ContainerDefinitions {
+		c := &in.ContainerDefinitions[i]
+		if aws.ToString(c.Name) == "app" {
+			c.DependsOn = append(slices.Clone(c.DependsOn), types.ContainerDependency{ContainerName: aws.String(sidecarName), Condition: types.ContainerConditionSuccess})
+			if router != "" {
+				c.DependsOn = append(c.DependsOn, types.ContainerDependency{ContainerName: aws.String(router), Condition: types.ContainerConditionStart})
+			}
+		}
+	}
+	in.ContainerDefinitions = append(in.ContainerDefinitions, types.ContainerDefinition{Name: aws.String(sidecarName), Image: aws.String("lacework/datacollector:latest-sidecar"), Essential: aws.Bool(false)})
+	_, num := parseRevisionArn(srcArn)
+	in.Tags = twinTags(num, "spec1")
+	return &in
+}
+
+func (e *mutEnv) registerInput(t *testing.T, c *ecs.Client, in *ecs.RegisterTaskDefinitionInput) string {
+	t.Helper()
+	out, err := c.RegisterTaskDefinition(mutCtx(t), in)
+	if err != nil {
+		t.Fatalf("registering %s: %v", aws.ToString(in.Family), err)
+	}
+	return aws.ToString(out.TaskDefinition.TaskDefinitionArn)
+}
+
+// newHostileBase writes the clean history; unmarked leaves the rolled-back
+// twin without its failure mark.
+func newHostileBase(t *testing.T, e *mutEnv, unmarked bool) *hostileBase {
+	t.Helper()
+	e.sim.SetRollout(0, fragileRule)
+	b := &hostileBase{w: &world{forged: map[string]bool{}}}
+	// An unfit family, opted in, that the reconciler leaves alone.
+	cycle, err := corpusInput("dependency-cycle", "soak-unfit-cycle", 1, tag(keyInject, "true"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.registerInput(t, e.pipeline, cycle)
+	// FireLens: the reconciler's twin keeps the router as it was.
+	if b.flSource, err = corpusInput("firelens-cloudwatch-awsvpc", "soak-fl", 1, tag(keyInject, "true")); err != nil {
+		t.Fatal(err)
+	}
+	b.flArn = e.registerInput(t, e.pipeline, b.flSource)
+	e.registerInput(t, e.reconciler, sidecarTwin(b.flSource, b.flArn, "log_router"))
+	// A genuine twin in use, and a forgery of its markers.
+	src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+	e.createService(t, "svc-f", src, types.DeploymentControllerTypeEcs)
+	b.genuineTwn = e.registerInput(t, e.reconciler, sidecarTwin(registerInputOf("soak-f001", 1), src, ""))
+	e.deploy(t, e.reconciler, "svc-f", b.genuineTwn)
+	_, n := parseRevisionArn(src)
+	b.forged = e.register(t, e.pipeline, "soak-f001", append(twinTags(n, "spec1"), tag(keyForged, "true")...))
+	b.w.forged[b.forged] = true
+	// A fragile family: its twin fails, ECS rolls it back, the reconciler
+	// marks it.
+	src7 := e.register(t, e.pipeline, "soak-f007", tag(keyInject, "true"))
+	e.createService(t, "svc-7", src7, types.DeploymentControllerTypeEcs)
+	e.settle()
+	b.fragileTwin = e.registerInput(t, e.reconciler, sidecarTwin(registerInputOf("soak-f007", 1), src7, ""))
+	e.deploy(t, e.reconciler, "svc-7", b.fragileTwin)
+	e.settle()
+	if !unmarked {
+		e.tagRevision(t, e.reconciler, b.fragileTwin, tag(keyFailed, "circuit_breaker"))
+	}
+	e.settle()
+	return b
+}
+
+func TestMutationHostileInvariants(t *testing.T) {
+	t.Run("clean", func(t *testing.T) {
+		e := newMutEnv(t)
+		b := newHostileBase(t, e, false)
+		ivs := hostileInvariants(e.sim.Journal(), b.w, viewOf(e.sim.State()))
+		for _, iv := range ivs {
+			if len(iv.violations) > 0 || iv.checked == 0 {
+				t.Errorf("clean input: %s", iv)
+			}
+		}
+	})
+	cases := []struct {
+		name, want string
+		unmarked   bool
+		seed       func(t *testing.T, e *mutEnv, b *hostileBase) []string // the mentions
+	}{
+		{"twin of a dependency cycle", ivUnfit, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			in, err := corpusInput("dependency-cycle", "soak-unfit-cycle", 2, twinTags(1, "spec1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			e.registerInput(t, e.reconciler, in)
+			return []string{"soak-unfit-cycle"}
+		}},
+		{"FireLens router wrapped", ivRoles, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			in := sidecarTwin(b.flSource, b.flArn, "log_router")
+			for i := range in.ContainerDefinitions {
+				if c := &in.ContainerDefinitions[i]; aws.ToString(c.Name) == "log_router" {
+					c.EntryPoint = []string{"/lacework/datacollector", "--"}
+				}
+			}
+			e.registerInput(t, e.reconciler, in)
+			return []string{"container log_router changed"}
+		}},
+		{"FireLens app no longer after its router", ivRoles, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			e.registerInput(t, e.reconciler, sidecarTwin(b.flSource, b.flArn, ""))
+			return []string{"does not start after the log router"}
+		}},
+		{"service moved to a forgery", ivForged, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			e.deploy(t, e.reconciler, "svc-f", b.forged)
+			return []string{"svc-f", short(b.forged)}
+		}},
+		{"forgery deregistered", ivForged, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			e.deregister(t, e.reconciler, b.forged)
+			return []string{"deregistered the forged", short(b.forged)}
+		}},
+		{"rolled-back twin re-applied", ivRolled, false, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			e.deploy(t, e.reconciler, "svc-7", b.fragileTwin)
+			return []string{"svc-7", short(b.fragileTwin)}
+		}},
+		{"rolled-back twin never marked", ivMarked, true, func(t *testing.T, e *mutEnv, b *hostileBase) []string {
+			return []string{short(b.fragileTwin), "never marked failed"}
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			e := newMutEnv(t)
+			b := newHostileBase(t, e, c.unmarked)
+			mentions := c.seed(t, e, b)
+			// A forgery the reconciler moved a service to is also a move
+			// to a twin it did not register (journalInvariants), not
+			// checked here.
+			wantCaught(t, hostileInvariants(e.sim.Journal(), b.w, viewOf(e.sim.State())), c.want, nil, mentions...)
+		})
+	}
+}
+
+// TestMutationPoisonInDLQ: a poison message sent must be found in the DLQ;
+// one that is not (still in the event queue, or deleted) fails the check.
+func TestMutationPoisonInDLQ(t *testing.T) {
+	for _, arrived := range []bool{true, false} {
+		w, _ := dlqWorld(t)
+		w.poison = []string{"soak-poison-0001"}
+		q := w.queueURL
+		if arrived {
+			q = w.dlqURL
+		}
+		if _, err := w.sim.SQS().SendMessage(mutCtx(t), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(w.poisonBody("soak-poison-0001"))}); err != nil {
+			t.Fatal(err)
+		}
+		iv, n, poison := dlqReport(mutCtx(t), w)
+		switch {
+		case arrived && (len(iv.violations) > 0 || n != 1 || poison != 1):
+			t.Errorf("poison in the DLQ: %d messages, %d poison: %s", n, poison, iv)
+		case !arrived && (len(iv.violations) != 1 || !strings.Contains(iv.violations[0], "soak-poison-0001 is not in the DLQ")):
+			t.Errorf("poison left in the event queue, not caught: %s", iv)
+		}
+	}
+}
+
+// TestMutationTwinned: the phases' check that each registration got its
+// twin fails for a source without one.
+func TestMutationTwinned(t *testing.T) {
+	e := newMutEnv(t)
+	with := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+	e.twin(t, e.reconciler, with, "spec1")
+	without := e.register(t, e.pipeline, "soak-f002", tag(keyInject, "true"))
+	iv := &invariant{name: "twinned"}
+	twinned(iv, viewOf(e.sim.State()), []string{with})
+	if iv.checked != 1 || len(iv.violations) != 0 {
+		t.Errorf("clean: %s", iv)
+	}
+	twinned(iv, viewOf(e.sim.State()), []string{without})
+	if len(iv.violations) != 1 || !strings.Contains(iv.violations[0], short(without)) {
+		t.Errorf("a source without a twin was not caught: %s", iv)
+	}
+}
+
+// TestMutationQuietCount: the quiet phase counts the reconciler's calls,
+// the pipeline's aside; one reconciler write is counted.
+func TestMutationQuietCount(t *testing.T) {
+	e := newMutEnv(t)
+	src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+	mark := len(e.sim.Journal())
+	e.tagRevision(t, e.pipeline, src, tag(keyProfile, profileSecret))
+	if n, _ := reconcilerCalls(e.sim.Journal()[mark:]); n != 0 {
+		t.Errorf("pipeline calls counted as the reconciler's: %d", n)
+	}
+	e.tagRevision(t, e.reconciler, src, tag(keyProfile, profileSecret))
+	if n, first := reconcilerCalls(e.sim.Journal()[mark:]); n != 1 || len(first) != 1 || !strings.Contains(first[0], "TagResource") {
+		t.Errorf("a reconciler write in the quiet phase: %d %v", n, first)
+	}
+}
