@@ -273,6 +273,8 @@ type journalReport struct {
 	attempts        map[string]map[string]int // caller -> operation -> calls, failed ones included
 	twinsRegistered int
 	dupsRegistered  int // twins registered for a (source, spec) that had one already
+	maxPerKey       int // the most twins registered for one (source, spec)
+	maxKey          twinKey
 	twinsDeregister int
 	plaintextTwins  int // twins carrying the plaintext token (the secret check is not vacuous)
 	secretTwins     int // twins naming the token secret
@@ -366,6 +368,9 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 					r.dupsRegistered++
 				}
 				keys[k]++
+				if keys[k] > r.maxPerKey {
+					r.maxPerKey, r.maxKey = keys[k], k
+				}
 				for _, cd := range in.ContainerDefinitions {
 					for _, kv := range cd.Environment {
 						if aws.ToString(kv.Value) == w.plainToken {

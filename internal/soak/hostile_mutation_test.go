@@ -225,3 +225,21 @@ func TestMutationQuietCount(t *testing.T) {
 		t.Errorf("a reconciler write in the quiet phase: %d %v", n, first)
 	}
 }
+
+// TestMutationDuplicateCount: the bound on duplicates reads the most twins
+// registered for one (source, spec); three registrations of one key count
+// three.
+func TestMutationDuplicateCount(t *testing.T) {
+	e := newMutEnv(t)
+	src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+	w := &world{forged: map[string]bool{}}
+	e.twin(t, e.reconciler, src, "spec1")
+	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 1 {
+		t.Errorf("one twin: %d", r.maxPerKey)
+	}
+	e.twin(t, e.reconciler, src, "spec1")
+	e.twin(t, e.reconciler, src, "spec1")
+	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 3 || r.maxKey.family != "soak-f001" || r.dupsRegistered != 2 {
+		t.Errorf("three twins of one key: max %d (%+v), duplicates %d", r.maxPerKey, r.maxKey, r.dupsRegistered)
+	}
+}

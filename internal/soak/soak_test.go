@@ -355,11 +355,19 @@ func soak(t *testing.T, p params) {
 		}
 		procs.check(true, "")
 	}
+	// Until the organization issue brings a single writer, replicas race
+	// and registrations retried after a lost answer duplicate twins: each
+	// replica's registration of a (source, spec) can be sent maxAttempts
+	// times, and a kill right after one is served makes the next process
+	// register again.
+	bound := p.maxAttempts*p.replicas + totalKills("register")
+	dups := &invariant{name: "duplicate twins stay bounded (registrations per (source, spec) <= maxAttempts x replicas + kills after a registration)"}
+	dups.check(jr.maxPerKey <= bound, "%s source %d spec %s: %d twins registered, bound %d", jr.maxKey.family, jr.maxKey.source, jr.maxKey.spec, jr.maxPerKey, bound)
 	quiet := &invariant{name: "quiet phases: no reconciler write once converged"}
 	for _, r := range reports {
 		quiet.check(r.quiet == 0, "phase %s: %d reconciler calls in the quiet phase", r.name, r.quiet)
 	}
-	all := append(append(append(append(finalState, jr.invariants...), hostileInvariants(entries, w, view)...), dlq, secrets, procs, quiet), extra...)
+	all := append(append(append(append(finalState, jr.invariants...), hostileInvariants(entries, w, view)...), dlq, secrets, procs, quiet, dups), extra...)
 
 	// Figures.
 	var b strings.Builder
@@ -400,8 +408,8 @@ func soak(t *testing.T, p params) {
 	for _, who := range []string{"reconciler", "pipeline"} {
 		fmt.Fprintf(&b, "  writes by the %s (ok/attempted): %s\n", who, writesLine(jr.writes[who], jr.attempts[who]))
 	}
-	fmt.Fprintf(&b, "  twins: %d registered (%d secret-token, %d plaintext-token), %d duplicates of a (source, spec) registered, %d twins deregistered, %d ACTIVE twins at the end\n",
-		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.twinsDeregister, activeTwins(view))
+	fmt.Fprintf(&b, "  twins: %d registered (%d secret-token, %d plaintext-token), %d duplicates of a (source, spec) registered (at most %d for one), %d twins deregistered, %d ACTIVE twins at the end\n",
+		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.maxPerKey, jr.twinsDeregister, activeTwins(view))
 	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d\n", jr.raceOverwrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
 	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d); total %s\n", dlqMessages, dlqPoison, len(w.poison), time.Since(started).Round(time.Second))
