@@ -487,7 +487,7 @@ func TestCrashBetweenRegisterAndUpdateReusesTheTwin(t *testing.T) {
 // meanwhile.
 func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
 	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-	timers := newFakeTimers(clock)
+	timers := awssim.NewFakeTimers(clock)
 	w := newWorld(t, awssim.Options{Clock: clock})
 	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
 	c := w.controller(t, func(o *Options) {
@@ -500,7 +500,7 @@ func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	<-c.Swept()
 	// Each sweep has run once and waits for its interval.
-	waits := []time.Duration{timers.nextWait(t), timers.nextWait(t)}
+	waits := []time.Duration{timers.NextWait(t.Fatal), timers.NextWait(t.Fatal)}
 	slices.Sort(waits)
 	if want := []time.Duration{5 * time.Minute, time.Hour}; !slices.Equal(waits, want) {
 		t.Fatalf("the sweeps wait %v, want %v", waits, want)
@@ -510,7 +510,7 @@ func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
 		t.Fatalf("%d service sweeps before the clock moved, want 1", n)
 	}
 	timers.Advance(5 * time.Minute)
-	if d := timers.nextWait(t); d != 5*time.Minute { // the second service sweep is done
+	if d := timers.NextWait(t.Fatal); d != 5*time.Minute { // the second service sweep is done
 		t.Fatalf("after the second service sweep a wait of %v, want 5m", d)
 	}
 	if n := w.count("ListClusters"); n != 2 {
@@ -548,7 +548,7 @@ func TestSweepAfterAFailureComesSooner(t *testing.T) {
 	} {
 		t.Run(tc.interval.String(), func(t *testing.T) {
 			clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-			timers := newFakeTimers(clock)
+			timers := awssim.NewFakeTimers(clock)
 			c := newWorld(t).controller(t, func(o *Options) { o.Now, o.After = clock.Now, timers.After })
 			ctx, cancel := context.WithCancel(context.Background())
 			done := make(chan struct{})
@@ -565,7 +565,7 @@ func TestSweepAfterAFailureComesSooner(t *testing.T) {
 			}()
 			defer func() { cancel(); <-done }()
 			for i, want := range tc.want {
-				got := timers.nextWait(t)
+				got := timers.NextWait(t.Fatal)
 				if got != want {
 					t.Errorf("wait %d after %v: %v, want %v", i, tc.results[i], got, want)
 				}

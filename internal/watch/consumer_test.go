@@ -159,7 +159,7 @@ func TestConsumerAtLeastOnce(t *testing.T) {
 	client, queue := newQueue(t)
 	const visibility = 30 * time.Second // longer than the test: no redelivery on the wall clock
 	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-	timers := newFakeTimers(clock)
+	timers := awssim.NewFakeTimers(clock)
 	rec := &recorder{outcomes: map[string]int{}}
 	vis := &visibilityLog{Client: client}
 	c, err := NewConsumer(vis, ConsumerOptions{
@@ -210,7 +210,7 @@ func TestConsumerAtLeastOnce(t *testing.T) {
 	c.mu.Unlock()
 	// A third of a visibility timeout on, the extender makes SQS keep it
 	// hidden for a whole visibility timeout again.
-	timers.nextWaitOf(t, visibility/3)
+	nextWaitOf(t, timers, visibility/3)
 	timers.Advance(visibility / 3)
 	waitFor(t, "the held message's visibility extended", func() bool { return vis.extended(receipt, int32(visibility/time.Second)) })
 	if v, nv := queueDepth(t, client, queue); v != "0" || nv != "1" {
@@ -335,7 +335,7 @@ func TestConsumerBacksOffAfterFailedReceives(t *testing.T) {
 	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second, time.Second}
 	const visibility = 3 * time.Hour // the extender waits an hour: apart from the backoffs
 	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-	timers := newFakeTimers(clock)
+	timers := awssim.NewFakeTimers(clock)
 	c, err := NewConsumer(&scriptedReceive{results: script}, ConsumerOptions{
 		QueueURL: "q", Visibility: visibility, MaxHold: MaxMaxHold, Enqueue: func(string) {},
 		Now: clock.Now, After: timers.After,
@@ -348,9 +348,9 @@ func TestConsumerBacksOffAfterFailedReceives(t *testing.T) {
 	go func() { done <- c.Run(ctx) }()
 	var got []time.Duration
 	for range want {
-		d := timers.nextWait(t)
+		d := timers.NextWait(t.Fatal)
 		if d == visibility/3 {
-			d = timers.nextWait(t)
+			d = timers.NextWait(t.Fatal)
 		}
 		got = append(got, d)
 		timers.Advance(d)
