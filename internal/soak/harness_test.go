@@ -178,15 +178,7 @@ func newWorld(t *testing.T, p params) *world {
 		if s.codeDeploy {
 			controller = types.DeploymentControllerTypeCodeDeploy
 		}
-		if _, err := e.CreateService(ctx, &ecs.CreateServiceInput{
-			Cluster: aws.String(s.cluster), ServiceName: aws.String(s.name), TaskDefinition: aws.String(f.revs[0]),
-			DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
-			NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-				Subnets: []string{"subnet-0soak000000000000"}, SecurityGroups: []string{"sg-0soak000000000000"}}},
-			DeploymentController: &types.DeploymentController{Type: controller},
-			DeploymentConfiguration: &types.DeploymentConfiguration{
-				DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
-		}); err != nil {
+		if _, err := e.CreateService(ctx, fargateService(s.cluster, s.name, f.revs[0], controller)); err != nil {
 			t.Fatal(err)
 		}
 		f.svcs = append(f.svcs, s)
@@ -194,6 +186,20 @@ func newWorld(t *testing.T, p params) *world {
 	}
 	w.addHostile(ctx, clusters[0])
 	return w
+}
+
+// fargateService is a Fargate service of one task on td, with the circuit
+// breaker's rollback on.
+func fargateService(cluster, name, td string, controller types.DeploymentControllerType) *ecs.CreateServiceInput {
+	return &ecs.CreateServiceInput{
+		Cluster: aws.String(cluster), ServiceName: aws.String(name), TaskDefinition: aws.String(td),
+		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
+		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
+			Subnets: []string{"subnet-0soak000000000000"}, SecurityGroups: []string{"sg-0soak000000000000"}}},
+		DeploymentController: &types.DeploymentController{Type: controller},
+		DeploymentConfiguration: &types.DeploymentConfiguration{
+			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
+	}
 }
 
 func tag(k, v string) []types.Tag { return []types.Tag{{Key: aws.String(k), Value: aws.String(v)}} }

@@ -134,14 +134,7 @@ func (w *world) addHostile(ctx context.Context, cluster string) {
 			continue
 		}
 		s := &service{cluster: cluster, name: fmt.Sprintf("soak-h%d", i), fam: f}
-		if _, err := e.CreateService(ctx, &ecs.CreateServiceInput{
-			Cluster: aws.String(s.cluster), ServiceName: aws.String(s.name), TaskDefinition: aws.String(f.revs[0]),
-			DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
-			NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-				Subnets: []string{"subnet-0soak000000000000"}, SecurityGroups: []string{"sg-0soak000000000000"}}},
-			DeploymentConfiguration: &types.DeploymentConfiguration{
-				DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
-		}); err != nil {
+		if _, err := e.CreateService(ctx, fargateService(s.cluster, s.name, f.revs[0], types.DeploymentControllerTypeEcs)); err != nil {
 			w.t.Fatal(err)
 		}
 		f.svcs = append(f.svcs, s)

@@ -125,15 +125,7 @@ func (e *mutEnv) twin(t *testing.T, c *ecs.Client, src, spec string) string {
 
 func (e *mutEnv) createService(t *testing.T, name, td string, controller types.DeploymentControllerType) {
 	t.Helper()
-	if _, err := e.pipeline.CreateService(mutCtx(t), &ecs.CreateServiceInput{
-		Cluster: aws.String(mutCluster), ServiceName: aws.String(name), TaskDefinition: aws.String(td),
-		DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate,
-		NetworkConfiguration: &types.NetworkConfiguration{AwsvpcConfiguration: &types.AwsVpcConfiguration{
-			Subnets: []string{"subnet-0mut0000000000000"}, SecurityGroups: []string{"sg-0mut0000000000000"}}},
-		DeploymentController: &types.DeploymentController{Type: controller},
-		DeploymentConfiguration: &types.DeploymentConfiguration{
-			DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}},
-	}); err != nil {
+	if _, err := e.pipeline.CreateService(mutCtx(t), fargateService(mutCluster, name, td, controller)); err != nil {
 		t.Fatalf("creating %s: %v", name, err)
 	}
 }
