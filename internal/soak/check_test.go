@@ -318,6 +318,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 		reconciler bool
 	}
 	revs := map[string]*revInfo{}
+	inputs := map[string]*ecs.RegisterTaskDefinitionInput{} // ARN -> what was registered
 	current := map[string]string{}          // service -> task definition ARN
 	setBy := map[string]string{}            // service -> caller of the last task definition change
 	sources := map[string]map[string]bool{} // service -> sources it was ever pointed at by others
@@ -385,6 +386,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				}
 			}
 			revs[arn] = ri
+			inputs[arn] = in
 		case *ecs.DeregisterTaskDefinitionInput:
 			fam, _ := parseRevisionArn(aws.ToString(in.TaskDefinition))
 			if fam == "" {
@@ -481,6 +483,18 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 					r.raceOverwrites++
 				}
 			default:
+				// A deregistered source the reconciler registered again,
+				// rebuilt from the twin the service leaves (restoreSource):
+				// the source's containers, as the pipeline registered them.
+				if pr := revs[prev]; ri != nil && ri.reconciler && !ri.twin && pr != nil && pr.twin {
+					src := prev[:strings.LastIndexByte(prev, ':')+1] + strconv.Itoa(pr.source)
+					ok := sources[key][src] && sameContainers(inputs[src], inputs[td])
+					pointed.check(ok, "#%d %s moved from the twin %s to %s, registered by the reconciler, which is not its source %s as it was (a source of the service: %v)", c.Seq, key, short(prev), short(td), short(src), sources[key][src])
+					if ok {
+						sources[key][td] = true
+					}
+					break
+				}
 				pointed.check(sources[key][td], "#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
 			}
 			current[key], setBy[key] = td, who
@@ -495,6 +509,22 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	}
 	r.invariants = []*invariant{nonOpted, codeDeploy, pointed, dereg}
 	return r
+}
+
+// sameContainers: the same containers by name, image, entry point and
+// command (what a rebuilt source must give back).
+func sameContainers(a, b *ecs.RegisterTaskDefinitionInput) bool {
+	if a == nil || b == nil || len(a.ContainerDefinitions) != len(b.ContainerDefinitions) {
+		return false
+	}
+	for i, ca := range a.ContainerDefinitions {
+		cb := b.ContainerDefinitions[i]
+		if aws.ToString(ca.Name) != aws.ToString(cb.Name) || aws.ToString(ca.Image) != aws.ToString(cb.Image) ||
+			!slices.Equal(ca.EntryPoint, cb.EntryPoint) || !slices.Equal(ca.Command, cb.Command) {
+			return false
+		}
+	}
+	return true
 }
 
 // allFamilies lists the families registered in the journal.

@@ -365,6 +365,8 @@ func (r *replica) serve(rw http.ResponseWriter, req *http.Request) {
 		return
 	}
 	req.Body = io.NopCloser(bytes.NewReader(body))
+	// The journal's user agent names the replica (replicaOf).
+	req.Header.Set("User-Agent", req.Header.Get("User-Agent")+fmt.Sprintf(" soak-replica/%d", r.id))
 	if op == "DescribeServices" && bytes.Contains(body, []byte(poisonService)) {
 		rw.Header().Set("Content-Type", "application/x-amz-json-1.1")
 		rw.Header().Set("X-Amzn-ErrorType", "AccessDeniedException")

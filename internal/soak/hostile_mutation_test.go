@@ -6,9 +6,13 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
 )
 
 // The hostile checkers' invariants, by name.
@@ -17,7 +21,8 @@ const (
 	ivRoles  = "FireLens and App Mesh twins leave router, proxy and agents as they were"
 	ivForged = "no reconciler write to a forged or retagged twin, no service moved to one"
 	ivRolled = "a twin ECS rolled back is never re-applied to that service, nor to any after its failure mark"
-	ivMarked = "every twin ECS rolled back is marked failed (families opted in at the end)"
+	ivRaces  = "re-applications of a rolled-back twin by a racing replica stay within replicas-1 a twin and service"
+	ivMarked = "a twin ECS rolled back whose source still runs (opted in) is marked failed"
 )
 
 // hostileBase is a clean hostile history: a FireLens family and its twin as
@@ -108,6 +113,9 @@ func TestMutationHostileInvariants(t *testing.T) {
 		b := newHostileBase(t, e, false)
 		ivs := hostileInvariants(e.sim.Journal(), b.w, viewOf(e.sim.State()))
 		for _, iv := range ivs {
+			if iv.name == ivRaces && iv.checked == 0 {
+				continue // one replica: TestMutationReplicaRaces
+			}
 			if len(iv.violations) > 0 || iv.checked == 0 {
 				t.Errorf("clean input: %s", iv)
 			}
@@ -241,5 +249,85 @@ func TestMutationDuplicateCount(t *testing.T) {
 	e.twin(t, e.reconciler, src, "spec1")
 	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 3 || r.maxKey.family != "soak-f001" || r.dupsRegistered != 2 {
 		t.Errorf("three twins of one key: max %d (%+v), duplicates %d", r.maxPerKey, r.maxKey, r.dupsRegistered)
+	}
+}
+
+// replicaClient is the reconciler's client as replica id's listener shows
+// it in the journal.
+func (e *mutEnv) replicaClient(id string) *ecs.Client {
+	return ecs.NewFromConfig(aws.Config{
+		Region: awssim.DefaultRegion, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		AppID: "ecs-sidecar-reconciler", Retryer: func() aws.Retryer { return aws.NopRetryer{} },
+	}, func(o *ecs.Options) {
+		o.BaseEndpoint = aws.String(e.url)
+		o.APIOptions = append(o.APIOptions, middleware.AddUserAgentKeyValue("soak-replica", id))
+	})
+}
+
+// TestMutationReplicaRaces: with two replicas, the one that did not mark a
+// rolled-back twin may re-apply it once (it read before the mark); twice is
+// a violation, and so is the marking replica re-applying it.
+func TestMutationReplicaRaces(t *testing.T) {
+	run := func(t *testing.T, moves ...string) []*invariant {
+		e := newMutEnv(t)
+		b := newHostileBase(t, e, true)
+		b.w.p.replicas = 2
+		r1, r2 := e.replicaClient("1"), e.replicaClient("2")
+		e.tagRevision(t, r1, b.fragileTwin, tag(keyFailed, "rolled_back"))
+		for _, m := range moves {
+			c := r1
+			if m == "2" {
+				c = r2
+			}
+			e.deploy(t, c, "svc-7", b.fragileTwin)
+			e.settle()
+		}
+		return hostileInvariants(e.sim.Journal(), b.w, viewOf(e.sim.State()))
+	}
+	t.Run("one racing re-application", func(t *testing.T) {
+		for _, iv := range run(t, "2") {
+			if len(iv.violations) > 0 || iv.name == ivRaces && iv.checked != 1 {
+				t.Errorf("%s", iv)
+			}
+		}
+	})
+	t.Run("two", func(t *testing.T) {
+		wantCaught(t, run(t, "2", "2"), ivRaces, nil, "svc-7", "2 re-applications")
+	})
+	t.Run("after its own mark", func(t *testing.T) {
+		wantCaught(t, run(t, "1"), ivRolled, []string{ivRaces}, "svc-7", "replica 1 after its own failure mark")
+	})
+}
+
+// TestMutationRestoredSource: a service leaving a twin for its deregistered
+// source, which the reconciler registered again from the twin, is on its
+// source; a "restored" revision with other content is not.
+func TestMutationRestoredSource(t *testing.T) {
+	for _, build := range []int{0, 999} { // 0: the source's own build
+		e := newMutEnv(t)
+		src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+		srcBuild := e.builds
+		e.createService(t, "svc-r", src, types.DeploymentControllerTypeEcs)
+		twin := e.registerInput(t, e.reconciler, sidecarTwin(registerInputOf("soak-f001", srcBuild), src, ""))
+		e.deploy(t, e.reconciler, "svc-r", twin)
+		e.settle()
+		e.deregister(t, e.pipeline, src)
+		b := srcBuild
+		if build != 0 {
+			b = build
+		}
+		restored := e.registerInput(t, e.reconciler, registerInputOf("soak-f001", b))
+		e.deploy(t, e.reconciler, "svc-r", restored)
+		e.settle()
+		ivs := journalInvariants(e.sim.Journal(), &world{}).invariants
+		if build == 0 {
+			for _, iv := range ivs {
+				if len(iv.violations) > 0 {
+					t.Errorf("restored as it was: %s", iv)
+				}
+			}
+			continue
+		}
+		wantCaught(t, ivs, ivPointed, nil, "svc-r", "not its source")
 	}
 }

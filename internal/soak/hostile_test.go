@@ -313,20 +313,31 @@ func (w *world) registerShape(ctx context.Context, e registrar, f *family, build
 }
 
 // hostileInvariants replay the journal for what hostile input must never
-// cause; v is the final state (a rolled-back twin of a family that opted
-// out before the reconciler saw the rollback need not be marked: nothing
-// re-applies it while it stays out, and ECS's history guards the service
-// if it comes back, which the re-applied check watches).
+// cause; v is the final state. A rolled-back twin must be marked failed
+// when its source still runs on a service of an opted-in family at the
+// end: otherwise the mark can be lost harmlessly (a kill during its
+// TagResource, the family opted out, the source superseded), since
+// nothing re-applies a twin of a source no service runs, and ECS's
+// history guards a service that returns to it, which the re-applied check
+// watches.
 func hostileInvariants(entries []awssim.Entry, w *world, v *stateView) []*invariant {
 	unfitIv := &invariant{name: "no twin of a dependency-cycle, EC2-only or Windows task definition"}
 	roles := &invariant{name: "FireLens and App Mesh twins leave router, proxy and agents as they were"}
 	forged := &invariant{name: "no reconciler write to a forged or retagged twin, no service moved to one"}
 	rolled := &invariant{name: "a twin ECS rolled back is never re-applied to that service, nor to any after its failure mark"}
-	marked := &invariant{name: "every twin ECS rolled back is marked failed (families opted in at the end)"}
+	// With replicas at once (no single writer before the organization
+	// issue), one replica can apply what it read before another saw the
+	// rollback and marked the twin: counted, at most replicas-1 a twin and
+	// service; a replica re-applying after its own mark is a violation.
+	races := &invariant{name: "re-applications of a rolled-back twin by a racing replica stay within replicas-1 a twin and service"}
+	raced := map[string]int{}
+	multi := w.p.replicas > 1
+	marked := &invariant{name: "a twin ECS rolled back whose source still runs (opted in) is marked failed"}
 	inputs := map[string]*ecs.RegisterTaskDefinitionInput{} // ARN -> what the pipeline or seed registered
 	rolledBack := map[string]map[string]bool{}              // twin ARN -> services it was rolled back on
-	failMark := map[string]bool{}                           // twin ARN -> the reconciler wrote its failure mark
+	failMark := map[string]map[string]bool{}                // twin ARN -> the replicas that wrote its failure mark
 	twins := map[string]bool{}                              // ARNs the reconciler registered
+	sourceOf := map[string]string{}                         // twin ARN -> its source's ARN
 	for _, e := range entries {
 		if d := e.Deployment; d != nil {
 			if d.State == types.DeploymentRolloutStateFailed && twins[d.TaskDefinition] {
@@ -357,6 +368,11 @@ func hostileInvariants(entries []awssim.Entry, w *world, v *stateView) []*invari
 				continue
 			}
 			twins[arn] = true
+			for _, t := range in.Tags {
+				if aws.ToString(t.Key) == keySource {
+					sourceOf[arn] = arn[:strings.LastIndexByte(arn, ':')+1] + aws.ToString(t.Value)
+				}
+			}
 			if strings.HasPrefix(fam, "soak-fl") || strings.HasPrefix(fam, "soak-mesh") {
 				checkRoles(roles, c.Seq, arn, in, inputs)
 			}
@@ -367,14 +383,27 @@ func hostileInvariants(entries []awssim.Entry, w *world, v *stateView) []*invari
 			td := aws.ToString(c.Output.(*ecs.UpdateServiceOutput).Service.TaskDefinition)
 			key := serviceKey(aws.ToString(in.Cluster), aws.ToString(in.Service))
 			forged.check(!w.isForged(td), "#%d %s moved to the forged %s", c.Seq, key, short(td))
-			rolled.check(!rolledBack[td][key], "#%d %s moved again to %s, which ECS rolled back on it", c.Seq, key, short(td))
-			rolled.check(!failMark[td], "#%d %s moved to %s after its failure mark", c.Seq, key, short(td))
+			rep := replicaOf(c)
+			switch {
+			case !multi:
+				rolled.check(!rolledBack[td][key], "#%d %s moved again to %s, which ECS rolled back on it", c.Seq, key, short(td))
+				rolled.check(len(failMark[td]) == 0, "#%d %s moved to %s after its failure mark", c.Seq, key, short(td))
+			default:
+				rolled.check(!failMark[td][rep], "#%d %s moved to %s by %s after its own failure mark", c.Seq, key, short(td), rep)
+				if rolledBack[td][key] || len(failMark[td]) > 0 {
+					raced[td+" "+key]++
+					races.check(raced[td+" "+key] <= w.p.replicas-1, "#%d %s moved to %s again by %s: %d re-applications", c.Seq, key, short(td), rep, raced[td+" "+key])
+				}
+			}
 		case *ecs.TagResourceInput:
 			arn := aws.ToString(in.ResourceArn)
 			if who == "reconciler" {
 				forged.check(!w.isForged(arn), "#%d the reconciler tagged the forged %s", c.Seq, short(arn))
 				if c.Err == nil && slices.ContainsFunc(in.Tags, func(t types.Tag) bool { return aws.ToString(t.Key) == keyFailed }) {
-					failMark[arn] = true
+					if failMark[arn] == nil {
+						failMark[arn] = map[string]bool{}
+					}
+					failMark[arn][replicaOf(c)] = true
 				}
 			}
 		case *ecs.DeregisterTaskDefinitionInput:
@@ -384,13 +413,30 @@ func hostileInvariants(entries []awssim.Entry, w *world, v *stateView) []*invari
 			}
 		}
 	}
+	running := map[string]bool{}
+	for _, s := range v.services {
+		if s.Status == "ACTIVE" {
+			running[s.TaskDefinition] = true
+		}
+	}
 	for _, arn := range sortedKeys(rolledBack) {
-		if fam, _ := parseRevisionArn(arn); !v.optedIn(fam) {
+		if fam, _ := parseRevisionArn(arn); !v.optedIn(fam) || !running[sourceOf[arn]] {
 			continue
 		}
-		marked.check(failMark[arn], "%s rolled back on %s, never marked failed", short(arn), strings.Join(sortedKeys(rolledBack[arn]), " "))
+		marked.check(len(failMark[arn]) > 0, "%s rolled back on %s, never marked failed", short(arn), strings.Join(sortedKeys(rolledBack[arn]), " "))
 	}
-	return []*invariant{unfitIv, roles, forged, rolled, marked}
+	return []*invariant{unfitIv, roles, forged, rolled, races, marked}
+}
+
+// replicaOf names the soak replica that made a call (its listener adds
+// "soak-replica/N" to the user agent), or "" for one made elsewhere.
+func replicaOf(c *awssim.Call) string {
+	_, rest, ok := strings.Cut(c.UserAgent, "soak-replica/")
+	if !ok {
+		return ""
+	}
+	id, _, _ := strings.Cut(rest, " ")
+	return "replica " + id
 }
 
 // checkRoles compares a twin of a FireLens or App Mesh family with its
