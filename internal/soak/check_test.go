@@ -319,11 +319,11 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	}
 	revs := map[string]*revInfo{}
 	inputs := map[string]*ecs.RegisterTaskDefinitionInput{} // ARN -> what was registered
-	current := map[string]string{}          // service -> task definition ARN
-	setBy := map[string]string{}            // service -> caller of the last task definition change
-	sources := map[string]map[string]bool{} // service -> sources it was ever pointed at by others
-	controllers := map[string]string{}      // service -> deployment controller
-	familyWrites := map[string][]string{}   // family -> the reconciler's writes (attempts)
+	current := map[string]string{}                          // service -> task definition ARN
+	setBy := map[string]string{}                            // service -> caller of the last task definition change
+	sources := map[string]map[string]bool{}                 // service -> sources it was ever pointed at by others
+	controllers := map[string]string{}                      // service -> deployment controller
+	familyWrites := map[string][]string{}                   // family -> the reconciler's writes (attempts)
 	keys := map[twinKey]int{}
 	for _, e := range entries {
 		c := e.Call
