@@ -47,7 +47,7 @@ promtool: ## check and unit-test the Prometheus alert rules in deploy/prometheus
 	cd deploy/prometheus && $(PROMTOOL) test rules alerts_test.yaml
 
 unit:
-	$(GO) test -race -timeout 10m ./...
+	$(GO) test -race -timeout 15m ./...
 
 fuzz-short: ## every fuzz target for $(FUZZTIME_TEST)
 	scripts/fuzz.sh $(FUZZTIME_TEST)
