@@ -53,6 +53,10 @@ type plan struct {
 	// by a race, or twice when a response was lost and the call retried).
 	twins    map[twinKey]*revision
 	dups     map[string]*revision
+	// restored are the deregistered sources this reconcile registered
+	// again (source ARN -> the new revision): one registration serves
+	// every service that returns to that source.
+	restored map[string]string
 	newest   *revision // newest ACTIVE source revision
 	deciding *revision // newest source revision carrying the inject tag
 	services []*service
@@ -84,7 +88,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	p := &plan{family: family, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, registered: map[string]bool{}}
+	p := &plan{family: family, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, restored: map[string]string{}, registered: map[string]bool{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return Result{}, err
 	}
@@ -903,15 +907,20 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, p *pl
 	if err != nil && !cloud.IsNotFound(err) {
 		return err
 	}
+	original := source
 	restore := func(ctx context.Context, a *Action) error {
 		restored, err := c.restoreSource(ctx, log, twin)
 		if err != nil {
 			return err
 		}
 		source, a.Source = restored, restored
+		p.restored[original] = restored
 		return nil
 	}
-	if src == nil || src.status != types.TaskDefinitionStatusActive {
+	switch r, done := p.restored[original]; {
+	case done:
+		source = r // restored for another service of this reconcile
+	case src == nil || src.status != types.TaskDefinitionStatusActive:
 		if _, err := c.write(ctx, p, log, Action{Kind: ActionRestoreSource, Family: twin.family, Source: source, Twin: twin.arn}, restore); err != nil {
 			return err
 		}

@@ -174,11 +174,13 @@ func TestOptOutRestoresADeregisteredSource(t *testing.T) {
 	w := newWorld(t)
 	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true", "team": "payments"})
 	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	w.createService(t, "web-canary", src, types.DeploymentControllerTypeEcs)
 	c := w.controller(t)
 	sweep(t, c)
 	reconcile(t, c, "web")
 	twin := w.taskDefOf(t, "web")
 	w.isTwinOf(t, twin, 1)
+	registered := len(w.writes("RegisterTaskDefinition"))
 	// The pipeline deregisters the old source, then registers a revision
 	// that opts the family out (tags on twins never decide).
 	w.must(t, func(ctx context.Context) error {
@@ -192,6 +194,14 @@ func TestOptOutRestoresADeregisteredSource(t *testing.T) {
 	got := w.taskDefOf(t, "web")
 	if got == twin || got == src {
 		t.Fatalf("after opt-out the service runs %s; want a re-registered copy of the deregistered source", got)
+	}
+	// Both services return to one restored copy (the soak found one
+	// registration per service).
+	if canary := w.taskDefOf(t, "web-canary"); canary != got {
+		t.Errorf("web runs %s, web-canary %s: want the same restored source", got, canary)
+	}
+	if n := len(w.writes("RegisterTaskDefinition")) - registered; n != 2 { // the pipeline's opt-out revision and one restore
+		t.Errorf("%d registrations after the opt-out, want 2 (the pipeline's and one restore)", n)
 	}
 	out, err := w.ecs.DescribeTaskDefinition(context.Background(), &ecs.DescribeTaskDefinitionInput{
 		TaskDefinition: aws.String(got), Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags}})
