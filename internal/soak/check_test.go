@@ -95,12 +95,11 @@ func viewOf(st awssim.State) *stateView {
 		pending: st.Pending, twins: map[twinKey][]*revision{}, specs: map[string]map[int]map[string]bool{}}
 	for _, f := range st.Families {
 		for _, r := range f.Revisions {
-			if r.Tags[keyForged] != "" {
-				continue // the pipeline's forgeries: hostileInvariants watch them
-			}
 			fam, num := parseRevisionArn(r.Arn)
 			rv := &revision{arn: r.Arn, family: fam, num: num, active: r.Status == "ACTIVE"}
-			if src, ok := r.Tags[keySource]; ok {
+			// A forgery (a twin's markers on content the reconciler did
+			// not make) is what it is: a source revision of the pipeline's.
+			if src, ok := r.Tags[keySource]; ok && r.Tags[keyForged] == "" {
 				rv.twin = true
 				rv.source, _ = strconv.Atoi(src)
 				rv.spec, rv.failed = r.Tags[keySpec], r.Tags[keyFailed]
@@ -278,6 +277,7 @@ type journalReport struct {
 	twinsDeregister int
 	plaintextTwins  int // twins carrying the plaintext token (the secret check is not vacuous)
 	secretTwins     int // twins naming the token secret
+	dedupRaces      int // duplicates deregistered while another replica moved a service to them
 	raceOverwrites  int // reconciler writes that replaced a pipeline deploy made after the reconciler's read
 	everOptedIn     map[string]bool
 	invariants      []*invariant
@@ -308,6 +308,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	codeDeploy := &invariant{name: "no write of the reconciler to a service of another deployment controller"}
 	pointed := &invariant{name: "reconciler's UpdateService only to a twin of the service's own source, or that source"}
 	dereg := &invariant{name: "twins deregistered only as duplicates (a lower twin of the (source, spec)) that no service runs"}
+	racedDereg := &invariant{name: "duplicates deregistered while a racing replica moved a service to them stay within the duplicates"}
 	deregistered := map[string]bool{}
 	type revInfo struct {
 		family     string
@@ -321,6 +322,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	inputs := map[string]*ecs.RegisterTaskDefinitionInput{} // ARN -> what was registered
 	current := map[string]string{}                          // service -> task definition ARN
 	setBy := map[string]string{}                            // service -> caller of the last task definition change
+	movedBy := map[string]string{}                          // service -> the replica that made the last change (replicaOf)
 	sources := map[string]map[string]bool{}                 // service -> sources it was ever pointed at by others
 	controllers := map[string]string{}                      // service -> deployment controller
 	familyWrites := map[string][]string{}                   // family -> the reconciler's writes (attempts)
@@ -409,12 +411,24 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 					}
 				}
 				var on []string
+				byOther := 0 // services another replica moved there
 				for svc, td := range current {
 					if td == arn {
 						on = append(on, svc)
+						if w.p.replicas > 1 && movedBy[svc] != replicaOf(c) {
+							byOther++
+						}
 					}
 				}
 				sort.Strings(on)
+				if lower && len(on) > 0 && byOther == len(on) {
+					// Replicas at once (no single writer yet): this one
+					// found the twin unused while another moved a service
+					// to it. Counted and bounded by the duplicates.
+					r.dedupRaces++
+					racedDereg.check(r.dedupRaces <= r.dupsRegistered, "#%d deregistered the twin %s that another replica moved %v to: %d such races, %d duplicates", c.Seq, short(arn), on, r.dedupRaces, r.dupsRegistered)
+					continue
+				}
 				dereg.check(lower && len(on) == 0, "#%d deregistered the twin %s (a lower ACTIVE twin of its (source, spec): %v; services on it: %v)", c.Seq, short(arn), lower, on)
 			}
 		case *ecs.TagResourceInput:
@@ -439,7 +453,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 			}
 			svc := c.Output.(*ecs.CreateServiceOutput).Service
 			td := aws.ToString(svc.TaskDefinition)
-			current[key], setBy[key] = td, who
+			current[key], setBy[key], movedBy[key] = td, who, replicaOf(c)
 			sources[key] = map[string]bool{td: true}
 			controllers[key] = "ECS"
 			if svc.DeploymentController != nil {
@@ -466,7 +480,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				continue
 			}
 			if who != "reconciler" {
-				current[key], setBy[key] = td, who
+				current[key], setBy[key], movedBy[key] = td, who, replicaOf(c)
 				if ri := revs[td]; ri == nil || !ri.twin {
 					sources[key][td] = true
 				}
@@ -497,7 +511,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				}
 				pointed.check(sources[key][td], "#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
 			}
-			current[key], setBy[key] = td, who
+			current[key], setBy[key], movedBy[key] = td, who, replicaOf(c)
 		}
 	}
 	for _, f := range allFamilies(entries) {
@@ -507,7 +521,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 		ws := familyWrites[f]
 		nonOpted.check(len(ws) == 0, "%s (never opted in): %d writes, first %s", f, len(ws), first(ws))
 	}
-	r.invariants = []*invariant{nonOpted, codeDeploy, pointed, dereg}
+	r.invariants = []*invariant{nonOpted, codeDeploy, pointed, dereg, racedDereg}
 	return r
 }
 

@@ -331,3 +331,36 @@ func TestMutationRestoredSource(t *testing.T) {
 		wantCaught(t, ivs, ivPointed, nil, "svc-r", "not its source")
 	}
 }
+
+// TestMutationRacedDeregistration: with two replicas, a duplicate one
+// replica deregisters while the other just moved a service to it is a
+// counted race; the replica that moved it deregistering it is a violation,
+// and so is a race with no duplicate behind it.
+func TestMutationRacedDeregistration(t *testing.T) {
+	run := func(t *testing.T, mover, deregisterer string) *journalReport {
+		e := newMutEnv(t)
+		src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
+		e.createService(t, "svc-d", src, types.DeploymentControllerTypeEcs)
+		r := map[string]*ecs.Client{"1": e.replicaClient("1"), "2": e.replicaClient("2")}
+		e.twin(t, r["1"], src, "spec1")
+		dup := e.twin(t, r["2"], src, "spec1")
+		e.deploy(t, r[mover], "svc-d", dup)
+		e.settle()
+		e.deregister(t, r[deregisterer], dup)
+		return journalInvariants(e.sim.Journal(), &world{p: params{replicas: 2}})
+	}
+	t.Run("race", func(t *testing.T) {
+		rep := run(t, "2", "1")
+		for _, iv := range rep.invariants {
+			if len(iv.violations) > 0 {
+				t.Errorf("%s", iv)
+			}
+		}
+		if rep.dedupRaces != 1 {
+			t.Errorf("races counted %d, want 1", rep.dedupRaces)
+		}
+	})
+	t.Run("own move", func(t *testing.T) {
+		wantCaught(t, run(t, "1", "1").invariants, ivDereg, nil, "svc-d")
+	})
+}

@@ -420,7 +420,7 @@ func hostileInvariants(entries []awssim.Entry, w *world, v *stateView) []*invari
 		}
 	}
 	for _, arn := range sortedKeys(rolledBack) {
-		if fam, _ := parseRevisionArn(arn); !v.optedIn(fam) || !running[sourceOf[arn]] {
+		if fam, _ := parseRevisionArn(arn); !v.optedIn(fam) || !running[sourceOf[arn]] || v.revs[arn] != nil && !v.revs[arn].active {
 			continue
 		}
 		marked.check(len(failMark[arn]) > 0, "%s rolled back on %s, never marked failed", short(arn), strings.Join(sortedKeys(rolledBack[arn]), " "))
