@@ -51,8 +51,8 @@ type plan struct {
 	// ones: the lowest revision, so that replicas racing to register agree
 	// on it; dups are the other genuine twins of the same key (registered
 	// by a race, or twice when a response was lost and the call retried).
-	twins    map[twinKey]*revision
-	dups     map[string]*revision
+	twins map[twinKey]*revision
+	dups  map[string]*revision
 	// restored are the deregistered sources this reconcile registered
 	// again (source ARN -> the new revision): one registration serves
 	// every service that returns to that source.
