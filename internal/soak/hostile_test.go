@@ -206,8 +206,12 @@ func (w *world) hostileOp(ctx context.Context, ecsc *ecs.Client, sqsc *sqs.Clien
 			return "forged twin (none to copy yet)", nil
 		}
 		*build++
-		td := awssim.DemoTaskDefinition(fam, fmt.Sprintf("registry.invalid/soak/forged:%d", *build),
-			append(append(tag(keySource, src), tag(keySpec, spec)...), tag(keyForged, "true")...))
+		// Its command stated, like the pipeline's own revisions: without the
+		// sidecar the markers make it no twin, and the reconciler treats it
+		// as the source it is (and instruments it).
+		td := registerInputOf(fam, *build)
+		td.ContainerDefinitions[0].Image = aws.String(fmt.Sprintf("registry.invalid/soak/forged:%d", *build))
+		td.Tags = append(append(tag(keySource, src), tag(keySpec, spec)...), tag(keyForged, "true")...)
 		out, err := ecsc.RegisterTaskDefinition(ctx, td)
 		if err != nil {
 			return "forged twin", err
