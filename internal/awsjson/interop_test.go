@@ -111,8 +111,8 @@ func (f *fakeAWS) input(op string) any {
 
 func testConfig() aws.Config {
 	return aws.Config{
-		Region:           "us-east-1",
-		Credentials:      credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
+		Region:      "us-east-1",
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", ""),
 		// Retries on: under load the Go transport can lose an answer the
 		// fake served ("use of closed network connection" while reading
 		// the body, aws/aws-sdk-go-v2#2737); the fake keeps the last input
