@@ -57,6 +57,7 @@ type revision struct {
 	inject, prof   string // sources: the opt-in and profile tags, if any
 	hasInject      bool
 	hasProfileTags bool
+	forged         bool // the pipeline put a twin's markers on it (keyForged)
 }
 
 // parseRevisionArn splits arn:aws:ecs:r:a:task-definition/family:N.
@@ -96,7 +97,7 @@ func viewOf(st awssim.State) *stateView {
 	for _, f := range st.Families {
 		for _, r := range f.Revisions {
 			fam, num := parseRevisionArn(r.Arn)
-			rv := &revision{arn: r.Arn, family: fam, num: num, active: r.Status == "ACTIVE"}
+			rv := &revision{arn: r.Arn, family: fam, num: num, active: r.Status == "ACTIVE", forged: r.Tags[keyForged] != ""}
 			// A forgery (a twin's markers on content the reconciler did
 			// not make) is what it is: a source revision of the pipeline's.
 			if src, ok := r.Tags[keySource]; ok && r.Tags[keyForged] == "" {
@@ -157,7 +158,7 @@ func (v *stateView) optedIn(family string) bool {
 func (v *stateView) newestSource(family string) *revision {
 	revs := v.byFamily[family]
 	for i := len(revs) - 1; i >= 0; i-- {
-		if r := revs[i]; !r.twin && r.active {
+		if r := revs[i]; !r.twin && r.active && !r.forged {
 			return r
 		}
 	}
@@ -227,6 +228,12 @@ func stateInvariants(v *stateView) []*invariant {
 		}
 		src := v.newestSource(fam)
 		if src == nil {
+			continue
+		}
+		// A forgery newer than the newest source makes "newest" a matter
+		// of which revision the reconciler took for the source (its
+		// markers or its content): hostileInvariants judge forgeries.
+		if slices.ContainsFunc(v.byFamily[fam], func(r *revision) bool { return r.forged && r.num > src.num }) {
 			continue
 		}
 		found := false
