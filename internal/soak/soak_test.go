@@ -300,8 +300,19 @@ func soak(t *testing.T, p params) {
 		return w.sim.CallCount("ecs", "ListServices", "ok") + w.sim.CallCount("ecs", "ListTaskDefinitionFamilies", "ok")
 	}
 	restart(eventsPhase)
-	phaseStart, j0 = time.Now(), len(w.sim.Journal())
+	// Each process's first family sweep runs beside its first service
+	// sweep and can end after readiness: wait until both have ended (no
+	// sweep call for 2 s, at most 30 s) before counting.
 	swept0 := sweepCalls()
+	for still, deadline := 0, time.Now().Add(30*time.Second); still < 4 && time.Now().Before(deadline); {
+		time.Sleep(500 * time.Millisecond)
+		if n := sweepCalls(); n != swept0 {
+			swept0, still = n, 0
+		} else {
+			still++
+		}
+	}
+	phaseStart, j0 = time.Now(), len(w.sim.Journal())
 	regs := w.runDeploys(t, rand.New(rand.NewPCG(p.seed, 3)), p.phaseOps)
 	rep := w.settle(t, eventsPhase.name, phaseStart, j0, p, reps, nil)
 	byEvents := &invariant{name: "events-only phase: every registration got its twin through the queue (no sweep ran)"}
