@@ -45,7 +45,7 @@ const (
 
 	// Added by a change under way (the hostile soak): covered when
 	// the checker has them.
-	ivDupsActive = "no (source, spec) with more than one ACTIVE twin"
+	ivDupsActive = "no (source, spec) with more than one ACTIVE twin (sources in use or newest)"
 	ivFragileOff = "services of fragile families (their twins fail) end on a source"
 )
 
