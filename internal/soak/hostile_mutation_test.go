@@ -7,12 +7,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
-	"github.com/ecs-sidecar/reconciler/internal/awssim"
 )
 
 // The hostile checkers' invariants, by name.
@@ -255,10 +252,7 @@ func TestMutationDuplicateCount(t *testing.T) {
 // replicaClient is the reconciler's client as replica id's listener shows
 // it in the journal.
 func (e *mutEnv) replicaClient(id string) *ecs.Client {
-	return ecs.NewFromConfig(aws.Config{
-		Region: awssim.DefaultRegion, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-		AppID: "ecs-sidecar-reconciler", Retryer: func() aws.Retryer { return aws.NopRetryer{} },
-	}, func(o *ecs.Options) {
+	return ecs.NewFromConfig(mutConfig("ecs-sidecar-reconciler"), func(o *ecs.Options) {
 		o.BaseEndpoint = aws.String(e.url)
 		o.APIOptions = append(o.APIOptions, middleware.AddUserAgentKeyValue("soak-replica", id))
 	})

@@ -72,14 +72,7 @@ func newMutEnv(t *testing.T) *mutEnv {
 	sim := awssim.New(awssim.Options{Clock: clock, RolloutDelay: time.Minute})
 	srv := httptest.NewServer(sim.Handler()) // 127.0.0.1
 	t.Cleanup(srv.Close)
-	cfg := func(appID string) aws.Config {
-		return aws.Config{
-			Region:      awssim.DefaultRegion,
-			Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-			AppID:       appID,
-			Retryer:     func() aws.Retryer { return aws.NopRetryer{} }, // one journal entry per call
-		}
-	}
+	cfg := mutConfig
 	endpoint := func(o *ecs.Options) { o.BaseEndpoint = aws.String(srv.URL) }
 	e := &mutEnv{sim: sim, clock: clock, url: srv.URL,
 		pipeline:   ecs.NewFromConfig(cfg(""), endpoint),
@@ -90,6 +83,18 @@ func newMutEnv(t *testing.T) *mutEnv {
 		t.Fatal(err)
 	}
 	return e
+}
+
+// mutConfig is the SDK configuration of the mutation tests' clients: one
+// attempt a call (one journal entry per call); appID "ecs-sidecar-reconciler"
+// makes the reconciler's.
+func mutConfig(appID string) aws.Config {
+	return aws.Config{
+		Region:      awssim.DefaultRegion,
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		AppID:       appID,
+		Retryer:     func() aws.Retryer { return aws.NopRetryer{} },
+	}
 }
 
 func mutCtx(t *testing.T) context.Context {
