@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
+	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
@@ -307,6 +308,7 @@ type journalReport struct {
 	secretTwins     int // twins naming the token secret
 	dedupRaces      int // duplicates deregistered while another replica moved a service to them
 	raceOverwrites  int // reconciler writes that replaced a pipeline deploy made after the reconciler's read
+	staleWrites     int // reconciler moves valid only against the state before another writer's change
 	everOptedIn     map[string]bool
 	invariants      []*invariant
 }
@@ -351,12 +353,23 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	current := map[string]string{}                          // service -> task definition ARN
 	setBy := map[string]string{}                            // service -> caller of the last task definition change
 	movedBy := map[string]string{}                          // service -> the replica that made the last change (replicaOf)
+	before := map[string]string{}                           // service -> its task definition before the last change
 	sources := map[string]map[string]bool{}                 // service -> sources it was ever pointed at by others
 	controllers := map[string]string{}                      // service -> deployment controller
 	familyWrites := map[string][]string{}                   // family -> the reconciler's writes (attempts)
 	keys := map[twinKey]int{}
 	for _, e := range entries {
 		c := e.Call
+		if d := e.Deployment; d != nil && d.State == types.DeploymentRolloutStateInProgress && strings.Contains(d.Reason, "rolling back to deploymentId") {
+			// ECS's circuit breaker moved the service back to the revision
+			// of its last completed deployment: no call did.
+			key := serviceKey("", d.ServiceArn)
+			if current[key] != d.TaskDefinition {
+				before[key] = current[key]
+				current[key], setBy[key], movedBy[key] = d.TaskDefinition, "ecs", ""
+			}
+			continue
+		}
 		if c == nil {
 			continue
 		}
@@ -508,37 +521,54 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				continue
 			}
 			if who != "reconciler" {
+				before[key] = prev
 				current[key], setBy[key], movedBy[key] = td, who, replicaOf(c)
 				if ri := revs[td]; ri == nil || !ri.twin {
 					sources[key][td] = true
 				}
 				continue
 			}
-			ri := revs[td]
-			fam, _ := parseRevisionArn(td)
-			switch {
-			case ri != nil && ri.twin:
-				src := fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source)
-				pointed.check(ri.reconciler && sources[key][src], "#%d %s moved from %s to the twin %s:%d of source %d (registered by the reconciler: %v; the service's sources: %s)",
-					c.Seq, key, short(prev), fam, ri.num, ri.source, ri.reconciler, shortKeys(sources[key]))
-				if pr := revs[prev]; setBy[key] == "pipeline" && (pr == nil || !pr.twin) && src != prev {
-					r.raceOverwrites++
+			// judge says whether moving the service from prev to td keeps
+			// the invariant, and why not.
+			judge := func(prev string) (ok bool, why string) {
+				ri := revs[td]
+				fam, _ := parseRevisionArn(td)
+				if ri != nil && ri.twin {
+					src := fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source)
+					return ri.reconciler && sources[key][src], fmt.Sprintf("#%d %s moved from %s to the twin %s:%d of source %d (registered by the reconciler: %v; the service's sources: %s)",
+						c.Seq, key, short(prev), fam, ri.num, ri.source, ri.reconciler, shortKeys(sources[key]))
 				}
-			default:
 				// A deregistered source the reconciler registered again,
 				// rebuilt from the twin the service leaves (restoreSource):
 				// the source's containers, as the pipeline registered them.
 				if pr := revs[prev]; ri != nil && ri.reconciler && !ri.twin && pr != nil && pr.twin {
 					src := prev[:strings.LastIndexByte(prev, ':')+1] + strconv.Itoa(pr.source)
-					ok := sources[key][src] && sameContainers(inputs[src], inputs[td])
-					pointed.check(ok, "#%d %s moved from the twin %s to %s, registered by the reconciler, which is not its source %s as it was (a source of the service: %v)", c.Seq, key, short(prev), short(td), short(src), sources[key][src])
-					if ok {
-						sources[key][td] = true
-					}
-					break
+					return sources[key][src] && sameContainers(inputs[src], inputs[td]), fmt.Sprintf("#%d %s moved from the twin %s to %s, registered by the reconciler, which is not its source %s as it was (a source of the service: %v)", c.Seq, key, short(prev), short(td), short(src), sources[key][src])
 				}
-				pointed.check(sources[key][td], "#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
+				return sources[key][td], fmt.Sprintf("#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
 			}
+			valid, why := judge(prev)
+			if !valid && before[key] != "" && (setBy[key] != "reconciler" || movedBy[key] != replicaOf(c)) {
+				// ECS has no conditional update: another writer (the
+				// pipeline, another replica) changed the service after this
+				// one read it. The write is judged against what it read,
+				// the state before that change.
+				var staleWhy string
+				if valid, staleWhy = judge(before[key]); valid {
+					r.staleWrites++
+				} else {
+					why = staleWhy + fmt.Sprintf(" (judged against the state before another writer moved it to %s)", short(prev))
+				}
+			}
+			pointed.check(valid, "%s", why)
+			if ri := revs[td]; valid && ri != nil && ri.reconciler && !ri.twin {
+				sources[key][td] = true // a restored source
+			}
+			if ri, pr := revs[td], revs[prev]; ri != nil && ri.twin && setBy[key] == "pipeline" && (pr == nil || !pr.twin) &&
+				fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source) != prev {
+				r.raceOverwrites++
+			}
+			before[key] = prev
 			current[key], setBy[key], movedBy[key] = td, who, replicaOf(c)
 		}
 	}

@@ -102,6 +102,21 @@ type world struct {
 	mu     sync.Mutex
 	forged map[string]bool // revisions the pipeline registered or retagged with a twin's markers
 	poison []string        // ids of the poison messages sent
+	// hostileDone counts, by kind (hostileKinds), the hostile operations
+	// that took place; the chaos runs until each took place once.
+	hostileDone [hostileKinds]int
+}
+
+// hostileCovered says whether every kind of hostile operation took place.
+func (w *world) hostileCovered() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, n := range w.hostileDone {
+		if n == 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // newWorld serves an awssim on 127.0.0.1 (rollouts stepped on the wall
@@ -643,6 +658,7 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 	tick := time.NewTicker(w.p.pipelineEvery)
 	defer tick.Stop()
 	build := 1
+	ops, hostileNext := 0, 0
 	for {
 		select {
 		case <-ctx.Done():
@@ -655,7 +671,24 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 				st.failed++
 			}
 		}
-		switch r := rng.IntN(100); {
+		ops++
+		if ops%hostileEvery == 0 {
+			// Hostile input on a schedule, its kinds in turn, so that every
+			// run meets each of them (hostile_test.go).
+			k := hostileNext % hostileKinds
+			hostileNext++
+			kind, did, err := w.hostileOp(octx, ecsc, sqsc, rng, normal, &build, k)
+			st.hostile[kind]++
+			if did && err == nil {
+				w.mu.Lock()
+				w.hostileDone[k]++
+				w.mu.Unlock()
+			}
+			fail(err)
+			cancel()
+			continue
+		}
+		switch r := rng.IntN(95); {
 		case r < 45: // a new revision, deployed to (most of) its services
 			f := normal[rng.IntN(len(normal))]
 			build++
@@ -703,10 +736,6 @@ func (w *world) runPipeline(ctx context.Context, rng *rand.Rand) pipelineStats {
 			s := w.svcs[rng.IntN(len(w.svcs))]
 			_, err := ecsc.UpdateService(octx, &ecs.UpdateServiceInput{Cluster: aws.String(s.cluster), Service: aws.String(s.name), DesiredCount: aws.Int32(int32(1 + rng.IntN(3)))})
 			st.scales++
-			fail(err)
-		case r < 90: // hostile input (hostile_test.go)
-			kind, err := w.hostileOp(octx, ecsc, sqsc, rng, normal, &build)
-			st.hostile[kind]++
 			fail(err)
 		default: // a message that is not an EventBridge event
 			bodies := []string{"not json {", `{"hello":"world"}`, `[]`, strings.Repeat("x", 100)}

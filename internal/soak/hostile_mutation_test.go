@@ -1,6 +1,7 @@
 package soak
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -297,32 +298,48 @@ func TestMutationReplicaRaces(t *testing.T) {
 // source, which the reconciler registered again from the twin, is on its
 // source; a "restored" revision with other content is not.
 func TestMutationRestoredSource(t *testing.T) {
-	for _, build := range []int{0, 999} { // 0: the source's own build
+	// build 0: the source's own; overtaken: the pipeline moves the service
+	// off the twin between the reconciler's read and its move (ECS has no
+	// conditional update), so the move is judged against the twin it left.
+	for _, c := range []struct {
+		build     int
+		overtaken bool
+	}{{0, false}, {999, false}, {0, true}, {999, true}} {
 		e := newMutEnv(t)
 		src := e.register(t, e.pipeline, "soak-f001", tag(keyInject, "true"))
 		srcBuild := e.builds
 		e.createService(t, "svc-r", src, types.DeploymentControllerTypeEcs)
+		other := e.register(t, e.pipeline, "soak-f001", nil)
 		twin := e.registerInput(t, e.reconciler, sidecarTwin(registerInputOf("soak-f001", srcBuild), src, ""))
 		e.deploy(t, e.reconciler, "svc-r", twin)
 		e.settle()
 		e.deregister(t, e.pipeline, src)
 		b := srcBuild
-		if build != 0 {
-			b = build
+		if c.build != 0 {
+			b = c.build
 		}
 		restored := e.registerInput(t, e.reconciler, registerInputOf("soak-f001", b))
+		if c.overtaken {
+			e.deploy(t, e.pipeline, "svc-r", other)
+		}
 		e.deploy(t, e.reconciler, "svc-r", restored)
 		e.settle()
-		ivs := journalInvariants(e.sim.Journal(), &world{}).invariants
-		if build == 0 {
-			for _, iv := range ivs {
+		jr := journalInvariants(e.sim.Journal(), &world{})
+		if want := 0; c.overtaken && c.build == 0 {
+			want = 1
+			if jr.staleWrites != want {
+				t.Errorf("restored as it was, overtaken: %d moves judged against the state before another writer's change; want %d", jr.staleWrites, want)
+			}
+		}
+		if c.build == 0 {
+			for _, iv := range jr.invariants {
 				if len(iv.violations) > 0 {
-					t.Errorf("restored as it was: %s", iv)
+					t.Errorf("restored as it was (overtaken %v): %s", c.overtaken, iv)
 				}
 			}
 			continue
 		}
-		wantCaught(t, ivs, ivPointed, nil, "svc-r", "not its source")
+		wantCaught(t, jr.invariants, ivPointed, nil, "svc-r", "not its source")
 	}
 }
 
@@ -357,4 +374,37 @@ func TestMutationRacedDeregistration(t *testing.T) {
 	t.Run("own move", func(t *testing.T) {
 		wantCaught(t, run(t, "1", "1").invariants, ivDereg, nil, "svc-d")
 	})
+	// A twin of a fragile family fails; ECS's circuit breaker moves the
+	// service back to its source (no call does), after which the duplicate
+	// twin is unused and may go. Without the rollback it is caught.
+	for _, rolled := range []bool{true, false} {
+		t.Run(fmt.Sprintf("own move, rolled back %v", rolled), func(t *testing.T) {
+			e := newMutEnv(t)
+			family := "soak-f007" // fragile: its twins fail to start
+			if !rolled {
+				family = "soak-f001"
+			}
+			e.sim.SetRollout(0, fragileRule)
+			src := e.register(t, e.pipeline, family, tag(keyInject, "true"))
+			e.createService(t, "svc-d", src, types.DeploymentControllerTypeEcs)
+			e.settle()
+			r := e.replicaClient("1")
+			e.registerInput(t, r, sidecarTwin(registerInputOf(family, 1), src, ""))
+			dup := e.registerInput(t, r, sidecarTwin(registerInputOf(family, 1), src, ""))
+			e.deploy(t, r, "svc-d", dup)
+			e.settle()
+			e.settle()
+			e.deregister(t, r, dup)
+			ivs := journalInvariants(e.sim.Journal(), &world{p: params{replicas: 2}}).invariants
+			if !rolled {
+				wantCaught(t, ivs, ivDereg, nil, "svc-d")
+				return
+			}
+			for _, iv := range ivs {
+				if iv.name == ivDereg && len(iv.violations) > 0 {
+					t.Errorf("deregistered after ECS rolled the service back off it: %s", iv)
+				}
+			}
+		})
+	}
 }

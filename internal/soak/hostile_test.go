@@ -197,9 +197,22 @@ func (w *world) poisonBody(id string) string {
 	return string(b)
 }
 
-// hostileOp is one hostile operation of the pipeline; it returns its kind.
-func (w *world) hostileOp(ctx context.Context, ecsc *ecs.Client, sqsc *sqs.Client, rng *rand.Rand, normal []*family, build *int) (string, error) {
-	switch rng.IntN(6) {
+// The pipeline's hostile operations: one of every hostileEvery
+// operations, of the hostileKinds kinds in turn.
+const (
+	hostileKinds = 6
+	hostileEvery = 8
+)
+
+// hostileOp is the hostile operation k of the pipeline; it returns its
+// kind, and did: false when there was nothing yet to do it to.
+func (w *world) hostileOp(ctx context.Context, ecsc *ecs.Client, sqsc *sqs.Client, rng *rand.Rand, normal []*family, build *int, k int) (kind string, did bool, err error) {
+	kind, err = w.hostileKind(ctx, ecsc, sqsc, rng, normal, build, k)
+	return kind, !strings.Contains(kind, "("), err
+}
+
+func (w *world) hostileKind(ctx context.Context, ecsc *ecs.Client, sqsc *sqs.Client, rng *rand.Rand, normal []*family, build *int, k int) (string, error) {
+	switch k {
 	case 0: // a forged twin: the markers of a genuine twin on content without the sidecar
 		fam, src, spec, ok := w.genuineTwin(rng)
 		if !ok {

@@ -234,7 +234,7 @@ func soak(t *testing.T, p params) {
 			for _, s := range killSteps {
 				all = all && totalKills(s) > 0
 			}
-			if el >= p.chaosMax || el >= p.chaos && all {
+			if el >= p.chaosMax || el >= p.chaos && all && w.hostileCovered() {
 				stopChaos()
 				tick.Stop()
 				return
@@ -273,7 +273,13 @@ func soak(t *testing.T, p params) {
 	for _, s := range killSteps {
 		valid.check(totalKills(s) > 0, "no kill interrupted the step %q in %s", s, time.Since(phaseStart).Round(time.Second))
 	}
-	extra = append(extra, valid)
+	hostile := &invariant{name: "the chaos met every kind of hostile input (the run is valid)"}
+	w.mu.Lock()
+	for k, n := range w.hostileDone {
+		hostile.check(n > 0, "the hostile operation %d of %d never took place in %s", k, hostileKinds, time.Since(phaseStart).Round(time.Second))
+	}
+	w.mu.Unlock()
+	extra = append(extra, valid, hostile)
 
 	// Phase 2, events only: sweeps an hour apart (each process sweeps once
 	// when it starts, before the registrations), no faults, no kills.
@@ -421,7 +427,7 @@ func soak(t *testing.T, p params) {
 	}
 	fmt.Fprintf(&b, "  twins: %d registered (%d secret-token, %d plaintext-token), %d duplicates of a (source, spec) registered (at most %d for one), %d twins deregistered, %d ACTIVE twins at the end\n",
 		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.maxPerKey, jr.twinsDeregister, activeTwins(view))
-	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d\n", jr.raceOverwrites)
+	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d; reconciler moves made on a read another writer overtook (judged against what they read): %d\n", jr.raceOverwrites, jr.staleWrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
 	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d); total %s\n", dlqMessages, dlqPoison, len(w.poison), time.Since(started).Round(time.Second))
 	for _, iv := range all {
