@@ -34,6 +34,7 @@ import (
 // ({"Fn::Sub": ...}, {"Ref": ...}).
 type Template struct {
 	Parameters map[string]map[string]any
+	Mappings   map[string]map[string]map[string]any
 	Conditions map[string]any
 	Rules      map[string]Rule
 	Resources  map[string]Resource
@@ -273,6 +274,25 @@ func (r resolver) intrinsic(fn string, arg any) (any, error) {
 			return r.value(l[1])
 		}
 		return r.value(l[2])
+	case "Fn::FindInMap":
+		l, ok := arg.([]any)
+		if !ok || len(l) != 3 {
+			return nil, fmt.Errorf("Fn::FindInMap %v: want [map, top-level key, second-level key]", arg)
+		}
+		keys := make([]string, 3)
+		for i, e := range l {
+			x, err := r.value(e)
+			if err != nil {
+				return nil, err
+			}
+			keys[i] = fmt.Sprint(x)
+		}
+		v, ok := r.t.Mappings[keys[0]][keys[1]][keys[2]]
+		if !ok {
+			// CloudFormation fails the stack operation on a missing key.
+			return nil, fmt.Errorf("Fn::FindInMap: no %s.%s.%s in Mappings", keys[0], keys[1], keys[2])
+		}
+		return r.value(v)
 	case "Fn::Join":
 		l, ok := arg.([]any)
 		if !ok || len(l) != 2 {

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -520,5 +521,48 @@ func TestRenderedConfigIsValid(t *testing.T) {
 				t.Errorf("policies (-got +want):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestGoMemoryLimitFollowsTaskMemory: for every TaskMemory the template
+// allows, the task gets that memory and GOMEMLIMIT (the Go runtime's soft
+// limit, https://pkg.go.dev/runtime#hdr-Environment_Variables: a number
+// with a B, KiB, MiB, GiB or TiB suffix) at about 80% of it.
+func TestGoMemoryLimitFollowsTaskMemory(t *testing.T) {
+	tpl := load(t)
+	allowed, _ := tpl.Parameters["TaskMemory"]["AllowedValues"].([]any)
+	if len(allowed) == 0 {
+		t.Fatal("TaskMemory has no AllowedValues")
+	}
+	for _, v := range allowed {
+		mib := fmt.Sprint(v)
+		s := testStack()
+		s.Params["TaskMemory"] = mib
+		in := taskDefinitionInput(t, tpl, s)
+		if got := aws.ToString(in.Memory); got != mib {
+			t.Errorf("TaskMemory %s: task memory %q", mib, got)
+		}
+		limit := ""
+		for _, kv := range in.ContainerDefinitions[0].Environment {
+			if aws.ToString(kv.Name) == "GOMEMLIMIT" {
+				limit = aws.ToString(kv.Value)
+			}
+		}
+		n, ok := strings.CutSuffix(limit, "MiB")
+		lim, err := strconv.Atoi(n)
+		task, _ := strconv.Atoi(mib)
+		if !ok || err != nil {
+			t.Errorf("TaskMemory %s: GOMEMLIMIT %q, want a number of MiB", mib, limit)
+			continue
+		}
+		if r := float64(lim) / float64(task); r < 0.75 || r > 0.85 {
+			t.Errorf("TaskMemory %s: GOMEMLIMIT %s is %.2f of the task's memory, want about 0.8", mib, limit, r)
+		}
+	}
+	// A value the mapping lacks fails, as CloudFormation would.
+	s := testStack()
+	s.Params["TaskMemory"] = "3072"
+	if _, err := tpl.Property(s, "TaskDefinition"); err == nil || !strings.Contains(err.Error(), "FindInMap") {
+		t.Errorf("TaskMemory 3072 (no mapping): err %v, want a FindInMap error", err)
 	}
 }
