@@ -96,6 +96,14 @@ type Options struct {
 	// family must complete before the others move.
 	MaxInFlight, MaxInFlightPerCluster int
 	Canary                             bool
+	// RampStart, when set (1 <= RampStart <= MaxInFlight), makes MaxInFlight
+	// a ceiling that is reached by steps: RampStart rollouts at first, one
+	// place more for each rollout that completes (so the window doubles per
+	// rollout time while they succeed), and back to RampStart at the first
+	// failure (rolled back, failed, or no outcome by the deadline). 0: the
+	// window is MaxInFlight from the start. The window lives in memory: a
+	// restart starts small again, the cautious side.
+	RampStart int
 	// RolloutDeadline fails a rollout with no outcome by then (default
 	// 30m): services without the circuit breaker never report FAILED.
 	RolloutDeadline time.Duration

@@ -736,6 +736,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 			c.st.setMoved(s.arn, "")
 			log.Info("rollout of twin completed", "twin", revisionNumber(d.taskDef))
 			c.o.Observer.RolloutDone(RolloutCompleted)
+			c.rolloutEnded(log, true)
 		}
 	}
 	twin := c.st.cachedRevision(next.twin)
@@ -754,6 +755,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 		} else {
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
+		c.rolloutEnded(log, false)
 		return moveLeft, c.markFailed(ctx, log, p, twin, next.code)
 	case stepAbandon:
 		if next.code == FailedDeadline {
@@ -763,6 +765,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 			log.Warn("rollout of twin failed and ECS did not roll it back", "twin", twin.number)
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
+		c.rolloutEnded(log, false)
 		if err := c.markFailed(ctx, log, p, twin, next.code); err != nil {
 			return moveLeft, err
 		}

@@ -1,6 +1,6 @@
 package controller
 
-import ()
+import "log/slog"
 
 // Rollout outcomes, as metric label values.
 const (
@@ -36,5 +36,17 @@ func primary(s *service) (deployment, bool) {
 
 // pacing is the admission rule of moves, from the options.
 func (c *Controller) pacing() pacing {
-	return pacing{maxInFlight: c.o.MaxInFlight, perCluster: c.o.MaxInFlightPerCluster, canary: c.o.Canary}
+	return pacing{maxInFlight: c.o.MaxInFlight, perCluster: c.o.MaxInFlightPerCluster, canary: c.o.Canary, rampStart: c.o.RampStart}
+}
+
+// rolloutEnded moves the ramp after a rollout of a twin ended, and logs a
+// change of the window.
+func (c *Controller) rolloutEnded(log *slog.Logger, completed bool) {
+	was, now := c.st.rampDone(c.pacing(), completed)
+	switch {
+	case now > was:
+		log.Info("rollout window widened", "from", was, "to", now, "ceiling", c.o.MaxInFlight)
+	case now < was:
+		log.Warn("rollout window braked after a failed rollout", "from", was, "to", now)
+	}
 }

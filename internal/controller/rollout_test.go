@@ -441,3 +441,80 @@ func tagOf(tags []types.Tag, key string) (string, bool) {
 	}
 	return "", false
 }
+
+// The ramp (Options.RampStart): rollouts in flight start at RampStart and
+// gain a place for each one that completes, up to MaxInFlight; the first
+// failure brings the window back to RampStart.
+func TestRampWidensOnSuccessesAndBrakesOnAFailure(t *testing.T) {
+	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	for i := range 9 {
+		w.createService(t, fmt.Sprintf("web-%d", i), src, types.DeploymentControllerTypeEcs)
+	}
+	bad := w.register(t, "bad", "broken:1", map[string]string{"ecs-sidecar/inject": "true"})
+	w.createService(t, "bad-0", bad, types.DeploymentControllerTypeEcs)
+	clock.Advance(2 * time.Minute) // the services' own first deployments complete
+	w.sim.Step()
+	// From now on, a revision with the broken image fails to start: the
+	// twin of "bad" does (its source's deployment has completed).
+	w.sim.SetRollout(time.Minute, awssim.FailImages(regexp.MustCompile(`^broken`)))
+	c := w.controller(t, func(o *Options) {
+		o.MaxInFlight, o.MaxInFlightPerCluster, o.RampStart, o.Now = 6, 6, 1, clock.Now
+	})
+	sweep(t, c)
+	var inFlight []int
+	next := func() {
+		clock.Advance(2 * time.Minute)
+		w.sim.Step()
+		sweep(t, c)
+	}
+	for round := 0; len(w.writes("UpdateService")) < 9; round++ {
+		if round > 8 {
+			t.Fatalf("after %d rounds only %d of 9 services moved; in flight by round %v", round, len(w.writes("UpdateService")), inFlight)
+		}
+		reconcile(t, c, "web")
+		inFlight = append(inFlight, simInFlight(w))
+		next()
+	}
+	// 1; its success makes 2; theirs 4; the last two (the ceiling, 6, is
+	// not needed).
+	if d := cmp.Diff(inFlight, []int{1, 2, 4, 2}); d != "" {
+		t.Errorf("rollouts in flight by round (-got +want):\n%s", d)
+	}
+	reconcile(t, c, "web") // the last two completed: 6, the ceiling
+	if got := c.st.window; got != 6 {
+		t.Errorf("window after 9 completed rollouts = %d, want the ceiling 6", got)
+	}
+	reconcile(t, c, "bad")
+	if got := simInFlight(w); got != 1 {
+		t.Fatalf("the bad family's service is not rolling out (%d in flight)", got)
+	}
+	next()
+	reconcile(t, c, "bad") // ECS's circuit breaker failed it: marked, braked
+	if n := len(w.writes("TagResource")); n != 1 {
+		t.Errorf("failure marks = %d, want 1", n)
+	}
+	if got := c.st.window; got != 1 {
+		t.Errorf("window after a failed rollout = %d, want RampStart 1", got)
+	}
+}
+
+// Without RampStart the window is MaxInFlight from the start.
+func TestNoRampAdmitsUpToMaxInFlight(t *testing.T) {
+	st := newState()
+	p := pacing{maxInFlight: 5, perCluster: 5}
+	for i := range 6 {
+		s := &service{arn: fmt.Sprintf("arn:aws:ecs:us-east-1:1:service/c/s%d", i), cluster: "c"}
+		ok, why, _ := st.admit(s, nil, nil, p, "twin")
+		if want := i < 5; ok != want {
+			t.Fatalf("admission %d: %v (%s), want %v", i+1, ok, why, want)
+		}
+		if i == 5 && why != "max_in_flight" {
+			t.Errorf("refused with %q, want max_in_flight", why)
+		}
+	}
+	if was, now := st.rampDone(p, false); was != 5 || now != 5 {
+		t.Errorf("a failure without a ramp moved the window %d -> %d", was, now)
+	}
+}

@@ -278,6 +278,9 @@ type state struct {
 	// those of rollbacks are ever read: a few).
 	svcRevisions map[string]string
 	indexed      map[string]bool // clusters whose services a sweep has indexed
+	// window is the ramp's current bound on rollouts in flight (see
+	// Options.RampStart); 0 before the first admission.
+	window int
 
 	// Indexes of services, kept by setServiceLocked and deleteServiceLocked,
 	// so that a reconcile and pacing cost what the family has, not what the
@@ -353,6 +356,37 @@ type pendingMove struct {
 type pacing struct {
 	maxInFlight, perCluster int
 	canary                  bool
+	rampStart               int // 0: no ramp
+}
+
+// windowLocked is the bound on rollouts in flight now: maxInFlight, or the
+// ramp's window under it.
+func (st *state) windowLocked(p pacing) int {
+	if p.rampStart <= 0 {
+		return p.maxInFlight
+	}
+	if st.window == 0 {
+		st.window = p.rampStart
+	}
+	return min(st.window, p.maxInFlight)
+}
+
+// rampDone moves the ramp's window after a rollout of a twin ended: one
+// place more after a completed one (up to maxInFlight), back to the start
+// after a failure. It returns the window before and after.
+func (st *state) rampDone(p pacing, completed bool) (was, now int) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	was = st.windowLocked(p)
+	if p.rampStart <= 0 {
+		return was, was
+	}
+	if completed {
+		st.window = min(was+1, p.maxInFlight)
+	} else {
+		st.window = p.rampStart
+	}
+	return was, st.window
 }
 
 // admit applies pacing to a move of s to twin: at most maxInFlight
@@ -382,6 +416,9 @@ func (st *state) admit(s *service, family []*service, twins map[string]bool, p p
 	no := func() {}
 	if total >= p.maxInFlight {
 		return false, "max_in_flight", no
+	}
+	if total >= st.windowLocked(p) {
+		return false, "ramp_window", no
 	}
 	if cluster >= p.perCluster {
 		return false, "max_in_flight_per_cluster", no
