@@ -184,6 +184,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		RevertOnOptOut:        cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
 		MaxInFlight:           cfg.Rollouts.MaxInFlight,
 		MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
+		RampStart:             cfg.Rollouts.RampStart,
 		Canary:                cfg.Rollouts.Canary,
 		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
 		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,

@@ -140,6 +140,10 @@ type Rollouts struct {
 	MaxInFlight int `json:"maxInFlight"`
 	// MaxInFlightPerCluster is the same bound per cluster (<= MaxInFlight).
 	MaxInFlightPerCluster int `json:"maxInFlightPerCluster"`
+	// RampStart, when set, makes MaxInFlight a ceiling reached by steps:
+	// RampStart rollouts at first, one more for each that completes, back to
+	// RampStart at the first failure. 0 (the default): no ramp.
+	RampStart int `json:"rampStart"`
 	// Deadline marks a rollout failed ("deadline") when it has no outcome by then.
 	Deadline Duration `json:"deadline"`
 	// Canary rolls a new spec out to one service first, and to the family's

@@ -86,6 +86,9 @@ func (c *Config) Validate() error {
 	} else if c.Rollouts.MaxInFlight >= 1 && c.Rollouts.MaxInFlightPerCluster > c.Rollouts.MaxInFlight {
 		add("rollouts.maxInFlightPerCluster", "must not exceed rollouts.maxInFlight (%d)", c.Rollouts.MaxInFlight)
 	}
+	if c.Rollouts.RampStart < 0 || c.Rollouts.MaxInFlight >= 1 && c.Rollouts.RampStart > c.Rollouts.MaxInFlight {
+		add("rollouts.rampStart", "must be between 0 (no ramp) and rollouts.maxInFlight (%d)", c.Rollouts.MaxInFlight)
+	}
 	positiveDuration(add, "rollouts.deadline", c.Rollouts.Deadline, time.Second)
 	positiveDuration(add, "images.tagTTL", c.Images.TagTTL, time.Second)
 	oneOf(add, "rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert, OnOptOutLeave)

@@ -74,6 +74,8 @@ func TestValidateReportsPath(t *testing.T) {
 		{"rollouts: {maxInFlightPerCluster: 0}", "rollouts.maxInFlightPerCluster: must be at least 1"},
 		{"rollouts: {maxInFlightPerCluster: 6}", "rollouts.maxInFlightPerCluster: must not exceed rollouts.maxInFlight (5)"},
 		{"rollouts: {deadline: 0s}", "rollouts.deadline: must be at least 1s"},
+		{"rollouts: {rampStart: -1}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
+		{"rollouts: {rampStart: 6}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
 		{"rollouts: {onOptOut: keep}", `rollouts.onOptOut: "keep" is not one of revert, leave`},
 		// audit, metrics, log
 		{"audit: {eventBus: 'bad bus!'}", "audit.eventBus: must be an event bus name or an arn:"},
@@ -183,6 +185,8 @@ func TestValidateAccepts(t *testing.T) {
 		"tagPrefix: 'sécurité:@=+ x/'",
 		"tagPrefix: '" + strings.Repeat("a", 120) + "/'",
 		"rollouts: {maxInFlight: 1, maxInFlightPerCluster: 1, deadline: 1s}",
+		"rollouts: {maxInFlight: 50, maxInFlightPerCluster: 10, rampStart: 2}",
+		"rollouts: {rampStart: 5}",
 		"audit: {eventBus: 'aws.partner/example.com/123/events'}",
 		"audit: {eventBus: 'arn:aws:events:us-east-1:123456789012:event-bus/audit'}",
 		"metrics: {listen: '127.0.0.1:0'}",
