@@ -10,11 +10,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/watch"
@@ -670,7 +672,8 @@ func dlqReport(ctx context.Context, w *world) (iv *invariant, n, poison int) {
 		poison = len(found)
 	}()
 	for {
-		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600})
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600,
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
 		if err != nil {
 			iv.check(false, "receiving from the DLQ: %v", err)
 			return iv, n, 0
@@ -686,10 +689,26 @@ func dlqReport(ctx context.Context, w *world) (iv *invariant, n, poison int) {
 				found[ev.ID] = true
 				continue
 			}
+			if err == nil {
+				// What tells where it was lost: the event, and when SQS
+				// took it and first handed it out (the receives were in the
+				// source queue; the count is the DLQ's own).
+				at := func(a sqstypes.MessageSystemAttributeName) string {
+					ms, err := strconv.ParseInt(m.Attributes[string(a)], 10, 64)
+					if err != nil {
+						return "?"
+					}
+					return time.UnixMilli(ms).UTC().Format("15:04:05.000")
+				}
+				iv.check(false, "a parseable event in the DLQ: %s %s (family %q, service %q, event time %s), sent %s, first received %s",
+					ev.Kind, ev.ID, ev.Family, ev.Service, ev.Time.UTC().Format("15:04:05.000"),
+					at(sqstypes.MessageSystemAttributeNameSentTimestamp), at(sqstypes.MessageSystemAttributeNameApproximateFirstReceiveTimestamp))
+				continue
+			}
 			if len(body) > 160 {
 				body = body[:160] + "..."
 			}
-			iv.check(errors.Is(err, watch.ErrUnparseable), "a parseable message in the DLQ (parse: %v): %s", err, body)
+			iv.check(errors.Is(err, watch.ErrUnparseable), "a message in the DLQ that is neither an event nor unparseable (parse: %v): %s", err, body)
 		}
 	}
 }
