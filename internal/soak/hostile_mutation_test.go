@@ -188,7 +188,7 @@ func TestMutationPoisonInDLQ(t *testing.T) {
 		if _, err := w.sim.SQS().SendMessage(mutCtx(t), &sqs.SendMessageInput{QueueUrl: aws.String(q), MessageBody: aws.String(w.poisonBody("soak-poison-0001"))}); err != nil {
 			t.Fatal(err)
 		}
-		iv, n, poison := dlqReport(mutCtx(t), w)
+		iv, n, poison, _ := dlqReport(mutCtx(t), w, nil)
 		switch {
 		case arrived && (len(iv.violations) > 0 || n != 1 || poison != 1):
 			t.Errorf("poison in the DLQ: %d messages, %d poison: %s", n, poison, iv)

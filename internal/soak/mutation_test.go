@@ -12,6 +12,7 @@ package soak
 import (
 	"context"
 	crand "crypto/rand"
+	"fmt"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -513,42 +514,68 @@ func TestMutationDLQInvariant(t *testing.T) {
 			t.Errorf("drained %d messages, want 2", n)
 		}
 	})
-	t.Run("a parseable message in the DLQ", func(t *testing.T) {
-		w, url := dlqWorld(t)
-		garbage(t, w)
-		// A real event: the rule delivers the CloudTrail event of a call
-		// to the event queue; it is moved to the DLQ.
-		pipeline := ecs.NewFromConfig(aws.Config{Region: awssim.DefaultRegion, Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
-			func(o *ecs.Options) { o.BaseEndpoint = aws.String(url) })
-		if _, err := pipeline.UpdateService(mutCtx(t), &ecs.UpdateServiceInput{Cluster: aws.String(awssim.DemoCluster), Service: aws.String("web"), DesiredCount: aws.Int32(3)}); err != nil {
-			t.Fatal(err)
-		}
-		var body string
-		for body == "" {
-			out, err := w.sim.SQS().ReceiveMessage(mutCtx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.queueURL), MaxNumberOfMessages: 10})
-			if err != nil {
+	// lives: how many process lives the logs show holding the event.
+	for _, lives := range []int{0, awssim.DemoMaxReceiveCount - 1, awssim.DemoMaxReceiveCount} {
+		t.Run(fmt.Sprintf("a parseable message in the DLQ, held by %d lives", lives), func(t *testing.T) {
+			w, url := dlqWorld(t)
+			garbage(t, w)
+			// A real event: the rule delivers the CloudTrail event of a call
+			// to the event queue; it is moved to the DLQ.
+			pipeline := ecs.NewFromConfig(aws.Config{Region: awssim.DefaultRegion, Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")},
+				func(o *ecs.Options) { o.BaseEndpoint = aws.String(url) })
+			if _, err := pipeline.UpdateService(mutCtx(t), &ecs.UpdateServiceInput{Cluster: aws.String(awssim.DemoCluster), Service: aws.String("web"), DesiredCount: aws.Int32(3)}); err != nil {
 				t.Fatal(err)
 			}
-			if len(out.Messages) == 0 {
-				t.Fatal("the UpdateService call put no CloudTrail event on the event queue")
-			}
-			for _, m := range out.Messages {
-				if b := aws.ToString(m.Body); strings.Contains(b, `"eventName":"UpdateService"`) {
-					body = b
+			var body string
+			for body == "" {
+				out, err := w.sim.SQS().ReceiveMessage(mutCtx(t), &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.queueURL), MaxNumberOfMessages: 10})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(out.Messages) == 0 {
+					t.Fatal("the UpdateService call put no CloudTrail event on the event queue")
+				}
+				for _, m := range out.Messages {
+					if b := aws.ToString(m.Body); strings.Contains(b, `"eventName":"UpdateService"`) {
+						body = b
+					}
 				}
 			}
-		}
-		send(t, w, body)
-		iv, _ := dlqInvariant(mutCtx(t), w)
-		ev, err := watch.Parse([]byte(body))
-		if err != nil {
-			t.Fatalf("the seeded event does not parse: %v", err)
-		}
-		wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ", ev.ID, "first received")
-		if len(iv.violations) != 1 || iv.checked != 3 {
-			t.Errorf("want the one parseable message of 3 flagged: %s", iv)
-		}
-	})
+			send(t, w, body)
+			ev, err := watch.Parse([]byte(body))
+			if err != nil {
+				t.Fatalf("the seeded event does not parse: %v", err)
+			}
+			// Each life: a start, then the event queued (twice in the last
+			// one: a life counts once).
+			var log strings.Builder
+			for i := range lives {
+				log.WriteString(`{"level":"INFO","msg":"reconciler starting"}` + "\n")
+				n := 1
+				if i == lives-1 {
+					n = 2
+				}
+				for range n {
+					fmt.Fprintf(&log, `{"level":"DEBUG","msg":"event queued a reconcile","family":"web","kind":"update_service","event_id":%q}`+"\n", ev.ID)
+				}
+			}
+			path := filepath.Join(t.TempDir(), "reconciler.log")
+			if err := os.WriteFile(path, []byte(log.String()), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			iv, _, _, outlived := dlqReport(mutCtx(t), w, []string{path})
+			if lives >= awssim.DemoMaxReceiveCount {
+				if len(iv.violations) != 0 || outlived != 1 || iv.checked != 3 {
+					t.Errorf("an event that %d lives held: want it counted (outlived %d), not flagged: %s", lives, outlived, iv)
+				}
+				return
+			}
+			wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ", fmt.Sprintf("held by %d process lives", lives), ev.ID, "first received")
+			if len(iv.violations) != 1 || iv.checked != 3 || outlived != 0 {
+				t.Errorf("want the one parseable message of 3 flagged: %s", iv)
+			}
+		})
+	}
 }
 
 func TestMutationSecretsInvariant(t *testing.T) {

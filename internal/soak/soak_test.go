@@ -359,11 +359,11 @@ func soak(t *testing.T, p params) {
 	entries := w.sim.Journal()
 	finalState := stateInvariants(view)
 	jr := journalInvariants(entries, w)
-	dlq, dlqMessages, dlqPoison := dlqReport(context.Background(), w)
 	var logs []string
 	for _, r := range reps {
 		logs = append(logs, r.log)
 	}
+	dlq, dlqMessages, dlqPoison, dlqOutlived := dlqReport(context.Background(), w, logs)
 	secrets := secretsInvariant(w, logs)
 	procs := &invariant{name: "reconciler processes exited only when killed or stopped"}
 	for _, r := range reps {
@@ -429,7 +429,7 @@ func soak(t *testing.T, p params) {
 		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.maxPerKey, jr.twinsDeregister, activeTwins(view))
 	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d; reconciler moves made on a read another writer overtook (judged against what they read): %d\n", jr.raceOverwrites, jr.staleWrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
-	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d); total %s\n", dlqMessages, dlqPoison, len(w.poison), time.Since(started).Round(time.Second))
+	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d), %d valid events that %d process lives each held until it died; total %s\n", dlqMessages, dlqPoison, len(w.poison), dlqOutlived, awssim.DemoMaxReceiveCount, time.Since(started).Round(time.Second))
 	for _, iv := range all {
 		fmt.Fprintf(&b, "  %s\n", iv)
 	}
