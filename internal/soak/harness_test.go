@@ -577,7 +577,10 @@ func (r *replica) superviseChaos(ctx context.Context, rng *rand.Rand, total func
 		} else if r.waitReady(ctx, l) {
 			step := r.pick(total)
 			wait := armFor
-			if step == "tag" || step == "held" {
+			switch step {
+			case "tag": // the rarest call: only a rolled-back twin is marked
+				wait = 5 * armFor
+			case "held":
 				wait = 3 * armFor // rarer calls
 			}
 			if step == "idle" {

@@ -104,7 +104,7 @@ func soakParams(replicas int) params {
 	faults := map[string]awssim.Faults{"*": base, "ecs:RegisterTaskDefinition": register}
 	p := params{
 		families: 50, services: 100, clusters: 3, replicas: replicas,
-		chaos: 20 * time.Second, chaosMax: 90 * time.Second, armFor: 6 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
+		chaos: 20 * time.Second, chaosMax: 150 * time.Second, armFor: 6 * time.Second, killMin: 3 * time.Second, killMax: 10 * time.Second,
 		pipelineEvery: 150 * time.Millisecond, throttleScale: 20, faults: faults, visibility: 10 * time.Second,
 		quiet: 16 * time.Second, phaseOps: 6,
 		converge: 3 * time.Minute, seed: *seedFlag, logLevel: "debug", maxAttempts: *attempts,
