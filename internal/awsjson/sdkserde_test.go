@@ -21,7 +21,6 @@ import (
 type treeSerializer struct {
 	root  any
 	stack []any // *map[string]any (struct or map) or *[]any
-	keys  []string
 }
 
 func (s *treeSerializer) put(schema *smithy.Schema, v any) {

@@ -335,7 +335,6 @@ func runTimeline(t *testing.T, e *env, td string, steps []timelineStep) {
 var (
 	cbRollback = &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}
 	alarmsOnly = &types.DeploymentAlarms{Enable: true, Rollback: true, AlarmNames: []string{"web-5xx"}}
-	oldDeps    = []string{"PRIMARY web:1 COMPLETED"}
 	bothDeps3  = []string{"PRIMARY web:3 IN_PROGRESS", "ACTIVE web:1 COMPLETED"}
 	bothDeps2  = []string{"PRIMARY web:2 IN_PROGRESS", "ACTIVE web:1 COMPLETED"}
 )

@@ -794,6 +794,11 @@ func (m *message) toSDK(in *sqs.ReceiveMessageInput) sqstypes.Message {
 		Body: aws.String(m.body), MD5OfBody: aws.String(m.md5Body),
 	}
 	want := map[string]bool{}
+	// AttributeNames is the request member that MessageSystemAttributeNames
+	// replaced. This is the server side: SQS still honours it, and older
+	// clients (boto3, the aws CLI's --attribute-names) still send it, so the
+	// simulator reads both. TestReceiveMessageLegacyAttributeNames covers it.
+	//lint:ignore SA1019 a server must honour the deprecated member that clients still send
 	for _, a := range in.AttributeNames {
 		want[string(a)] = true
 	}

@@ -426,7 +426,7 @@ func ParseFaults(spec string) (map[string]Faults, error) {
 		}
 		fields := strings.SplitN(part, ":", 3)
 		if len(fields) != 3 {
-			return nil, fmt.Errorf("fault %q: want SERVICE:OPERATION:KEY=VALUE,...", part)
+			return nil, fmt.Errorf("fault %q: want SERVICE:OPERATION:KEY=VALUE[,KEY=VALUE]", part)
 		}
 		key := fields[0] + ":" + fields[1]
 		if fields[0] == "*" {

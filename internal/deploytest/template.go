@@ -426,7 +426,7 @@ func (r resolver) ref(name string) (any, error) {
 	if _, ok := r.t.Resources[name]; ok {
 		return r.attr(name, "")
 	}
-	return nil, fmt.Errorf("Ref %s: no such parameter or resource", name)
+	return nil, fmt.Errorf("resolve Ref %s: no such parameter or resource", name)
 }
 
 // attr is a resource's attribute; "" is its Ref.

@@ -262,5 +262,3 @@ func newResolver(t testing.TB, o Options) *Resolver {
 func container(name, image string) *types.ContainerDefinition {
 	return &types.ContainerDefinition{Name: aws.String(name), Image: aws.String(image)}
 }
-
-func boolp(b bool) *bool { return &b }
