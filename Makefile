@@ -15,13 +15,17 @@ PROMTOOL      ?= promtool
 
 .PHONY: help build run test fmt-check vet promtool cfn-lint image unit fuzz-short fuzz bench bench-go lint clean
 
+# The help texts are the `## ` comments; $(FUZZTIME_TEST) and $(FUZZTIME) in them
+# print as their values.
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | \
+		awk -F':.*## ' -v fuzztime_test='$(FUZZTIME_TEST)' -v fuzztime='$(FUZZTIME)' \
+		'{gsub(/\$$\(FUZZTIME_TEST\)/, fuzztime_test, $$2); gsub(/\$$\(FUZZTIME\)/, fuzztime, $$2); printf "  %-12s %s\n", $$1, $$2}'
 
-build: ## static binary in bin/reconciler (CGO_ENABLED=0)
+build: ## build the static binary bin/reconciler (CGO_ENABLED=0)
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/reconciler
 
-run: build ## run the reconciler against the embedded AWS on 127.0.0.1:4566 (no account needed)
+run: build ## build, then run the reconciler against the embedded AWS on 127.0.0.1:4566, no AWS account needed (more flags: ARGS='...')
 	$(BIN) run --embedded $(ARGS)
 
 test: fmt-check vet promtool cfn-lint unit fuzz-short ## what CI runs: gofmt, go vet, promtool, cfn-lint, go test -race, short fuzzing
@@ -49,13 +53,13 @@ promtool: ## check and unit-test the Prometheus alert rules in deploy/prometheus
 unit:
 	$(GO) test -race -timeout 15m ./...
 
-fuzz-short: ## every fuzz target for $(FUZZTIME_TEST)
+fuzz-short: ## run every fuzz target for $(FUZZTIME_TEST) each, as `make test` does (FUZZTIME_TEST=... to change)
 	scripts/fuzz.sh $(FUZZTIME_TEST)
 
-fuzz: ## every fuzz target for $(FUZZTIME) (make fuzz FUZZTIME=10m KEEP=1 adds what it finds to testdata/fuzz)
+fuzz: ## run every fuzz target for $(FUZZTIME) each; `make fuzz FUZZTIME=10m KEEP=1` also saves new inputs to testdata/fuzz
 	scripts/fuzz.sh $(FUZZTIME)
 
-bench: build ## issue 11's harness against the embedded AWS: prints the table, writes docs/benchmarks.md (about 5 minutes)
+bench: build ## end-to-end benchmark (cmd/bench) against the embedded AWS: prints a table, writes docs/benchmarks.md (about 5 minutes)
 	$(GO) run ./cmd/bench --reconciler $(BIN) --out docs/benchmarks.md --command 'make bench'
 
 bench-go: ## Go micro-benchmarks of every package, 5 runs each
@@ -67,7 +71,8 @@ SOAK_RUN ?= TestSoak
 soak: ## the full chaos soak (docs/soak.md): 500 families, 1,000 services, hostile input, kills at steps of work; one, two and three replicas; then events-only, sweeps-only and quiet phases
 	$(GO) test ./internal/soak -run '$(SOAK_RUN)' -soak.full -count=1 -timeout 150m -v
 
-lint: fmt-check vet ## gofmt, go vet and staticcheck
+lint: fmt-check vet ## gofmt, go vet, go mod tidy -diff (fails when go.mod or go.sum is not tidy) and staticcheck
+	$(GO) mod tidy -diff
 	$(GO) run $(STATICCHECK) ./...
 
 clean:
