@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -158,7 +159,7 @@ func deregistrations(p *plan, unused bool, cached func(string) *revision) []Acti
 		used[s.taskDef] = true
 	}
 	var out []Action
-	for _, arn := range sortedKeys(p.dups) {
+	for _, arn := range slices.Sorted(maps.Keys(p.dups)) {
 		dup := p.dups[arn]
 		canonical := p.twins[twinKey{dup.class.SourceRevision, dup.class.Spec}]
 		if used[arn] || canonical == nil || dup.inactive() {
@@ -199,7 +200,7 @@ func (c *Controller) refreshServices(ctx context.Context, family string) ([]*ser
 		byCluster[s.cluster] = append(byCluster[s.cluster], s.arn)
 	}
 	var out []*service
-	for _, cluster := range sortedKeys(byCluster) {
+	for _, cluster := range slices.Sorted(maps.Keys(byCluster)) {
 		fresh, err := c.describeServices(ctx, cluster, byCluster[cluster])
 		if err != nil {
 			return nil, err
@@ -343,7 +344,7 @@ func supersededDuplicates(p *plan, used map[string]bool) []Action {
 				byDigest[r.digest] = append(byDigest[r.digest], r)
 			}
 		}
-		for _, d := range sortedKeys(byDigest) {
+		for _, d := range slices.Sorted(maps.Keys(byDigest)) {
 			group := byDigest[d]
 			best := group[0]
 			for _, r := range group[1:] {
@@ -999,13 +1000,4 @@ func tagMap(tags []types.Tag) map[string]string {
 // clusterName returns the name of a cluster ARN (or the name itself).
 func clusterName(cluster string) string {
 	return cluster[strings.LastIndexByte(cluster, '/')+1:]
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -220,16 +220,16 @@ func (c *Controller) ResolveService(ctx context.Context, cluster, svc string) (s
 		}
 		return "", fmt.Errorf("describe service %s: %w", svc, err)
 	}
-	for _, s := range out.Services {
-		got := serviceFromSDK(s)
-		if got.status != "ACTIVE" {
-			c.st.dropService(got.arn)
-			return "", fmt.Errorf("%w: %s is %s", ErrServiceGone, got.arn, got.status)
-		}
-		c.st.putService(got)
-		return got.family(), nil
+	if len(out.Services) == 0 { // DescribeServices lists it among the failures
+		return "", fmt.Errorf("%w: %s in %s", ErrServiceGone, svc, cluster)
 	}
-	return "", fmt.Errorf("%w: %s in %s", ErrServiceGone, svc, cluster)
+	got := serviceFromSDK(out.Services[0])
+	if got.status != "ACTIVE" {
+		c.st.dropService(got.arn)
+		return "", fmt.Errorf("%w: %s is %s", ErrServiceGone, got.arn, got.status)
+	}
+	c.st.putService(got)
+	return got.family(), nil
 }
 
 // clusterOfServiceArn returns the cluster of a new-format service ARN.

@@ -51,16 +51,15 @@ func (iv *invariant) String() string {
 
 // revision is a task definition revision as the final state shows it.
 type revision struct {
-	arn, family    string
-	num            int
-	active         bool
-	twin           bool
-	source         int    // twins: the source revision's number
-	spec, failed   string // twins
-	inject, prof   string // sources: the opt-in and profile tags, if any
-	hasInject      bool
-	hasProfileTags bool
-	forged         bool // the pipeline put a twin's markers on it (keyForged)
+	arn, family  string
+	num          int
+	active       bool
+	twin         bool
+	source       int    // twins: the source revision's number
+	spec, failed string // twins
+	inject       string // sources: the opt-in tag, if any
+	hasInject    bool
+	forged       bool // the pipeline put a twin's markers on it (keyForged)
 }
 
 // parseRevisionArn splits arn:aws:ecs:r:a:task-definition/family:N.
