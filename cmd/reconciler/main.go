@@ -83,18 +83,23 @@ func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: reconciler <command> [flags]\n\nCommands:\n")
 	cs := commands()
 	sort.Slice(cs, func(i, j int) bool { return cs[i].name < cs[j].name })
+	width := 0
 	for _, c := range cs {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		width = max(width, len(c.name))
+	}
+	for _, c := range cs {
+		fmt.Fprintf(w, "  %-*s  %s\n", width, c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'reconciler <command> --help' for a command's flags.\n")
 }
 
-// newFlagSet makes a subcommand's flag set whose errors and help go to stderr.
+// newFlagSet makes a subcommand's flag set whose errors and usage go to
+// stderr (parseFlags prints the usage to stdout when --help asks for it).
 func newFlagSet(e env, name, synopsis string) *flag.FlagSet {
 	fs := flag.NewFlagSet("reconciler "+name, flag.ContinueOnError)
 	fs.SetOutput(e.stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: reconciler %s %s\n", name, synopsis)
+		fmt.Fprintf(fs.Output(), "Usage: %s\n", strings.TrimRight("reconciler "+name+" "+synopsis, " "))
 		if hasFlags(fs) {
 			fmt.Fprintf(fs.Output(), "\nFlags:\n")
 			fs.PrintDefaults()
@@ -110,18 +115,29 @@ func hasFlags(fs *flag.FlagSet) bool {
 }
 
 // parseFlags parses args; done is true when the caller must return code
-// (help was asked for, or the command line was bad).
+// (help was asked for, or the command line was bad). The usage is printed
+// once: to stdout with exit 0 for -h/--help, which is an answer and not an
+// error, and to stderr after the flag package's message for a bad command
+// line. The flag package calls fs.Usage itself in both cases, so it is
+// silenced while parsing.
 func parseFlags(e env, fs *flag.FlagSet, args []string) (code int, done bool) {
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			// --help is an answer, not an error: print to stdout and succeed.
-			fs.SetOutput(e.stdout)
-			fs.Usage()
-			return exitOK, true
-		}
+	usage := fs.Usage
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	fs.Usage = usage
+	switch {
+	case err == nil:
+		return exitOK, false
+	case errors.Is(err, flag.ErrHelp):
+		out := fs.Output()
+		fs.SetOutput(e.stdout)
+		fs.Usage()
+		fs.SetOutput(out)
+		return exitOK, true
+	default:
+		fs.Usage()
 		return exitUsage, true
 	}
-	return exitOK, false
 }
 
 // noArgs refuses positional arguments for commands that take none.
