@@ -108,17 +108,57 @@ func loadConfig(e env, path string) (*config.Config, error) {
 	return cfg, nil
 }
 
-// printConfigErrors lists every problem of the configuration, one a line.
+// printConfigErrors lists every problem of the configuration, one an
+// indented line. The config package joins problems with errors.Join at more
+// than one level (the decoder's, then Validate's inside them) and wraps the
+// result in where it came from ("config FILE: ..."): the joins are flattened,
+// and the wrapping's prefix goes into the header line.
 func printConfigErrors(w io.Writer, cmd string, err error) {
-	fmt.Fprintf(w, "%s: invalid configuration:\n", cmd)
-	var joined interface{ Unwrap() []error }
-	if errors.As(err, &joined) {
-		for _, e := range joined.Unwrap() {
-			fmt.Fprintf(w, "  %s\n", e)
-		}
-		return
+	where, problems := configProblems(err)
+	if where != "" {
+		fmt.Fprintf(w, "%s: %s: invalid configuration:\n", cmd, where)
+	} else {
+		fmt.Fprintf(w, "%s: invalid configuration:\n", cmd)
 	}
-	fmt.Fprintf(w, "%s\n", indent(err.Error(), "  "))
+	for _, p := range problems {
+		first, rest, _ := strings.Cut(p, "\n")
+		fmt.Fprintf(w, "  %s\n", first)
+		if rest != "" {
+			fmt.Fprintf(w, "%s\n", indent(rest, "    "))
+		}
+	}
+}
+
+// configProblems returns the problems of a (joined) configuration error, each
+// on its own, and the prefix the joined error was wrapped in, if any.
+func configProblems(err error) (where string, problems []string) {
+	var joined interface{ Unwrap() []error }
+	if !errors.As(err, &joined) {
+		return "", []string{err.Error()}
+	}
+	je, ok := joined.(error)
+	if !ok {
+		return "", []string{err.Error()}
+	}
+	if msg, inner := err.Error(), je.Error(); msg != inner {
+		if !strings.HasSuffix(msg, ": "+inner) {
+			return "", []string{msg} // a wrapping that rewrites the message: keep it whole
+		}
+		where = strings.TrimSuffix(msg, ": "+inner)
+	}
+	for _, e := range joined.Unwrap() {
+		if e == nil {
+			continue
+		}
+		ctx, ps := configProblems(e)
+		for _, p := range ps {
+			if ctx != "" {
+				p = ctx + ": " + p
+			}
+			problems = append(problems, p)
+		}
+	}
+	return where, problems
 }
 
 func newLogger(w io.Writer, l config.Log) *slog.Logger {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,6 +31,64 @@ func TestRunWithABadConfigListsEveryError(t *testing.T) {
 		if !strings.Contains(stderr, want) {
 			t.Errorf("stderr does not report %q:\n%s", want, stderr)
 		}
+	}
+}
+
+// TestConfigErrorsAreIndentedOneALine: the config package nests joins
+// (decoding's problems, then Validate's) and wraps them in the file's name;
+// every problem gets its own indented line, and the file goes in the header.
+func TestConfigErrorsAreIndentedOneALine(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "bad.yaml")
+	for _, tc := range []struct {
+		name, doc string
+		want      []string
+	}{
+		{"validation only", "workers: 0\nmode: sometimes\n", []string{"workers:", "mode:"}},
+		{"decoding and validation", "bogus: 1\nworkers: 0\nmode: sometimes\n", []string{"bogus: unknown key", "workers:", "mode:"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := os.WriteFile(path, []byte(tc.doc), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, cmd := range []string{"run", "plan", "check"} {
+				_, _, stderr := runMain(t, "", cmd, "--config", path)
+				lines := strings.Split(strings.TrimSuffix(stderr, "\n"), "\n")
+				if want := "reconciler " + cmd + ": config " + path + ": invalid configuration:"; lines[0] != want {
+					t.Errorf("%s: header %q, want %q", cmd, lines[0], want)
+				}
+				if len(lines)-1 != len(tc.want) {
+					t.Errorf("%s: %d problem lines, want %d:\n%s", cmd, len(lines)-1, len(tc.want), stderr)
+					continue
+				}
+				for i, w := range tc.want {
+					if l := lines[i+1]; !strings.HasPrefix(l, "  "+w) || strings.HasPrefix(l, "   ") {
+						t.Errorf("%s: line %d = %q, want it to start with two spaces and %q", cmd, i+1, l, w)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestConfigErrorsOfTheEnvironment(t *testing.T) {
+	vars := map[string]string{"RECONCILER_CONFIG_YAML": "mode: sometimes\nworkers: 0\n"}
+	_, err := loadConfig(env{getenv: func(k string) string { return vars[k] }}, "")
+	var b strings.Builder
+	printConfigErrors(&b, "reconciler run", err)
+	got := b.String()
+	want := "reconciler run: config from RECONCILER_CONFIG_YAML: invalid configuration:\n" +
+		"  workers: must be between 1 and 64\n" +
+		"  mode: \"sometimes\" is not one of enforce, audit, remove\n"
+	if got != want {
+		t.Errorf("printed\n%s\nwant\n%s", got, want)
+	}
+}
+
+func TestConfigErrorsNotJoined(t *testing.T) {
+	var b strings.Builder
+	printConfigErrors(&b, "reconciler run", errors.New("read config: no such file\nsecond line"))
+	if got, want := b.String(), "reconciler run: invalid configuration:\n  read config: no such file\n    second line\n"; got != want {
+		t.Errorf("printed %q, want %q", got, want)
 	}
 }
 
