@@ -36,15 +36,24 @@ func simInFlight(w *world) int {
 	return n
 }
 
-func TestPacingNeverExceedsTheLimit(t *testing.T) {
+// rolloutWorld is a simulated account on a fake clock, with rollouts that
+// take a minute, and n services web-0… of the opted-in family "web" whose
+// own first deployments have completed.
+func rolloutWorld(t *testing.T, n int) (*awssim.FakeClock, *world) {
+	t.Helper()
 	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
 	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	for i := range 5 {
+	for i := range n {
 		w.createService(t, fmt.Sprintf("web-%d", i), src, types.DeploymentControllerTypeEcs)
 	}
-	clock.Advance(2 * time.Minute) // the services' own first deployments complete
+	clock.Advance(2 * time.Minute)
 	w.sim.Step()
+	return clock, w
+}
+
+func TestPacingNeverExceedsTheLimit(t *testing.T) {
+	clock, w := rolloutWorld(t, 5)
 	c := w.controller(t, func(o *Options) { o.MaxInFlight = 2; o.MaxInFlightPerCluster = 2; o.Now = clock.Now })
 	sweep(t, c)
 	for round := 0; ; round++ {
@@ -69,14 +78,7 @@ func TestPacingNeverExceedsTheLimit(t *testing.T) {
 }
 
 func TestCanaryCompletesBeforeTheOthersMove(t *testing.T) {
-	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-	w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
-	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	for i := range 3 {
-		w.createService(t, fmt.Sprintf("web-%d", i), src, types.DeploymentControllerTypeEcs)
-	}
-	clock.Advance(2 * time.Minute)
-	w.sim.Step()
+	clock, w := rolloutWorld(t, 3)
 	c := w.controller(t, func(o *Options) { o.Canary = true; o.MaxInFlightPerCluster = 5; o.Now = clock.Now })
 	sweep(t, c)
 	reconcile(t, c, "web")
@@ -446,15 +448,10 @@ func tagOf(tags []types.Tag, key string) (string, bool) {
 // gain a place for each one that completes, up to MaxInFlight; the first
 // failure brings the window back to RampStart.
 func TestRampWidensOnSuccessesAndBrakesOnAFailure(t *testing.T) {
-	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
-	w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
-	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	for i := range 9 {
-		w.createService(t, fmt.Sprintf("web-%d", i), src, types.DeploymentControllerTypeEcs)
-	}
+	clock, w := rolloutWorld(t, 9)
 	bad := w.register(t, "bad", "broken:1", map[string]string{"ecs-sidecar/inject": "true"})
 	w.createService(t, "bad-0", bad, types.DeploymentControllerTypeEcs)
-	clock.Advance(2 * time.Minute) // the services' own first deployments complete
+	clock.Advance(2 * time.Minute) // its own first deployment completes
 	w.sim.Step()
 	// From now on, a revision with the broken image fails to start: the
 	// twin of "bad" does (its source's deployment has completed).
