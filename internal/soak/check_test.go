@@ -535,7 +535,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				ri := revs[td]
 				fam, _ := parseRevisionArn(td)
 				if ri != nil && ri.twin {
-					src := fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source)
+					src := revisionArn(td, ri.source)
 					return ri.reconciler && sources[key][src], fmt.Sprintf("#%d %s moved from %s to the twin %s:%d of source %d (registered by the reconciler: %v; the service's sources: %s)",
 						c.Seq, key, short(prev), fam, ri.num, ri.source, ri.reconciler, shortKeys(sources[key]))
 				}
@@ -543,7 +543,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				// rebuilt from the twin the service leaves (restoreSource):
 				// the source's containers, as the pipeline registered them.
 				if pr := revs[prev]; ri != nil && ri.reconciler && !ri.twin && pr != nil && pr.twin {
-					src := prev[:strings.LastIndexByte(prev, ':')+1] + strconv.Itoa(pr.source)
+					src := revisionArn(prev, pr.source)
 					return sources[key][src] && sameContainers(inputs[src], inputs[td]), fmt.Sprintf("#%d %s moved from the twin %s to %s, registered by the reconciler, which is not its source %s as it was (a source of the service: %v)", c.Seq, key, short(prev), short(td), short(src), sources[key][src])
 				}
 				return sources[key][td], fmt.Sprintf("#%d %s moved from %s to %s, neither a twin nor one of its sources (%s)", c.Seq, key, short(prev), short(td), shortKeys(sources[key]))
@@ -566,7 +566,7 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 				sources[key][td] = true // a restored source
 			}
 			if ri, pr := revs[td], revs[prev]; ri != nil && ri.twin && setBy[key] == "pipeline" && (pr == nil || !pr.twin) &&
-				fmt.Sprintf("%s:%d", td[:strings.LastIndexByte(td, ':')], ri.source) != prev {
+				revisionArn(td, ri.source) != prev {
 				r.raceOverwrites++
 			}
 			before[key] = prev
@@ -582,6 +582,11 @@ func journalInvariants(entries []awssim.Entry, w *world) *journalReport {
 	}
 	r.invariants = []*invariant{nonOpted, codeDeploy, pointed, dereg, racedDereg}
 	return r
+}
+
+// revisionArn is revision n of the family of the revision ARN arn.
+func revisionArn(arn string, n int) string {
+	return arn[:strings.LastIndexByte(arn, ':')+1] + strconv.Itoa(n)
 }
 
 // sameContainers: the same containers by name, image, entry point and
