@@ -478,6 +478,7 @@ func requiredPermissions(cfg *config.Config, id identity, region, queueArn strin
 		{resource: arn("ecs", "service/"+cluster+"/reconciler-check"), actions: []string{"ecs:DescribeServices", "ecs:UpdateService", "ecs:ListServiceDeployments"},
 			ctx: map[string][]string{"ecs:cluster": {arn("ecs", "cluster/"+cluster)}, "aws:RequestedRegion": {region}}},
 		{resource: arn("ecs", "service-revision/"+cluster+"/reconciler-check/1"), actions: []string{"ecs:DescribeServiceRevisions"}, ctx: inRegion},
+		{resource: arn("ecs", "service-deployment/"+cluster+"/reconciler-check/1"), actions: []string{"ecs:DescribeServiceDeployments"}, ctx: inRegion},
 		{resource: taskDef, actions: []string{"ecs:ListTagsForResource"}},
 		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"ecs:CreateAction": {"RegisterTaskDefinition"}}},
 		{resource: taskDef, actions: []string{"ecs:TagResource"}, ctx: map[string][]string{"aws:TagKeys": {cfg.TagPrefix + "failed"}}},

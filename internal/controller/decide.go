@@ -41,6 +41,7 @@ const (
 	historyUnknown    history = iota
 	historyClean              // no rollback of target on the service
 	historyRolledBack         // ECS rolled a deployment of target back
+	historyFailed             // a detector failed a deployment of target; no rollback
 )
 
 // stepKind is what decideService decided for a service.
@@ -107,6 +108,8 @@ func decideService(f serviceFacts) step {
 		return step{kind: stepReadHistory, twin: f.target}
 	case f.history == historyRolledBack:
 		return step{kind: stepMarkFailed, twin: f.target, code: FailedRolledBack}
+	case f.history == historyFailed:
+		return step{kind: stepMarkFailed, twin: f.target, code: FailedRolloutFailed}
 	}
 	return step{kind: stepMove, twin: f.target, completed: completed}
 }

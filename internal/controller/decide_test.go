@@ -37,6 +37,7 @@ func TestDecideService(t *testing.T) {
 		{"older twin: ask ECS first", onSource, step{kind: stepReadHistory, twin: twin}},
 		{"older twin, no rollback: move", with(func(f *serviceFacts) { f.history = historyClean }), step{kind: stepMove, twin: twin}},
 		{"older twin, rolled back: mark", with(func(f *serviceFacts) { f.history = historyRolledBack }), step{kind: stepMarkFailed, twin: twin, code: FailedRolledBack}},
+		{"older twin, failed without rollback: mark", with(func(f *serviceFacts) { f.history = historyFailed }), step{kind: stepMarkFailed, twin: twin, code: FailedRolloutFailed}},
 		{"failed deployment listed: mark", with(func(f *serviceFacts) { f.targetFailedOn = true }), step{kind: stepMarkFailed, twin: twin, code: FailedRolloutFailed}},
 		{"marked failed: leave", with(func(f *serviceFacts) { f.targetFailed = FailedRolledBack }), step{kind: stepLeave, reason: SkipTwinFailed}},
 		{"rolling to target: wait", with(func(f *serviceFacts) { f.targetRolling = true }), step{kind: stepWait, twin: twin}},

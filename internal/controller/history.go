@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -20,37 +21,44 @@ var rolledBackStatuses = []types.ServiceDeploymentStatus{
 	types.ServiceDeploymentStatusRollbackFailed,
 }
 
-// rolledBackByECS reads from ECS's service deployments whether ECS rolled
-// back a deployment of twin on service s. It is the record that survives a
-// restart: a process that moved s to twin and died, then came back after
-// the circuit breaker's rollback, sees the service on its source and must
-// not move it to twin again. Only rollbacks created after the twin was
-// registered can target it. A service revision names its task definition
-// for good, so revision ARNs are resolved once.
-func (c *Controller) rolledBackByECS(ctx context.Context, s *service, twin *revision) (bool, error) {
+// twinHistory reads from ECS's service deployments whether a deployment of
+// twin on service s failed. It is the record that survives a restart: a
+// process that moved s to twin and died, then came back after the circuit
+// breaker's rollback, sees the service on its source and must not move it
+// to twin again.
+//
+// A rollback's own status (ROLLBACK_*) is not the whole record: a newer
+// deployment (a pipeline's) that starts while ECS rolls back stops the
+// twin's service deployment, which then ends STOPPED. Its rollback and the
+// detector's TRIGGERED stay on it (ServiceDeployment.rollback,
+// deploymentCircuitBreaker.status, alarms.status in the ECS API reference),
+// so a STOPPED deployment of the twin is described and judged by those.
+// A detector that triggered with rollback off is a failure too.
+//
+// Only deployments created after the twin was registered can target it. A
+// service revision names its task definition for good, so revision ARNs
+// are resolved once.
+func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision) (history, error) {
 	in := &ecs.ListServiceDeploymentsInput{
-		Cluster: aws.String(s.cluster), Service: aws.String(s.arn),
-		Status: rolledBackStatuses, MaxResults: aws.Int32(100),
+		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), MaxResults: aws.Int32(100),
 	}
 	if !twin.registeredAt.IsZero() {
 		// A second's margin: both times are ECS's, but a deployment made in
 		// the same instant as the twin must not fall outside the bound.
 		in.CreatedAt = &types.CreatedAt{After: aws.Time(twin.registeredAt.Add(-time.Second))}
 	}
+	var briefs []types.ServiceDeploymentBrief
 	var unknown []string
 	for {
 		out, err := c.ecs.ListServiceDeployments(ctx, in)
 		if err != nil {
-			return false, fmt.Errorf("list service deployments of %s: %w", s.arn, err)
+			return historyUnknown, fmt.Errorf("list service deployments of %s: %w", s.arn, err)
 		}
 		for _, d := range out.ServiceDeployments {
+			briefs = append(briefs, d)
 			rev := aws.ToString(d.TargetServiceRevisionArn)
-			td, ok := c.st.serviceRevision(rev)
-			switch {
-			case !ok:
+			if _, ok := c.st.serviceRevision(rev); !ok && !slices.Contains(unknown, rev) {
 				unknown = append(unknown, rev)
-			case td == twin.arn:
-				return true, nil
 			}
 		}
 		if out.NextToken == nil {
@@ -58,21 +66,49 @@ func (c *Controller) rolledBackByECS(ctx context.Context, s *service, twin *revi
 		}
 		in.NextToken = out.NextToken
 	}
-	for start := 0; start < len(unknown); start += 20 {
-		batch := unknown[start:min(start+20, len(unknown))]
+	for batch := range slices.Chunk(unknown, 20) {
 		out, err := c.ecs.DescribeServiceRevisions(ctx, &ecs.DescribeServiceRevisionsInput{ServiceRevisionArns: batch})
 		if err != nil {
-			return false, fmt.Errorf("describe service revisions of %s: %w", s.arn, err)
+			return historyUnknown, fmt.Errorf("describe service revisions of %s: %w", s.arn, err)
 		}
-		found := false
 		for _, r := range out.ServiceRevisions {
-			td := aws.ToString(r.TaskDefinition)
-			c.st.putServiceRevision(aws.ToString(r.ServiceRevisionArn), td)
-			found = found || td == twin.arn
-		}
-		if found {
-			return true, nil
+			c.st.putServiceRevision(aws.ToString(r.ServiceRevisionArn), aws.ToString(r.TaskDefinition))
 		}
 	}
-	return false, nil
+	var stopped []string
+	for _, d := range briefs {
+		if td, _ := c.st.serviceRevision(aws.ToString(d.TargetServiceRevisionArn)); td != twin.arn {
+			continue
+		}
+		switch {
+		case slices.Contains(rolledBackStatuses, d.Status):
+			return historyRolledBack, nil
+		case d.Status == types.ServiceDeploymentStatusStopped || d.Status == types.ServiceDeploymentStatusStopRequested:
+			stopped = append(stopped, aws.ToString(d.ServiceDeploymentArn))
+		}
+	}
+	failed := false
+	for batch := range slices.Chunk(stopped, 20) {
+		out, err := c.ecs.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: batch})
+		if err != nil {
+			return historyUnknown, fmt.Errorf("describe service deployments of %s: %w", s.arn, err)
+		}
+		for _, d := range out.ServiceDeployments {
+			if d.Rollback != nil {
+				return historyRolledBack, nil
+			}
+			failed = failed || triggered(d)
+		}
+	}
+	if failed {
+		return historyFailed, nil
+	}
+	return historyClean, nil
+}
+
+// triggered tells whether a failure detector (the circuit breaker or the
+// deployment alarms) fired during service deployment d.
+func triggered(d types.ServiceDeployment) bool {
+	return (d.DeploymentCircuitBreaker != nil && d.DeploymentCircuitBreaker.Status == types.ServiceDeploymentRollbackMonitorsStatusTriggered) ||
+		(d.Alarms != nil && d.Alarms.Status == types.ServiceDeploymentRollbackMonitorsStatusTriggered)
 }

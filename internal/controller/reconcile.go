@@ -714,20 +714,13 @@ func (c *Controller) observeService(ctx context.Context, p *plan, s *service, tw
 	return f, nil
 }
 
-// readHistory asks ECS whether it rolled back a deployment of twin on s.
+// readHistory asks ECS whether a deployment of twin on s failed.
 func (c *Controller) readHistory(ctx context.Context, s *service, twin string) (history, error) {
 	rev := c.st.cachedRevision(twin)
 	if rev == nil {
 		return historyUnknown, fmt.Errorf("twin %s is not cached", twin)
 	}
-	rolledBack, err := c.rolledBackByECS(ctx, s, rev)
-	switch {
-	case err != nil:
-		return historyUnknown, err
-	case rolledBack:
-		return historyRolledBack, nil
-	}
-	return historyClean, nil
+	return c.twinHistory(ctx, s, rev)
 }
 
 // applyStep carries out what decideService decided for s.
@@ -836,7 +829,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan,
 // failedRollout tells whether DescribeServices still lists a FAILED
 // deployment of twin on service s (the circuit breaker's verdict, while the
 // rollback runs or when rollback is off). A rollback that has completed is
-// no longer listed there; rolledBackByECS reads it from ECS's service
+// no longer listed there; twinHistory reads it from ECS's service
 // deployments.
 func failedRollout(s *service, twin *revision) bool {
 	for _, d := range s.deployments {

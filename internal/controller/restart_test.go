@@ -181,3 +181,101 @@ func TestRestartDuringRolloutFollowsIt(t *testing.T) {
 		}
 	}
 }
+
+// TestInterruptedRollbackIsStillARollback: the soak's #1011 (seed 1001). A
+// service moves to its twin; ECS's circuit breaker fails the rollout and
+// starts rolling back; before the rollback ends a pipeline deploys a new
+// revision and then the source again. ECS stops the twin's service
+// deployment (STOPPED, not ROLLBACK_SUCCESSFUL) but keeps its rollback and
+// the circuit breaker's TRIGGERED on it (ServiceDeployment.rollback,
+// deploymentCircuitBreaker.status, ECS API reference). The service is back
+// on the source with nothing in DescribeServices saying that the twin
+// failed; whether the process kept running or restarted, it must read the
+// failure from the service deployment, mark the twin and not move the
+// service there again.
+func TestInterruptedRollbackIsStillARollback(t *testing.T) {
+	for _, restart := range []bool{false, true} {
+		name := "same_process"
+		if restart {
+			name = "restarted"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+			w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
+			src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+			w.createServiceWith(t, "web", src, strategies[0].cfg)
+			settle(t, w, clock)
+			w.sim.SetRollout(time.Minute, awssim.FailImages(regexp.MustCompile(`datacollector`)))
+
+			c := w.controller(t, func(o *Options) { o.Now = clock.Now })
+			sweep(t, c)
+			reconcile(t, c, "web")
+			moves := w.writes("UpdateService")
+			if len(moves) != 1 {
+				t.Fatalf("%d UpdateService calls, want 1", len(moves))
+			}
+			twin := aws.ToString(moves[0].Input.(*ecs.UpdateServiceInput).TaskDefinition)
+
+			// Step until ECS is rolling the twin back.
+			arn := w.serviceArn(t, "web")
+			var twinDeployment string
+			for range 10 {
+				clock.Advance(time.Minute)
+				w.sim.Step()
+				out, err := w.ecs.ListServiceDeployments(ctx, &ecs.ListServiceDeploymentsInput{
+					Cluster: aws.String(testCluster), Service: aws.String(arn),
+					Status: []types.ServiceDeploymentStatus{types.ServiceDeploymentStatusRollbackInProgress},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(out.ServiceDeployments) == 1 {
+					twinDeployment = aws.ToString(out.ServiceDeployments[0].ServiceDeploymentArn)
+					break
+				}
+			}
+			if twinDeployment == "" {
+				t.Fatal("ECS never started rolling the twin back")
+			}
+			// The pipeline deploys a new revision, then the source again.
+			next := w.register(t, "web", "nginx:1.28", nil)
+			for _, td := range []string{next, src} {
+				if _, err := w.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
+					Cluster: aws.String(testCluster), Service: aws.String(arn), TaskDefinition: aws.String(td),
+				}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			settle(t, w, clock)
+			out, err := w.ecs.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: []string{twinDeployment}})
+			if err != nil || len(out.ServiceDeployments) != 1 {
+				t.Fatalf("describe the twin's service deployment: %v", err)
+			}
+			if got := out.ServiceDeployments[0].Status; got != types.ServiceDeploymentStatusStopped {
+				t.Fatalf("the twin's interrupted rollback ended %s; the test needs STOPPED", got)
+			}
+			if got := w.taskDefOf(t, "web"); got != src {
+				t.Fatalf("the service runs %s, want its source %s", got, src)
+			}
+
+			if restart {
+				c = w.controller(t, func(o *Options) { o.Now = clock.Now })
+			}
+			for range 3 {
+				sweep(t, c)
+				reconcile(t, c, "web")
+				clock.Advance(time.Minute)
+				w.sim.Step()
+			}
+			for _, m := range w.writes("UpdateService")[1:] {
+				if got := aws.ToString(m.Input.(*ecs.UpdateServiceInput).TaskDefinition); got == twin {
+					t.Errorf("the service was moved to the twin ECS had rolled back again")
+				}
+			}
+			if got := w.failedMark(t, twin); got != FailedRolledBack {
+				t.Errorf("twin's failed mark %q, want %q", got, FailedRolledBack)
+			}
+		})
+	}
+}

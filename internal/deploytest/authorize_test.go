@@ -244,6 +244,20 @@ func (a *authorizer) requests(ctx context.Context, svc, op, region string, param
 				out = append(out, iamRequest{"ecs:DescribeServiceRevisions", r, c})
 			}
 			return out, nil
+		// service-deployment*, with ecs:cluster and ecs:service.
+		case *ecs.DescribeServiceDeploymentsInput:
+			var out []iamRequest
+			for _, r := range in.ServiceDeploymentArns {
+				// arn:...:service-deployment/<cluster>/<service>/<id>
+				parts := strings.Split(r[strings.Index(r, ":service-deployment/")+len(":service-deployment/"):], "/")
+				c := base()
+				if len(parts) == 3 {
+					c["ecs:cluster"] = []string{arn("ecs", "cluster/"+parts[0])}
+					c["ecs:service"] = []string{arn("ecs", "service/"+parts[0]+"/"+parts[1])}
+				}
+				out = append(out, iamRequest{"ecs:DescribeServiceDeployments", r, c})
+			}
+			return out, nil
 		case *ecs.ListTagsForResourceInput:
 			c, err := withResourceTags(base(), aws.ToString(in.ResourceArn))
 			if err != nil {

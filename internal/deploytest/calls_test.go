@@ -437,6 +437,52 @@ func TestTaskRoleUnderIAMEvaluation(t *testing.T) {
 		inactive(twins[0], "the unused twin of a deregistered source, with cleanup.deregisterUnusedTwins")
 	})
 
+	t.Run("history of a stopped service deployment", func(t *testing.T) {
+		// A pipeline deploys the source again while the twin rolls out:
+		// ECS stops the twin's service deployment, and the reconciler,
+		// before moving the service back, describes that deployment for a
+		// rollback or a triggered detector (none here).
+		shop := w.family(t, "prod", "shop", roleArn("ecs-tasks/web"))
+		w.sim.SetRollout(time.Hour, nil) // rollouts that succeed, slowly
+		defer w.sim.SetRollout(0, awssim.FailImages(regexp.MustCompile(`datacollector`)))
+		mark := w.az.mark()
+		if err := ctl.SweepServices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctl.Reconcile(ctx, "shop"); err != nil {
+			t.Fatalf("reconcile shop: %v", err)
+		}
+		twin := w.serviceTaskDef(t, "prod", "shop")
+		if twin == shop {
+			t.Fatal("prod/shop was not moved to its twin")
+		}
+		w.sim.SetRollout(0, nil) // the pipeline's deployment completes at once
+		if _, err := w.setup.UpdateService(ctx, &ecs.UpdateServiceInput{Cluster: aws.String("prod"), Service: aws.String("shop"), TaskDefinition: aws.String(shop)}); err != nil {
+			t.Fatal(err)
+		}
+		w.sim.Step()
+		if err := ctl.SweepServices(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := ctl.Reconcile(ctx, "shop"); err != nil {
+			t.Fatalf("reconcile shop: %v", err)
+		}
+		if got := w.serviceTaskDef(t, "prod", "shop"); got != twin {
+			t.Errorf("prod/shop runs %s, want its twin %s again (the stopped deployment did not fail)", got, twin)
+		}
+		log := w.az.since(mark)
+		if ds := denials(log); len(ds) > 0 {
+			t.Errorf("denied:\n%s", formatLog(ds))
+		}
+		described := false
+		for _, d := range log {
+			described = described || d.Request.Action == "ecs:DescribeServiceDeployments"
+		}
+		if !described {
+			t.Error("the stopped service deployment of the twin was not described")
+		}
+	})
+
 	t.Run("audit trail", func(t *testing.T) {
 		pub.Flush(ctx)
 		if n := pub.Failed(); n > 0 {
