@@ -105,8 +105,12 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 		st.deciding = p.deciding.arn
 		st.decidingTags = c.optInTags(p.deciding.tags)
 	}
-	if p.mode == policy.ModeAudit {
-		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile, "services", len(p.services))
+	// One line per change of the family's decision, in every mode: what
+	// a reconcile that reaches the same answer again would repeat is not
+	// said again (the metrics count every reconcile).
+	if c.st.sayOnce(family, "decision", fmt.Sprint(p.decision.Instrument, p.decision.Reason, p.decision.Profile, p.mode)) {
+		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile,
+			"mode", string(p.mode), "services", len(p.services))
 	}
 	var res Result
 	if !p.decision.Instrument {
@@ -590,14 +594,18 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if c.o.Images != nil {
 		var ierrs []error
 		images, ierrs = c.o.Images.Images(ctx, patch.ImageCandidates(td, profile, opts))
-		for _, e := range ierrs {
-			log.Info("image config unknown", "revision", src.number, "err", e)
+		if len(ierrs) > 0 && c.st.sayOnce(src.family, "image_unknown", fmt.Sprint(src.number, ierrs)) {
+			for _, e := range ierrs {
+				log.Info("image config unknown", "revision", src.number, "err", e)
+			}
 		}
 	}
 	res, err := patch.Instrument(td, src.tags, profile, images, opts)
 	var refusal *patch.Refusal
 	if errors.As(err, &refusal) {
-		log.Info("revision not instrumented", "revision", src.number, "reasons", refusal.Error())
+		if c.st.sayOnce(src.family, "refusal", fmt.Sprint(src.number, refusal.Error())) {
+			log.Info("revision not instrumented", "revision", src.number, "reasons", refusal.Error())
+		}
 		c.o.Observer.Refused(refusal)
 		code := patch.Code("refused")
 		if len(refusal.Reasons) > 0 {
@@ -608,8 +616,10 @@ func (c *Controller) ensureTwin(ctx context.Context, log *slog.Logger, p *plan, 
 	if err != nil {
 		return nil, "", fmt.Errorf("instrument %s: %w", src.arn, err)
 	}
-	for _, w := range res.Warnings {
-		log.Info("instrumented with a warning", "revision", src.number, "code", w.Code, "container", w.Container)
+	if c.st.sayOnce(src.family, "warnings", fmt.Sprint(src.number, res.Warnings)) {
+		for _, w := range res.Warnings {
+			log.Info("instrumented with a warning", "revision", src.number, "code", w.Code, "container", w.Container, "detail", w.Detail)
+		}
 	}
 
 	key := twinKey{src.number, res.Spec}

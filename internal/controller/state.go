@@ -275,8 +275,14 @@ type state struct {
 	forged  map[string]bool   // twin ARNs reported as forged
 	// svcRevisions maps a service revision ARN to its task definition:
 	// service revisions are immutable, so they are cached for good (only
-	// those of rollbacks are ever read: a few).
+	// those deployed since a twin was registered are read, before a move
+	// to that twin).
 	svcRevisions map[string]string
+	// said is what the last log line of a family said of a topic (its
+	// decision, its refusal, its warnings), so that a reconcile that
+	// reaches the same answer says nothing: one line per change. Kept in
+	// memory only, on purpose: a restarted process says it once again.
+	said map[string]string
 	indexed      map[string]bool // clusters whose services a sweep has indexed
 	// window is the ramp's current bound on rollouts in flight (see
 	// Options.RampStart); 0 before the first admission.
@@ -303,6 +309,7 @@ func newState() *state {
 		failed:       map[string]string{},
 		forged:       map[string]bool{},
 		svcRevisions: map[string]string{},
+		said:         map[string]string{},
 		indexed:      map[string]bool{},
 		byFamily:     map[string][]*service{},
 		byCluster:    map[string]map[string]*service{},
@@ -924,4 +931,17 @@ func tagValue(tags []types.Tag, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// sayOnce records value as what is said of topic for family and reports
+// whether it differs from what was said last: the caller logs only then.
+func (s *state) sayOnce(family, topic, value string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := family + "\x00" + topic
+	if v, ok := s.said[k]; ok && v == value {
+		return false
+	}
+	s.said[k] = value
+	return true
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -43,7 +45,7 @@ func (c *Controller) SweepServices(ctx context.Context) error {
 		c.st.setIndexed(cluster)
 	}
 	if len(queued) > 0 {
-		c.log.Info("service sweep queued families", "count", len(queued))
+		c.log.Info("service sweep queued families", "count", len(queued), "families", sample(slices.Sorted(maps.Keys(queued))))
 	}
 	if c.st.allIndexed(clusters) {
 		c.sweepOnce.Do(func() {
@@ -142,19 +144,20 @@ func (c *Controller) SweepFamilies(ctx context.Context) error {
 		}
 		families = append(families, page.Families...)
 	}
-	queued := 0
+	var queued []string
 	for _, family := range families {
 		changed, err := c.familyChanged(ctx, lim, family)
 		if err != nil {
 			return err
 		}
 		if changed {
-			queued++
+			queued = append(queued, family)
 			c.Enqueue(family)
 		}
 	}
-	if queued > 0 {
-		c.log.Info("family sweep queued families", "count", queued)
+	if len(queued) > 0 {
+		slices.Sort(queued)
+		c.log.Info("family sweep queued families", "count", len(queued), "families", sample(queued))
 	}
 	return nil
 }
@@ -243,4 +246,16 @@ func clusterOfServiceArn(arn string) string {
 		return ""
 	}
 	return parts[0]
+}
+
+// sampleSize bounds the names a log line lists.
+const sampleSize = 10
+
+// sample is names for a log line: all of them up to sampleSize, else the
+// first ones and how many more.
+func sample(names []string) string {
+	if len(names) <= sampleSize {
+		return strings.Join(names, ",")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:sampleSize], ","), len(names)-sampleSize)
 }
