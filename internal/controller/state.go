@@ -282,8 +282,8 @@ type state struct {
 	// decision, its refusal, its warnings), so that a reconcile that
 	// reaches the same answer says nothing: one line per change. Kept in
 	// memory only, on purpose: a restarted process says it once again.
-	said map[string]string
-	indexed      map[string]bool // clusters whose services a sweep has indexed
+	said    map[string]string
+	indexed map[string]bool // clusters whose services a sweep has indexed
 	// window is the ramp's current bound on rollouts in flight (see
 	// Options.RampStart); 0 before the first admission.
 	window int
