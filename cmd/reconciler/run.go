@@ -33,6 +33,8 @@ func cmdRun(e env, args []string) int {
 	simListen := fs.String("sim-listen", "127.0.0.1:4566", "with --embedded: loopback address of the embedded AWS, for the aws CLI")
 	perFamily := fs.Bool("metrics-per-family", e.getenv("RECONCILER_METRICS_PER_FAMILY") == "true",
 		"add ecs_sidecar_family_services{cluster,family,state,reason}: one series per family and state; env RECONCILER_METRICS_PER_FAMILY")
+	pprofAddr := fs.String("pprof", e.getenv("RECONCILER_PPROF"),
+		"serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060; off when empty; env RECONCILER_PPROF")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
@@ -61,6 +63,14 @@ func cmdRun(e env, args []string) int {
 		cfg.Metrics.Listen, obs.anyPortIfBusy = demoMetricsListen, true
 	}
 	log := newLogger(e.stderr, cfg.Log)
+	if *pprofAddr != "" {
+		_, stopPprof, err := servePprof(log, *pprofAddr)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "reconciler run: --pprof: %v\n", err)
+			return exitUsage
+		}
+		defer stopPprof()
+	}
 
 	var creds *aws.Credentials
 	if *embedded {
