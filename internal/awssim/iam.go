@@ -265,6 +265,16 @@ func (s *Sim) PutPrincipalPolicy(principalArn string, policy []Statement) {
 	st.policies[principalArn] = slices.Clone(policy)
 }
 
+// PrincipalPolicy is the identity policy PutPrincipalPolicy set for a role
+// or user ARN, and whether the principal exists.
+func (s *Sim) PrincipalPolicy(principalArn string) ([]Statement, bool) {
+	st := s.iam()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	p, ok := st.policies[principalArn]
+	return slices.Clone(p), ok
+}
+
 // simulatePrincipalPolicy serves IAM's SimulatePrincipalPolicy (query
 // protocol): one result per action and resource, in request order.
 func (s *Sim) simulatePrincipalPolicy(ctx context.Context, form url.Values) (any, *Error) {

@@ -27,6 +27,16 @@ const (
 	DemoRule  = "ecs-sidecar-events"
 	// DemoMaxReceiveCount is the demo queue's redrive maxReceiveCount.
 	DemoMaxReceiveCount = 5
+	// DemoExecutionRole is the task execution role of the demo's task
+	// definitions; it may read DemoTokenSecret.
+	DemoExecutionRole = "arn:aws:iam::" + DefaultAccount + ":role/ecsTaskExecutionRole"
+	// DemoReconcilerRole is the reconciler's task role: the STS caller of
+	// the demo is a session of it, and it holds the CloudFormation
+	// template's task role policy.
+	DemoReconcilerRole = "arn:aws:iam::" + DefaultAccount + ":role/ecs-sidecar-reconciler"
+	// DemoTrail is the demo's trail: multi-Region, logging every
+	// management event, as an account's default trail does.
+	DemoTrail = "management-events"
 )
 
 // DemoEventNames are the CloudTrail event names the demo rule forwards:
@@ -77,7 +87,14 @@ func DemoQueueURL(endpoint string) string {
 //     DemoRule on the default bus (DemoEventPattern) targeting the queue,
 //     with the DLQ as the target's dead-letter queue: from then on, ECS
 //     calls and rollouts put their events in the queue
-//     (DemoQueueURL(endpoint)).
+//     (DemoQueueURL(endpoint));
+//   - what `reconciler check` verifies in an account (seedDemoIAM): the
+//     execution role DemoExecutionRole with the permissions of AWS's
+//     managed AmazonECSTaskExecutionRolePolicy and GetSecretValue on the
+//     token secret; the reconciler's role DemoReconcilerRole with the
+//     template's task role policy for this account, and the caller of STS a
+//     session of it; the trail DemoTrail logging management events. These
+//     are not journalled (IAM and CloudTrail state is configuration).
 //
 // The account must be DefaultAccount (DemoQueueURL and the demo's ARNs
 // name it).
@@ -86,11 +103,12 @@ func (s *Sim) SeedDemo(ctx context.Context) error {
 	if _, err := e.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(DemoCluster)}); err != nil {
 		return fmt.Errorf("seed cluster: %w", err)
 	}
-	if _, err := s.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+	secret, err := s.SecretsManager().CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name:         aws.String(DemoTokenSecret),
 		Description:  aws.String("Lacework agent access token (demo)"),
 		SecretString: aws.String("demo-access-token"),
-	}); err != nil {
+	})
+	if err != nil {
 		return fmt.Errorf("seed secret: %w", err)
 	}
 	inject := []types.Tag{{Key: aws.String("ecs-sidecar/inject"), Value: aws.String("true")}}
@@ -142,7 +160,11 @@ func (s *Sim) SeedDemo(ctx context.Context) error {
 			return fmt.Errorf("seed service %s: %w", sv.name, err)
 		}
 	}
-	return s.seedDemoEvents(ctx)
+	if err := s.seedDemoEvents(ctx); err != nil {
+		return err
+	}
+	s.seedDemoIAM(aws.ToString(secret.ARN))
+	return nil
 }
 
 // seedDemoEvents creates the demo queue, its DLQ and the rule feeding it.
@@ -195,7 +217,7 @@ func DemoTaskDefinition(family, image string, tags []types.Tag) *ecs.RegisterTas
 		NetworkMode:             types.NetworkModeAwsvpc,
 		Cpu:                     aws.String("256"),
 		Memory:                  aws.String("512"),
-		ExecutionRoleArn:        aws.String("arn:aws:iam::" + DefaultAccount + ":role/ecsTaskExecutionRole"),
+		ExecutionRoleArn:        aws.String(DemoExecutionRole),
 		ContainerDefinitions: []types.ContainerDefinition{{
 			Name:      aws.String("app"),
 			Image:     aws.String(image),
@@ -211,5 +233,71 @@ func DemoTaskDefinition(family, image string, tags []types.Tag) *ecs.RegisterTas
 			},
 		}},
 		Tags: tags,
+	}
+}
+
+// seedDemoIAM gives the demo account the roles and the trail an account
+// running the reconciler has (see SeedDemo).
+func (s *Sim) seedDemoIAM(secretArn string) {
+	s.PutPrincipalPolicy(DemoExecutionRole, []Statement{
+		// The permissions of the AWS managed policy
+		// AmazonECSTaskExecutionRolePolicy: pull from ECR, write awslogs.
+		{Sid: "AmazonECSTaskExecutionRolePolicy", Effect: "Allow", Actions: []string{
+			"ecr:GetAuthorizationToken", "ecr:BatchCheckLayerAvailability", "ecr:GetDownloadUrlForLayer", "ecr:BatchGetImage",
+			"logs:CreateLogStream", "logs:PutLogEvents",
+		}, Resources: []string{"*"}},
+		// The inline policy the sidecar's token needs (the container's
+		// secrets are read by the execution role when the task starts).
+		{Sid: "ReadLaceworkToken", Effect: "Allow", Actions: []string{"secretsmanager:GetSecretValue"}, Resources: []string{secretArn}},
+	})
+	s.PutPrincipalPolicy(DemoReconcilerRole, DemoReconcilerPolicy(secretArn, s.QueueARN(DemoQueue)))
+	s.SetCallerIdentity(fmt.Sprintf("arn:aws:sts::%s:assumed-role/%s/awssim", s.account, DemoReconcilerRole[strings.LastIndexByte(DemoReconcilerRole, '/')+1:]))
+	s.PutTrail(Trail{Name: DemoTrail, MultiRegion: true, Logging: true})
+}
+
+// DemoReconcilerPolicy is deploy/cloudformation/reconciler.yaml's
+// TaskRolePolicy as a stack in the demo account would resolve it: Region
+// us-east-1, no Clusters (every cluster), PassableRoleArns
+// [DemoExecutionRole], the default tag prefix, no audit bus and no registry
+// secrets; the task role is DemoReconcilerRole. A test compares it with the
+// template, statement by statement.
+func DemoReconcilerPolicy(secretArn, queueArn string) []Statement {
+	region, account := DefaultRegion, DefaultAccount
+	arn := func(service, resource string) string {
+		return fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, region, account, resource)
+	}
+	inRegion := []Condition{{Operator: "StringEquals", Key: "aws:RequestedRegion", Values: []string{region}}}
+	failed := []string{"ecs-sidecar/failed"}
+	return []Statement{
+		{Sid: "EcsDiscovery", Effect: "Allow", Actions: []string{"ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions",
+			"ecs:ListTaskDefinitionFamilies", "ecs:ListClusters", "ecs:ListServices"}, Resources: []string{"*"}},
+		{Sid: "EcsTaskDefinitionWritesInThisRegion", Effect: "Allow", Actions: []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"},
+			Resources: []string{"*"}, Conditions: inRegion},
+		{Sid: "EcsReadServicesOfThisRegion", Effect: "Allow", Actions: []string{"ecs:DescribeServices"}, Resources: []string{arn("ecs", "service/*")}},
+		{Sid: "EcsMoveServicesOfClusters", Effect: "Allow", Actions: []string{"ecs:UpdateService", "ecs:ListServiceDeployments"},
+			Resources: []string{arn("ecs", "service/*")}},
+		{Sid: "EcsReadRolloutHistory", Effect: "Allow", Actions: []string{"ecs:DescribeServiceRevisions", "ecs:DescribeServiceDeployments"},
+			Resources: []string{arn("ecs", "service-revision/*"), arn("ecs", "service-deployment/*")}},
+		{Sid: "EcsReadTaskDefinitionTags", Effect: "Allow", Actions: []string{"ecs:ListTagsForResource"}, Resources: []string{arn("ecs", "task-definition/*")}},
+		{Sid: "EcsTagOnRegister", Effect: "Allow", Actions: []string{"ecs:TagResource"}, Resources: []string{arn("ecs", "task-definition/*")},
+			Conditions: []Condition{{Operator: "StringEquals", Key: "ecs:CreateAction", Values: []string{"RegisterTaskDefinition"}}}},
+		{Sid: "EcsFailureMarkerTag", Effect: "Allow", Actions: []string{"ecs:TagResource"}, Resources: []string{arn("ecs", "task-definition/*")},
+			Conditions: []Condition{
+				{Operator: "ForAllValues:StringEquals", Key: "aws:TagKeys", Values: failed},
+				{Operator: "ForAnyValue:StringEquals", Key: "aws:TagKeys", Values: failed},
+			}},
+		{Sid: "PassFamiliesRolesToEcsTasks", Effect: "Allow", Actions: []string{"iam:PassRole"}, Resources: []string{DemoExecutionRole},
+			Conditions: []Condition{{Operator: "StringEquals", Key: "iam:PassedToService", Values: []string{"ecs-tasks.amazonaws.com"}}}},
+		{Sid: "ConsumeEventQueue", Effect: "Allow", Actions: []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"},
+			Resources: []string{queueArn}},
+		{Sid: "DescribeTokenSecretNotItsValue", Effect: "Allow", Actions: []string{"secretsmanager:DescribeSecret"}, Resources: []string{secretArn}},
+		{Sid: "EcrLogin", Effect: "Allow", Actions: []string{"ecr:GetAuthorizationToken"}, Resources: []string{"*"}},
+		{Sid: "EcrReadImageConfigs", Effect: "Allow", Actions: []string{"ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer"},
+			Resources: []string{"arn:aws:ecr:*:*:repository/*"}},
+		{Sid: "CheckCloudTrailListing", Effect: "Allow", Actions: []string{"cloudtrail:DescribeTrails", "events:ListRuleNamesByTarget"}, Resources: []string{"*"}},
+		{Sid: "CheckCloudTrailStatus", Effect: "Allow", Actions: []string{"cloudtrail:GetTrailStatus", "cloudtrail:GetEventSelectors"},
+			Resources: []string{"arn:aws:cloudtrail:*:*:trail/*"}},
+		{Sid: "CheckSimulateOwnAndFamiliesRoles", Effect: "Allow", Actions: []string{"iam:SimulatePrincipalPolicy"},
+			Resources: []string{DemoExecutionRole, DemoReconcilerRole}},
 	}
 }
