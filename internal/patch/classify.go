@@ -244,6 +244,9 @@ func undo(c *types.ContainerDefinition, rec patchRecord, side string) error {
 		return err
 	}
 	c.EntryPoint, c.Command = rec.EntryPoint, rec.Command
+	if rec.Image != "" {
+		c.Image = aws.String(rec.Image)
+	}
 	c.Environment = trim(c.Environment, rec.Environment)
 	c.Secrets = trim(c.Secrets, rec.Secrets)
 	if rec.VolumesFrom > 0 && aws.ToString(c.VolumesFrom[len(c.VolumesFrom)-1].SourceContainer) != side {

@@ -605,11 +605,18 @@ type patchRecord struct {
 	DependsOn       int      `json:"dependsOn,omitempty"`
 	CapAdd          int      `json:"capAdd,omitempty"`
 	LinuxParameters string   `json:"linuxParameters,omitempty"` // "created" or "capabilities": what was nil
+	// Image is the source's image reference when the twin's was pinned to
+	// a digest (Image.Pin).
+	Image string `json:"image,omitempty"`
 }
 
 // applyPatch instruments container c (a copy the caller owns).
 func applyPatch(c *types.ContainerDefinition, cp containerPlan, p Profile, inj injection, prefix string) {
 	rec := patchRecord{EntryPoint: c.EntryPoint, Command: c.Command}
+	if pin := cp.img.Pin; pin != "" && cp.img.Known && pin != aws.ToString(c.Image) {
+		rec.Image = aws.ToString(c.Image)
+		c.Image = aws.String(pin)
+	}
 
 	var wrapper []string
 	if p.Type == ProfileTypeCustom {

@@ -40,6 +40,11 @@ type Image struct {
 	// nil when unknown. HasShell false means distroless.
 	HasShell *bool `json:"hasShell,omitempty"`
 	HasSudo  *bool `json:"hasSudo,omitempty"`
+	// Pin, when set, is the reference the twin runs instead of the
+	// container's image: the image by the digest its config was read from
+	// (images.pinDigest), so that a tag moved later cannot give the twin an
+	// image whose command it does not wrap. Part of the spec when set.
+	Pin string `json:"pin,omitempty"`
 	// Source says where the config came from (registry, flags); not hashed.
 	Source string `json:"-"`
 }

@@ -27,6 +27,9 @@ type specImage struct {
 	Known      bool     `json:"known"`
 	HasShell   *bool    `json:"hasShell"`
 	HasSudo    *bool    `json:"hasSudo"`
+	// Pin is omitted when empty, so that the specs of twins made without
+	// pinning stay what they were.
+	Pin string `json:"pin,omitempty"`
 }
 
 // specHash hashes everything the output depends on: the engine version,
@@ -42,7 +45,7 @@ func specHash(p Profile, prefix string, src *ecs.RegisterTaskDefinitionInput, pl
 	imgs := make(map[string]specImage, len(plans))
 	for _, cp := range plans {
 		i := cp.img
-		imgs[cp.name] = specImage{Entrypoint: i.Entrypoint, Cmd: i.Cmd, User: i.User, Digest: i.Digest, Known: i.Known, HasShell: i.HasShell, HasSudo: i.HasSudo}
+		imgs[cp.name] = specImage{Entrypoint: i.Entrypoint, Cmd: i.Cmd, User: i.User, Digest: i.Digest, Known: i.Known, HasShell: i.HasShell, HasSudo: i.HasSudo, Pin: i.Pin}
 	}
 	tagless := asRegistered(src)
 	tagless.Tags = nil
