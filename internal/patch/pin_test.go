@@ -84,4 +84,3 @@ func TestPinnedImage(t *testing.T) {
 		t.Errorf("patch label %q records an image for a reference already pinned", lbl)
 	}
 }
-
