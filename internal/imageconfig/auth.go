@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"regexp"
 	"strings"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -144,10 +146,17 @@ func (r *Resolver) fetchECRToken(ctx context.Context, region string) (*ecrToken,
 // returned to the one lookup that needs it and is kept nowhere else; no
 // error carries it.
 func (r *Resolver) secretAuth(ctx context.Context, secretID string) (authn.Authenticator, error) {
-	if r.o.Secrets == nil {
+	api := r.o.Secrets
+	region := secretRegion(secretID)
+	if r.o.SecretsFor != nil && region != "" {
+		// A secret of another Region is read there: the home Region's
+		// client would answer ResourceNotFoundException.
+		api = r.o.SecretsFor(region)
+	}
+	if api == nil {
 		return nil, &LookupError{Code: CodeCredentials, Err: fmt.Errorf("repositoryCredentials %s: no Secrets Manager client", secretID)}
 	}
-	out, err := r.o.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
+	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{SecretId: aws.String(secretID)})
 	if err != nil {
 		return nil, &LookupError{Code: CodeCredentials, Err: fmt.Errorf("secretsmanager:GetSecretValue %s: %w", secretID, err)}
 	}
@@ -171,3 +180,29 @@ func (r *Resolver) secretAuth(ctx context.Context, secretID string) (authn.Authe
 }
 
 var errBadSecret = errors.New(`the secret is not a JSON object with "username" and "password"`)
+
+// keychainPuller returns a puller with the keychain's credentials for ref's
+// registry (docker login's, through render's authn.DefaultKeychain), or the
+// anonymous one when the keychain has none; kind says which, for Source.
+// Like a secret's, the credentials are kept by no cache.
+func (r *Resolver) keychainPuller(ctx context.Context, ref name.Reference) (*remote.Puller, string, error) {
+	auth, err := authn.Resolve(ctx, r.o.Keychain, ref.Context())
+	if err != nil {
+		// A credential helper's output, or a broken config file's text,
+		// may hold a credential: only a missing or unreadable file is
+		// named.
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return nil, "", &LookupError{Code: CodeCredentials, Err: fmt.Errorf("docker credentials: %s: %v", pe.Path, pe.Err)}
+		}
+		return nil, "", &LookupError{Code: CodeCredentials, Err: errors.New("docker credentials: the Docker config (DOCKER_CONFIG, ~/.docker/config.json) or its credential helper failed")}
+	}
+	if auth == nil || auth == authn.Anonymous {
+		return r.anonymous, "anonymous", nil
+	}
+	p, err := r.newPuller(auth)
+	if err != nil {
+		return nil, "", err
+	}
+	return p, "docker-config", nil
+}

@@ -13,6 +13,7 @@ package imageconfig
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -43,8 +44,17 @@ type Options struct {
 	// ECRFor, when set, returns the client for an ECR registry's Region, so
 	// that images in other Regions are read with a token of their Region.
 	ECRFor func(region string) ECRAPI
-	// Secrets reads the repositoryCredentials secrets of private registries.
+	// Secrets reads the repositoryCredentials secrets of private registries
+	// (those of its own Region, and of every Region when SecretsFor is nil).
 	Secrets SecretsAPI
+	// SecretsFor, when set, returns the client for a secret's Region (from
+	// its ARN), so that a secret in another Region is read there.
+	SecretsFor func(region string) SecretsAPI
+	// Keychain, when set, gives the credentials of registries that are
+	// neither ECR nor named by a container's repositoryCredentials (render
+	// sets authn.DefaultKeychain: docker login's credentials); a registry
+	// it knows nothing of is read anonymously. Default: none, anonymous.
+	Keychain authn.Keychain
 	// IsECR says whether a registry host is a private ECR registry, and its
 	// Region. Default ECRRegion; tests point it at a loopback registry.
 	IsECR func(registry string) (region string, ok bool)
@@ -55,6 +65,13 @@ type Options struct {
 	// Transport is the HTTP transport to registries (default
 	// remote.DefaultTransport).
 	Transport http.RoundTripper
+	// RootCAs, when set, verifies registries' certificates instead of the
+	// system's roots (RootCAs builds it: the system's plus CA files). It
+	// needs Transport to be an *http.Transport, which is copied.
+	RootCAs *x509.CertPool
+	// PinDigest makes Images set patch.Image.Pin: the twin runs the image
+	// by the digest that was read, not by its tag.
+	PinDigest bool
 
 	// TagTTL is how long a tag's resolution is trusted before the registry
 	// is asked again (default 5 minutes). Digests are immutable and cached
@@ -200,6 +217,13 @@ func New(o Options) (*Resolver, error) {
 	if o.Transport == nil {
 		o.Transport = remote.DefaultTransport
 	}
+	if o.RootCAs != nil {
+		t, err := withRootCAs(o.Transport, o.RootCAs)
+		if err != nil {
+			return nil, err
+		}
+		o.Transport = t
+	}
 	var bad []string
 	if o.TagTTL < 0 {
 		bad = append(bad, fmt.Sprintf("tag TTL %v is negative", o.TagTTL))
@@ -266,7 +290,7 @@ func Platform(rp *types.RuntimePlatform) (v1.Platform, error) {
 // that a container whose credentials are wrong is never answered from what
 // another container's credentials read.
 type authKind struct {
-	kind     string // anonymous, ecr, secret
+	kind     string // anonymous, ecr, secret, keychain
 	region   string // ecr
 	secretID string // secret
 }
@@ -295,6 +319,8 @@ func (r *Resolver) Resolve(ctx context.Context, c *types.ContainerDefinition, rp
 		ak = authKind{kind: "ecr", region: region}
 	} else if c.RepositoryCredentials != nil && aws.ToString(c.RepositoryCredentials.CredentialsParameter) != "" {
 		ak = authKind{kind: "secret", secretID: aws.ToString(c.RepositoryCredentials.CredentialsParameter)}
+	} else if r.o.Keychain != nil {
+		ak = authKind{kind: "keychain"}
 	}
 	key := ref.Name() + "|" + plat.String() + "|" + ak.identity()
 
@@ -363,6 +389,7 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 		return old.cfg, nil // stored by the flight that ended just before this one
 	}
 	var puller *remote.Puller
+	authSource := ak.kind // what Source says: the keychain's answer may be anonymous
 	switch ak.kind {
 	case "ecr":
 		p, err := r.ecrPuller(ctx, ak.region)
@@ -382,6 +409,12 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 			return Config{}, err
 		}
 		puller = p
+	case "keychain":
+		p, kind, err := r.keychainPuller(ctx, ref)
+		if err != nil {
+			return Config{}, lookupErr(image, CodeCredentials, err)
+		}
+		puller, authSource = p, kind
 	default:
 		puller = r.anonymous
 	}
@@ -405,7 +438,7 @@ func (r *Resolver) lookup(ctx context.Context, image string, ref name.Reference,
 	}
 	top := desc.Digest.String()
 	repo := ref.Context()
-	cfg := Config{Platform: plat.String(), Source: fmt.Sprintf("registry %s (%s)", ref.Name(), ak.kind)}
+	cfg := Config{Platform: plat.String(), Source: fmt.Sprintf("registry %s (%s)", ref.Name(), authSource)}
 	var img v1.Image
 	switch mt := desc.MediaType; {
 	case mt.IsSchema1():
@@ -598,7 +631,11 @@ func (r *Resolver) Images(ctx context.Context, td *types.TaskDefinition) (map[st
 		c := &td.ContainerDefinitions[i]
 		wg.Go(func() {
 			cfg, err := r.Resolve(ctx, c, td.RuntimePlatform)
-			results[i] = result{name: aws.ToString(c.Name), img: cfg.ToPatch(), err: err}
+			img := cfg.ToPatch()
+			if r.o.PinDigest && err == nil {
+				img.Pin = PinnedReference(aws.ToString(c.Image), cfg)
+			}
+			results[i] = result{name: aws.ToString(c.Name), img: img, err: err}
 		})
 	}
 	wg.Wait()
