@@ -172,6 +172,22 @@ type Images struct {
 	// TagTTL is how long a tag's resolution is trusted before the registry is
 	// asked again; digests are cached for good.
 	TagTTL Duration `json:"tagTTL"`
+	// Timeout bounds one image lookup's registry work (and the credential
+	// calls it makes).
+	Timeout Duration `json:"timeout"`
+	// InsecureRegistries lists the registries (host or host:port, as image
+	// references write them) that may be spoken to over plain http. https
+	// is still tried first, with the certificate verified.
+	InsecureRegistries []string `json:"insecureRegistries,omitempty"`
+	// CAFiles are PEM files of certificates trusted for registries' TLS, in
+	// addition to the system's roots (a registry of a private CA, or one
+	// with a self-signed certificate).
+	CAFiles []string `json:"caFiles,omitempty"`
+	// PinDigest makes the twin run each instrumented container's image by
+	// the digest that was read (a multi-platform image by its index
+	// digest), instead of by its tag: the command the twin wraps is then
+	// the one of the image ECS runs, even after the tag moves.
+	PinDigest bool `json:"pinDigest"`
 }
 
 // Audit sends an EventBridge event for every write.
@@ -193,6 +209,9 @@ type Log struct {
 	// Level is "debug", "info", "warn" or "error".
 	Level string `json:"level"`
 }
+
+// DefaultImageTimeout is images.timeout's default.
+const DefaultImageTimeout = 30 * time.Second
 
 // Allowed values and defaults.
 const (
@@ -242,7 +261,7 @@ func Default() *Config {
 			Deadline:              D(30 * time.Minute),
 			OnOptOut:              OnOptOutRevert,
 		},
-		Images:  Images{Resolve: true, TagTTL: D(5 * time.Minute)},
+		Images:  Images{Resolve: true, TagTTL: D(5 * time.Minute), Timeout: D(DefaultImageTimeout)},
 		Metrics: Metrics{Listen: DefaultMetricsListen},
 		Log:     Log{Format: LogFormatJSON, Level: "info"},
 	}

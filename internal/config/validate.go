@@ -1,9 +1,15 @@
 package config
 
 import (
+	"crypto/x509"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
+	"fmt"
+	"io"
+	"io/fs"
 	"net"
+	"os"
 	"net/url"
 	"path"
 	"regexp"
@@ -91,6 +97,7 @@ func (c *Config) Validate() error {
 	}
 	positiveDuration(add, "rollouts.deadline", c.Rollouts.Deadline, time.Second)
 	positiveDuration(add, "images.tagTTL", c.Images.TagTTL, time.Second)
+	c.Images.validate(add)
 	oneOf(add, "rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert, OnOptOutLeave)
 
 	// audit, metrics, log
@@ -478,4 +485,141 @@ func globs(add func(string, string, ...any), base string, patterns []string) {
 			add(joinIndex(base, i), "bad glob %q: %v", g, err)
 		}
 	}
+}
+
+// validate checks the images section other than tagTTL.
+func (im *Images) validate(add func(string, string, ...any)) {
+	if d := im.Timeout.Duration; d <= 0 {
+		add("images.timeout", "must be greater than 0 (a duration such as \"30s\")")
+	}
+	seen := map[string]int{}
+	for i, h := range im.InsecureRegistries {
+		p := joinIndex("images.insecureRegistries", i)
+		if msg := CheckRegistryHost(h); msg != "" {
+			add(p, "%s", msg)
+			continue
+		}
+		if j, dup := seen[strings.ToLower(h)]; dup {
+			add(p, "%q is already images.insecureRegistries[%d]", h, j)
+			continue
+		}
+		seen[strings.ToLower(h)] = i
+	}
+	for i, f := range im.CAFiles {
+		if msg := CheckCAFile(f); msg != "" {
+			add(joinIndex("images.caFiles", i), "%s", msg)
+		}
+	}
+}
+
+var dnsLabelRE = regexp.MustCompile(`^[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?$`)
+
+// CheckRegistryHost says what is wrong with a registry named as in an image
+// reference, host or host:port (images.insecureRegistries, render
+// --insecure-registry), or "" when nothing is. Its messages quote the value.
+func CheckRegistryHost(s string) string {
+	const want = "must be a registry host or host:port such as registry.example.com:5000"
+	switch {
+	case s == "":
+		return want + ", got an empty string"
+	case strings.Contains(s, "://"):
+		return fmt.Sprintf("%s, without a scheme, got %q (the entry allows plain http; https is tried first)", want, s)
+	case strings.ContainsAny(s, "/@?# \t"):
+		return fmt.Sprintf("%s, without a path, user or spaces, got %q", want, s)
+	}
+	host, port := s, ""
+	if strings.HasPrefix(s, "[") {
+		h, p, err := net.SplitHostPort(s)
+		if err != nil {
+			if end := strings.IndexByte(s, ']'); end == len(s)-1 {
+				h, p = s[1:end], ""
+			} else {
+				return fmt.Sprintf("%s, got %q", want, s)
+			}
+		}
+		if net.ParseIP(h) == nil {
+			return fmt.Sprintf("%s, got %q (not an IPv6 address in brackets)", want, s)
+		}
+		host, port = "", p
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 {
+		host, port = s[:i], s[i+1:]
+		if port == "" {
+			return fmt.Sprintf("%s, got %q (a colon without a port)", want, s)
+		}
+	}
+	if port != "" {
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return fmt.Sprintf("%s, got %q (the port must be 1 to 65535)", want, s)
+		}
+	}
+	if host != "" && net.ParseIP(host) == nil {
+		if len(host) > 253 {
+			return fmt.Sprintf("%s, got a host name longer than 253 characters", want)
+		}
+		for _, l := range strings.Split(host, ".") {
+			if !dnsLabelRE.MatchString(l) {
+				return fmt.Sprintf("%s, got %q (not a host name)", want, s)
+			}
+		}
+	}
+	return ""
+}
+
+// maxCAFile bounds a CA file (images.caFiles, render --registry-ca).
+const maxCAFile = 1 << 20
+
+// CheckCAFile says what is wrong with a CA file (images.caFiles, render
+// --registry-ca): unreadable, not a regular file, larger than 1 MiB, or not
+// a PEM file of X.509 certificates only; "" when nothing is. The messages
+// name the file and quote none of its content.
+func CheckCAFile(path string) string {
+	if path == "" {
+		return "must be the path of a PEM file of CA certificates, got an empty string"
+	}
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Sprintf("cannot read %s: %v", path, pathErr(err))
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Sprintf("%s is not a regular file (want a PEM file of CA certificates)", path)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Sprintf("cannot read %s: %v", path, pathErr(err))
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxCAFile+1))
+	if err != nil {
+		return fmt.Sprintf("cannot read %s", path)
+	}
+	if len(b) > maxCAFile {
+		return fmt.Sprintf("%s is larger than 1 MiB: not a PEM file of CA certificates", path)
+	}
+	n := 0
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			break
+		}
+		n++
+		if blk.Type != "CERTIFICATE" {
+			return fmt.Sprintf("%s: PEM block %d is %q, not CERTIFICATE (want CA certificates only)", path, n, blk.Type)
+		}
+		if _, err := x509.ParseCertificate(blk.Bytes); err != nil {
+			return fmt.Sprintf("%s: PEM block %d is not an X.509 certificate", path, n)
+		}
+	}
+	if n == 0 {
+		return fmt.Sprintf("%s holds no PEM certificate (-----BEGIN CERTIFICATE-----)", path)
+	}
+	return ""
+}
+
+func pathErr(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
 }

@@ -1,7 +1,13 @@
 package config
 
 import (
+	"bytes"
+	"encoding/pem"
 	"errors"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -77,6 +83,23 @@ func TestValidateReportsPath(t *testing.T) {
 		{"rollouts: {rampStart: -1}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
 		{"rollouts: {rampStart: 6}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
 		{"rollouts: {onOptOut: keep}", `rollouts.onOptOut: "keep" is not one of revert, leave`},
+		// images
+		{"images: {timeout: 0s}", "images.timeout: must be greater than 0"},
+		{"images: {timeout: -5s}", "images.timeout: must be greater than 0"},
+		{"images: {timeout: 30}", "images.timeout: must be a duration string"},
+		{"images: {insecureRegistries: ['http://registry.example.com:5000']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, without a scheme, got "http://registry.example.com:5000"`},
+		{"images: {insecureRegistries: ['registry.example.com/team']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, without a path`},
+		{"images: {insecureRegistries: [ok.example.com, 'registry.example.com:0']}", `images.insecureRegistries[1]: must be a registry host or host:port such as registry.example.com:5000, got "registry.example.com:0" (the port must be 1 to 65535)`},
+		{"images: {insecureRegistries: ['registry.example.com:']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, got "registry.example.com:" (a colon without a port)`},
+		{"images: {insecureRegistries: ['-bad-.example.com']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, got "-bad-.example.com" (not a host name)`},
+		{"images: {insecureRegistries: ['']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, got an empty string`},
+		{"images: {insecureRegistries: ['[zz::1]:5000']}", `images.insecureRegistries[0]: must be a registry host or host:port such as registry.example.com:5000, got "[zz::1]:5000" (not an IPv6 address in brackets)`},
+		{"images: {insecureRegistries: [a.example.com, A.example.com]}", `images.insecureRegistries[1]: "A.example.com" is already images.insecureRegistries[0]`},
+		{"images: {insecureRegistries: registry.example.com}", "images.insecureRegistries: must be a list, got a string"},
+		{"images: {caFiles: ['/nonexistent/ca.pem']}", "images.caFiles[0]: cannot read /nonexistent/ca.pem: no such file or directory"},
+		{"images: {caFiles: ['/']}", "images.caFiles[0]: / is not a regular file"},
+		{"images: {caFiles: ['']}", "images.caFiles[0]: must be the path of a PEM file of CA certificates, got an empty string"},
+		{"images: {pinDigest: 'on'}", "images.pinDigest: must be"},
 		// audit, metrics, log
 		{"audit: {eventBus: 'bad bus!'}", "audit.eventBus: must be an event bus name or an arn:"},
 		{"audit: {eventBus: 'arn:aws:sqs:us-east-1:123456789012:q'}", "audit.eventBus: must be an event bus name or an arn:"},
@@ -187,6 +210,7 @@ func TestValidateAccepts(t *testing.T) {
 		"rollouts: {maxInFlight: 1, maxInFlightPerCluster: 1, deadline: 1s}",
 		"rollouts: {maxInFlight: 50, maxInFlightPerCluster: 10, rampStart: 2}",
 		"rollouts: {rampStart: 5}",
+		"images: {timeout: 1ms, pinDigest: true, insecureRegistries: [registry.example.com, 'registry.example.com:5000', 'localhost:5000', '10.0.0.7:80', '[::1]:5000', '[fd00::1]', my-registry]}",
 		"audit: {eventBus: 'aws.partner/example.com/123/events'}",
 		"audit: {eventBus: 'arn:aws:events:us-east-1:123456789012:event-bus/audit'}",
 		"metrics: {listen: '127.0.0.1:0'}",
@@ -365,5 +389,45 @@ func TestScalarsForStrings(t *testing.T) {
 	p, _ := c.Profile("lacework")
 	if diff := cmp.Diff([]string{p.Distroless, p.SidecarName}, []string{"true", "1234"}); diff != "" {
 		t.Errorf("(-got +want)\n%s", diff)
+	}
+}
+
+// images.caFiles are read when the config is: a CA bundle is accepted; a
+// file that is not one is reported with its key and index, naming the file
+// and quoting none of it.
+func TestImagesCAFiles(t *testing.T) {
+	srv := httptest.NewTLSServer(http.NotFoundHandler())
+	srv.Close()
+	dir := t.TempDir()
+	write := func(name string, b []byte) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	good := write("ca.pem", append(append([]byte("# corp CA\n"), cert...), cert...))
+	key := write("key.pem", pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: []byte("k3y-Material")}))
+	text := write("notes.txt", []byte("k3y-Material but no PEM\n"))
+	broken := write("broken.pem", pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: []byte("k3y-Material")}))
+	big := write("big.pem", bytes.Repeat([]byte("x"), 1<<20+1))
+
+	c := mustParse(t, "images: {caFiles: ['"+good+"']}")
+	if d := cmp.Diff(c.Images.CAFiles, []string{good}); d != "" {
+		t.Errorf("caFiles (-got +want):\n%s", d)
+	}
+	_, err := Parse([]byte("images: {caFiles: ['" + good + "', '" + key + "', '" + text + "', '" + broken + "', '" + big + "']}"))
+	want := []string{
+		`images.caFiles[1]: ` + key + `: PEM block 1 is "PRIVATE KEY", not CERTIFICATE (want CA certificates only)`,
+		`images.caFiles[2]: ` + text + ` holds no PEM certificate (-----BEGIN CERTIFICATE-----)`,
+		`images.caFiles[3]: ` + broken + `: PEM block 1 is not an X.509 certificate`,
+		`images.caFiles[4]: ` + big + ` is larger than 1 MiB: not a PEM file of CA certificates`,
+	}
+	if d := cmp.Diff(problems(err), want); d != "" {
+		t.Errorf("problems (-got +want):\n%s", d)
+	}
+	if err != nil && strings.Contains(err.Error(), "k3y-Material") {
+		t.Errorf("an error quotes a file's content: %v", err)
 	}
 }
