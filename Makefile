@@ -41,9 +41,10 @@ cfn-lint: ## lint the CloudFormation template in deploy/cloudformation
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint (it comes with the machine's Python)"; exit 1; }
 	cfn-lint deploy/cloudformation/reconciler.yaml
 
-image: ## build the container image (needs a Docker engine)
-	@docker info >/dev/null 2>&1 || { echo "make image: no Docker engine here (docker info failed); 'make build' makes the same static binary"; exit 1; }
-	docker build --build-arg VERSION=$(VERSION) -t ecs-sidecar-reconciler:$(VERSION) .
+# No Docker engine needed: cmd/image cross-compiles with -tags noembedded and
+# writes the OCI image with go-containerregistry (docs/image.md).
+image: ## build the OCI image for linux/amd64 and linux/arm64 into dist/image, without Docker; PUSH=REF also pushes it (docs/image.md)
+	$(GO) run ./cmd/image --version '$(VERSION)' --out dist/image $(if $(PUSH),--push '$(PUSH)') $(IMAGE_ARGS)
 
 promtool: ## check and unit-test the Prometheus alert rules in deploy/prometheus
 	@command -v $(PROMTOOL) >/dev/null || { echo "promtool is missing: apt-get install prometheus (Debian)"; exit 1; }
