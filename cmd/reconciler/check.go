@@ -2,14 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"slices"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -94,15 +97,23 @@ func (r checkResult) String() string {
 }
 
 func cmdCheck(e env, args []string) int {
-	fs := newFlagSet(e, "check", "[--config FILE] [--task-role ARN]")
+	fs := newFlagSet(e, "check", "[--config FILE] [--task-role ARN] [--embedded]")
 	configPath := fs.String("config", e.getenv("RECONCILER_CONFIG"), "configuration file (YAML); env RECONCILER_CONFIG, else RECONCILER_CONFIG_YAML")
 	taskRole := fs.String("task-role", "", "ARN of the reconciler's task role, whose permissions are simulated (default: the role of the caller's credentials)")
 	maxFamilies := fs.Int("max-families", 200, "task definition families scanned for opted-in ones, whose execution roles are checked")
+	embedded := fs.Bool("embedded", false, "check against the embedded AWS with the demo seed (no account needed)")
+	simListen := fs.String("sim-listen", "127.0.0.1:0", "with --embedded: loopback address of the embedded AWS")
 	if code, done := parseFlags(e, fs, args); done {
 		return code
 	}
 	if code, done := noArgs(e, fs); done {
 		return code
+	}
+	if *embedded {
+		if err := checkLoopback(*simListen, false); err != nil {
+			fmt.Fprintf(e.stderr, "reconciler check: --sim-listen: %v\n", err)
+			return exitUsage
+		}
 	}
 	cfg, err := loadConfig(e, *configPath)
 	if err != nil {
@@ -111,13 +122,24 @@ func cmdCheck(e env, args []string) int {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	var creds *aws.Credentials
+	if *embedded {
+		// As plan and run: the demo account on loopback, the config pointed
+		// at it (its queue, and without a config file its token secret).
+		sim, err := startEmbedded(ctx, slog.New(slog.DiscardHandler), *simListen, cfg, *configPath != "")
+		if err != nil {
+			fmt.Fprintf(e.stderr, "reconciler check: embedded AWS: %v\n", err)
+			return exitFail
+		}
+		defer sim.stop()
+		creds = &aws.Credentials{AccessKeyID: "test", SecretAccessKey: "test", Source: "embedded"}
+	}
 	awsCfg, _, err := cloud.New(ctx, cloud.Options{
-		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, MaxAttempts: cfg.AWS.MaxAttempts,
+		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds, MaxAttempts: cfg.AWS.MaxAttempts,
 		BudgetShare: cfg.AWS.APIBudget.Share, AppID: "ecs-sidecar-reconciler-check",
 	})
 	if err != nil {
-		fmt.Fprintf(e.stdout, "%s\n", checkResult{name: "credentials", detail: err.Error(),
-			fix: "set aws.region in the config or AWS_REGION, and credentials (AWS_PROFILE, the task role)"})
+		fmt.Fprintf(e.stdout, "%s\n", checkResult{name: "credentials", detail: err.Error(), fix: setupFix(err)})
 		return exitFail
 	}
 	clients := checkClients{
@@ -128,6 +150,86 @@ func cmdCheck(e env, args []string) int {
 	results := runChecks(ctx, cfg, clients, checkOptions{region: awsCfg.Region, taskRole: *taskRole, maxFamilies: *maxFamilies})
 	return printChecks(e.stdout, results)
 }
+
+// setupFix is the fix for cloud.New's refusals: the Region, the endpoint,
+// or the SDK's shared configuration.
+func setupFix(err error) string {
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "no region"):
+		return "set aws.region in the config, or AWS_REGION"
+	case strings.Contains(msg, "endpoint"):
+		return "correct aws.endpoint: an http(s) URL, or none for AWS itself"
+	case strings.Contains(msg, "load aws config"):
+		return "correct the AWS shared configuration the SDK read (AWS_PROFILE, AWS_CONFIG_FILE, AWS_SHARED_CREDENTIALS_FILE)"
+	}
+	return "correct the aws section of the config (maxAttempts, apiBudget.share)"
+}
+
+// cause is why an AWS call failed, as far as the fix depends on it.
+type cause int
+
+const (
+	causeOther          cause = iota
+	causeNotFound             // the resource (queue, secret, role, trail) does not exist
+	causeDenied               // IAM refused the call
+	causeNoCredentials        // the SDK found no credentials to sign with
+	causeExpired              // the credentials expired
+	causeBadCredentials       // AWS does not know the credentials, or their signature
+	causeUnreachable          // no answer from the endpoint: DNS, network, a wrong aws.endpoint
+	causeThrottled            // the call's rate
+)
+
+// Error codes the cause depends on beyond cloud's classification.
+var (
+	notFoundCodes       = map[string]bool{"NoSuchEntity": true, "TrailNotFoundException": true} // IAM, CloudTrail
+	expiredCodes        = map[string]bool{"ExpiredToken": true, "ExpiredTokenException": true, "TokenRefreshRequired": true}
+	badCredentialsCodes = map[string]bool{"InvalidClientTokenId": true, "UnrecognizedClientException": true, "SignatureDoesNotMatch": true,
+		"InvalidSignatureException": true, "IncompleteSignature": true, "InvalidAccessKeyId": true, "AuthFailure": true}
+)
+
+func causeOf(err error) cause {
+	code := cloud.ErrorCode(err)
+	switch {
+	case cloud.IsNotFound(err) || notFoundCodes[code]:
+		return causeNotFound
+	case cloud.IsAccessDenied(err):
+		return causeDenied
+	case expiredCodes[code]:
+		return causeExpired
+	case badCredentialsCodes[code]:
+		return causeBadCredentials
+	case cloud.IsThrottled(err):
+		return causeThrottled
+	case code == "Transport":
+		// The SDK resolves the credentials before it sends anything: an
+		// error then carries no code either.
+		var se *v4.SigningError
+		msg := err.Error()
+		if errors.As(err, &se) || strings.Contains(msg, "get identity:") || strings.Contains(msg, "failed to retrieve credentials") {
+			return causeNoCredentials
+		}
+		return causeUnreachable
+	}
+	return causeOther
+}
+
+// unreachableFix is the fix when service's endpoint did not answer.
+func unreachableFix(service string) string {
+	return "no answer from " + service + ": check aws.endpoint, DNS and the route from this network to " + service +
+		" (a NAT gateway, or a VPC endpoint for it)"
+}
+
+// fixes collects the distinct fixes of one check, in order.
+type fixes []string
+
+func (f *fixes) add(fix string) {
+	if fix != "" && !slices.Contains(*f, fix) {
+		*f = append(*f, fix)
+	}
+}
+
+func (f fixes) String() string { return strings.Join(f, "; ") }
 
 // printChecks writes one line per check and returns the exit code.
 func printChecks(w io.Writer, results []checkResult) int {
@@ -173,7 +275,7 @@ func checkCredentials(ctx context.Context, c stsAPI, region string) (identity, c
 	out, err := c.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
 		r.detail = fmt.Sprintf("sts GetCallerIdentity: %v", err)
-		r.fix = "set credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the task role) valid in " + region
+		r.fix = credentialsFix(err, region)
 		return identity{}, r
 	}
 	id := identity{account: aws.ToString(out.Account), arn: aws.ToString(out.Arn), partition: "aws"}
@@ -183,6 +285,24 @@ func checkCredentials(ctx context.Context, c stsAPI, region string) (identity, c
 	r.ok = true
 	r.detail = fmt.Sprintf("account %s, Region %s, as %s", id.account, region, id.arn)
 	return id, r
+}
+
+// credentialsFix is the fix when STS does not say who the credentials are
+// (GetCallerIdentity needs no permission: IAM cannot deny it).
+func credentialsFix(err error, region string) string {
+	switch causeOf(err) {
+	case causeNoCredentials:
+		return "the SDK found no credentials: set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or run as a task with a task role"
+	case causeExpired:
+		return "the credentials expired: refresh them (aws sso login, a new session) and run again"
+	case causeBadCredentials:
+		return "AWS does not know these credentials: set valid ones (AWS_PROFILE, AWS_ACCESS_KEY_ID), of an account where " + region + " is enabled"
+	case causeUnreachable:
+		return unreachableFix("STS in " + region)
+	case causeThrottled:
+		return "STS throttled the call: run again later"
+	}
+	return "set credentials (AWS_PROFILE, AWS_ACCESS_KEY_ID, the task role) valid in " + region
 }
 
 func checkQueue(ctx context.Context, c queueAttributesAPI, url string) (string, checkResult) {
@@ -197,6 +317,16 @@ func checkQueue(ctx context.Context, c queueAttributesAPI, url string) (string, 
 	})
 	if err != nil {
 		r.detail = fmt.Sprintf("sqs GetQueueAttributes %s: %v", url, err)
+		switch causeOf(err) {
+		case causeNotFound:
+			r.fix = "create the queue (deploy/cloudformation/reconciler.yaml does), or correct queue.url: the stack's QueueUrl output"
+		case causeDenied:
+			r.fix = "allow sqs:GetQueueAttributes on the queue (the template's ConsumeEventQueue statement)"
+		case causeUnreachable:
+			r.fix = unreachableFix("SQS")
+		default:
+			r.fix = "run again; SQS did not answer GetQueueAttributes: " + cloud.ErrorCode(err)
+		}
 		return "", r
 	}
 	arn := out.Attributes[string(sqstypes.QueueAttributeNameQueueArn)]
@@ -214,6 +344,7 @@ func checkRule(ctx context.Context, c ruleTargetsAPI, queueArn string) checkResu
 	r := checkResult{name: "rule", fix: "create EventBridge rules for ECS's CloudTrail calls and service events with the queue as target (deploy/cloudformation/reconciler.yaml has them)"}
 	if queueArn == "" {
 		r.detail = "not checked: the queue was not found"
+		r.fix = "fix the queue first"
 		return r
 	}
 	var names []string
@@ -222,6 +353,14 @@ func checkRule(ctx context.Context, c ruleTargetsAPI, queueArn string) checkResu
 		out, err := c.ListRuleNamesByTarget(ctx, in)
 		if err != nil {
 			r.detail = fmt.Sprintf("events ListRuleNamesByTarget: %v", err)
+			switch causeOf(err) {
+			case causeDenied:
+				r.fix = "allow events:ListRuleNamesByTarget (the template's CheckCloudTrailListing statement)"
+			case causeUnreachable:
+				r.fix = unreachableFix("EventBridge")
+			default:
+				r.fix = "run again; EventBridge did not list the rules: " + cloud.ErrorCode(err)
+			}
 			return r
 		}
 		names = append(names, out.RuleNames...)
@@ -260,8 +399,9 @@ func profileSecrets(cfg *config.Config, name string) []string {
 }
 
 func checkTokenSecrets(ctx context.Context, c secretDescribeAPI, cfg *config.Config) checkResult {
-	r := checkResult{name: "token-secret", fix: "create the secret, or correct profiles.<name>.tokenSecretArn"}
+	r := checkResult{name: "token-secret"}
 	var found, missing, notChecked []string
+	var fix fixes
 	seen := map[string]bool{}
 	for _, name := range cfg.ProfileNames() {
 		for _, arn := range profileSecrets(cfg, name) {
@@ -276,6 +416,16 @@ func checkTokenSecrets(ctx context.Context, c secretDescribeAPI, cfg *config.Con
 			// DescribeSecret only: the value is never read.
 			if _, err := c.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(arn)}); err != nil {
 				missing = append(missing, fmt.Sprintf("%s (%s)", arn, cloud.ErrorCode(err)))
+				switch causeOf(err) {
+				case causeNotFound:
+					fix.add("create the secret, or correct profiles.<name>.tokenSecretArn")
+				case causeDenied:
+					fix.add("allow secretsmanager:DescribeSecret on the secret (the template's DescribeTokenSecretNotItsValue statement)")
+				case causeUnreachable:
+					fix.add(unreachableFix("Secrets Manager"))
+				default:
+					fix.add("run again; Secrets Manager did not describe the secret")
+				}
 				continue
 			}
 			found = append(found, arn)
@@ -284,6 +434,7 @@ func checkTokenSecrets(ctx context.Context, c secretDescribeAPI, cfg *config.Con
 	switch {
 	case len(missing) > 0:
 		r.detail = "not found or not describable: " + strings.Join(missing, ", ")
+		r.fix = fix.String()
 	case len(found) == 0 && len(notChecked) == 0:
 		r.ok = true
 		r.detail = "no profile names a token secret"
@@ -361,7 +512,14 @@ func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Conf
 	r := checkResult{name: "execution-roles"}
 	if famErr != nil {
 		r.detail = "not checked: " + famErr.Error()
-		r.fix = "allow ecs:ListTaskDefinitionFamilies and ecs:DescribeTaskDefinition"
+		switch causeOf(famErr) {
+		case causeDenied:
+			r.fix = "allow ecs:ListTaskDefinitionFamilies and ecs:DescribeTaskDefinition (the template's EcsDiscovery statement)"
+		case causeUnreachable:
+			r.fix = unreachableFix("ECS")
+		default:
+			r.fix = "run again; ECS did not list the families: " + cloud.ErrorCode(famErr)
+		}
 		return r
 	}
 	// role -> secrets it must read, and who needs it.
@@ -400,6 +558,7 @@ func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Conf
 		add(role, "family "+f.name, secrets)
 	}
 	var denied, allowed []string
+	var fix fixes
 	for _, role := range sortedNames(need) {
 		secrets := sortedNames(need[role])
 		if len(secrets) == 0 {
@@ -411,11 +570,28 @@ func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Conf
 				action = "ssm:GetParameters"
 			}
 			ok, detail, err := simulate(ctx, c, role, []string{action}, secret, nil)
+			who := strings.Join(users[role], ", ")
+			if err != nil {
+				switch causeOf(err) {
+				case causeNotFound:
+					denied = append(denied, fmt.Sprintf("%s does not exist (%s)", role, who))
+					fix.add("create that role, or correct the executionRoleArn of those families (profiles.<name>.defaultExecutionRoleArn for a profile's)")
+				case causeDenied:
+					denied = append(denied, fmt.Sprintf("%s: not simulated (%s): %v", role, who, err))
+					fix.add("allow iam:SimulatePrincipalPolicy on those roles to these credentials (the template's CheckSimulateOwnAndFamiliesRoles statement: list them in PassableRoleArns)")
+				case causeUnreachable:
+					denied = append(denied, fmt.Sprintf("%s: not simulated (%s): %v", role, who, err))
+					fix.add(unreachableFix("IAM"))
+				default:
+					denied = append(denied, fmt.Sprintf("%s: not simulated (%s): %v", role, who, err))
+					fix.add("run again; IAM did not simulate the role's policy")
+				}
+				break // the role's other secrets would fail the same way
+			}
 			switch {
-			case err != nil:
-				denied = append(denied, fmt.Sprintf("%s (%s: %v)", role, strings.Join(users[role], ", "), err))
 			case !ok:
-				denied = append(denied, fmt.Sprintf("%s may not %s (%s)", role, detail, strings.Join(users[role], ", ")))
+				denied = append(denied, fmt.Sprintf("%s may not %s (%s)", role, detail, who))
+				fix.add("allow secretsmanager:GetSecretValue (ssm:GetParameters for a parameter) on the token secret in those task execution roles")
 			default:
 				allowed = append(allowed, role)
 			}
@@ -426,7 +602,7 @@ func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Conf
 	switch {
 	case len(denied) > 0:
 		r.detail = strings.Join(denied, "; ")
-		r.fix = "allow secretsmanager:GetSecretValue (ssm:GetParameters for a parameter) on the token secret in those task execution roles"
+		r.fix = fix.String()
 	case len(noRole) > 0:
 		r.detail = "families without an execution role (refused as no_execution_role): " + strings.Join(noRole, ", ")
 		r.fix = "give them an executionRoleArn, or set profiles.<name>.defaultExecutionRoleArn"
@@ -556,7 +732,7 @@ func checkPermissions(ctx context.Context, c iamSimulateAPI, cfg *config.Config,
 		n += len(req.actions)
 		if err != nil {
 			r.detail = fmt.Sprintf("iam SimulatePrincipalPolicy %s: %v", role, err)
-			r.fix = "allow iam:SimulatePrincipalPolicy on that role, or pass --task-role with the stack's TaskRoleArn output"
+			r.fix = simulateFix(err, role, o.taskRole != "")
 			return r
 		}
 		if !ok {
@@ -571,6 +747,22 @@ func checkPermissions(ctx context.Context, c iamSimulateAPI, cfg *config.Config,
 	r.ok = true
 	r.detail = fmt.Sprintf("%s (%s) may make the reconciler's %d calls", role, how, n)
 	return r
+}
+
+// simulateFix is the fix when IAM did not simulate the reconciler's role.
+func simulateFix(err error, role string, given bool) string {
+	switch causeOf(err) {
+	case causeNotFound:
+		if given {
+			return "no role " + role + ": pass the stack's TaskRoleArn output as --task-role"
+		}
+		return "no role " + role + " (the caller's role, its path taken as /: an assumed role's ARN does not show it): pass --task-role with the role's ARN, the stack's TaskRoleArn output"
+	case causeDenied:
+		return "allow iam:SimulatePrincipalPolicy on " + role + " to these credentials (the template's CheckSimulateOwnAndFamiliesRoles statement), or run check with credentials that may"
+	case causeUnreachable:
+		return unreachableFix("IAM")
+	}
+	return "run again; IAM did not simulate " + role + ": " + cloud.ErrorCode(err)
 }
 
 // simulate asks IAM whether principal may do every action on resource in
@@ -613,14 +805,35 @@ func simulate(ctx context.Context, c iamSimulateAPI, principal string, actions [
 }
 
 func checkCloudTrail(ctx context.Context, c trailAPI, region string) checkResult {
-	r := checkResult{name: "cloudtrail", fix: "create a trail that logs write management events in " + region +
-		" (stack parameter CreateTrail=true), or start logging on the existing one; without it RegisterTaskDefinition is only found by the sweeps"}
+	const without = "; without it RegisterTaskDefinition is only found by the sweeps"
+	create := "create a trail that logs write management events in " + region + " (stack parameter CreateTrail=true)"
+	r := checkResult{name: "cloudtrail"}
 	out, err := c.DescribeTrails(ctx, &cloudtrail.DescribeTrailsInput{IncludeShadowTrails: aws.Bool(true)})
 	if err != nil {
 		r.detail = fmt.Sprintf("cloudtrail DescribeTrails: %v", err)
+		switch causeOf(err) {
+		case causeDenied:
+			r.fix = "allow cloudtrail:DescribeTrails (the template's CheckCloudTrailListing statement)"
+		case causeUnreachable:
+			r.fix = unreachableFix("CloudTrail")
+		default:
+			r.fix = "run again; CloudTrail did not list the trails: " + cloud.ErrorCode(err)
+		}
 		return r
 	}
 	var why []string
+	var fix fixes
+	callFailed := func(name, op string, err error) {
+		why = append(why, fmt.Sprintf("%s: %s: %s", name, op, cloud.ErrorCode(err)))
+		switch causeOf(err) {
+		case causeDenied:
+			fix.add("allow cloudtrail:GetTrailStatus and cloudtrail:GetEventSelectors on the trails (the template's CheckCloudTrailStatus statement)")
+		case causeUnreachable:
+			fix.add(unreachableFix("CloudTrail"))
+		default:
+			fix.add("run again; CloudTrail did not describe " + name)
+		}
+	}
 	for _, t := range out.TrailList {
 		name := aws.ToString(t.TrailARN)
 		if name == "" {
@@ -628,24 +841,27 @@ func checkCloudTrail(ctx context.Context, c trailAPI, region string) checkResult
 		}
 		if !aws.ToBool(t.IsMultiRegionTrail) && aws.ToString(t.HomeRegion) != region {
 			why = append(why, name+": another Region")
+			fix.add("make " + name + " a multi-Region trail, or " + create)
 			continue
 		}
 		st, err := c.GetTrailStatus(ctx, &cloudtrail.GetTrailStatusInput{Name: aws.String(name)})
 		if err != nil {
-			why = append(why, fmt.Sprintf("%s: GetTrailStatus: %s", name, cloud.ErrorCode(err)))
+			callFailed(name, "GetTrailStatus", err)
 			continue
 		}
 		if !aws.ToBool(st.IsLogging) {
 			why = append(why, name+": not logging")
+			fix.add("start logging on " + name + " (aws cloudtrail start-logging --name " + name + ")")
 			continue
 		}
 		sel, err := c.GetEventSelectors(ctx, &cloudtrail.GetEventSelectorsInput{TrailName: aws.String(name)})
 		if err != nil {
-			why = append(why, fmt.Sprintf("%s: GetEventSelectors: %s", name, cloud.ErrorCode(err)))
+			callFailed(name, "GetEventSelectors", err)
 			continue
 		}
 		if !logsWriteManagementEvents(sel) {
 			why = append(why, name+": no write management events")
+			fix.add("log write management events on " + name + " (an event selector with IncludeManagementEvents and ReadWriteType All or WriteOnly)")
 			continue
 		}
 		r.ok = true
@@ -654,8 +870,10 @@ func checkCloudTrail(ctx context.Context, c trailAPI, region string) checkResult
 	}
 	if len(out.TrailList) == 0 {
 		r.detail = "no trail in " + region
+		r.fix = create + without
 	} else {
 		r.detail = "no trail logs write management events: " + strings.Join(why, "; ")
+		r.fix = fix.String() + without
 	}
 	return r
 }

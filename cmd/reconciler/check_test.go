@@ -332,7 +332,7 @@ func TestCheckCommandPrintsOneLinePerCheckAndExits1OnFailure(t *testing.T) {
 	w.sim.PutTrail(awssim.Trail{Name: "management", Logging: false})
 	code, lines = runCheck()
 	last := lines[len(lines)-1]
-	if code != exitFail || !strings.HasPrefix(last, "FAIL cloudtrail: ") || !strings.Contains(last, "; fix: create a trail") {
-		t.Errorf("trail stopped: exit %d, last line %q; want exit 1 and a FAIL cloudtrail line with its fix", code, last)
+	if code != exitFail || !strings.HasPrefix(last, "FAIL cloudtrail: ") || !strings.Contains(last, "; fix: start logging on ") {
+		t.Errorf("trail stopped: exit %d, last line %q; want exit 1 and a FAIL cloudtrail line with its fix (start logging)", code, last)
 	}
 }
