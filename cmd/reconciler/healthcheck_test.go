@@ -10,6 +10,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/ecs-sidecar/reconciler/internal/controller"
 	"github.com/ecs-sidecar/reconciler/internal/metrics"
 )
 
@@ -73,13 +74,13 @@ func TestHealthcheckURLFromEnvironment(t *testing.T) {
 // "other" by accident.
 func TestMetricsLabelsAreComplete(t *testing.T) {
 	l := metricsLabels()
-	for _, s := range []string{"covered", "covered_embedded", "covered_manual", "stale", "pending", "failed", "excluded", "unsupported"} {
+	for _, s := range append([]string{"contested"}, controller.States...) {
 		if !slices.Contains(l.States, s) {
 			t.Errorf("States lacks %q", s)
 		}
 	}
-	if len(l.States) != 8 {
-		t.Errorf("States = %v: want the controller's 8 states", l.States)
+	if len(l.States) != len(controller.States) {
+		t.Errorf("States = %v: want the controller's %d states", l.States, len(controller.States))
 	}
 	for _, r := range []string{"not_opted_in", "opted_out_by_tag", "mode_remove", "windows", "unknown_command", "deployment_controller", "rolled_back", "deadline"} {
 		if !slices.Contains(l.Reasons, r) {

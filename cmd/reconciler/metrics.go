@@ -57,6 +57,7 @@ func metricsLabels() metrics.Labels {
 	skips := []string{
 		controller.SkipDeploymentController, controller.SkipInactiveService, controller.SkipTwinFailed,
 		controller.SkipRolloutInProgress, controller.SkipRefused, controller.SkipCovered, controller.SkipSourceInactive,
+		controller.SkipContested,
 	}
 	failures := []string{controller.FailedRolledBack, controller.FailedRolloutFailed, controller.FailedDeadline}
 	add(skips...)
@@ -76,7 +77,7 @@ func metricsLabels() metrics.Labels {
 		States: []string{
 			controller.StateCovered, controller.StateCoveredEmbedded, controller.StateCoveredManual,
 			controller.StateStale, controller.StateExcluded, controller.StatePending,
-			controller.StateUnsupported, controller.StateFailed,
+			controller.StateContested, controller.StateUnsupported, controller.StateFailed,
 		},
 		// A stale twin runs the agent, of an older spec.
 		CoveredStates: []string{

@@ -23,13 +23,14 @@ const Source = "ecs-sidecar.reconciler"
 
 // DetailTypes of the events, by action kind.
 var DetailTypes = map[string]string{
-	controller.ActionRegisterTwin:   "ECS Sidecar Twin Registered",
-	controller.ActionUpdateService:  "ECS Sidecar Service Updated",
-	controller.ActionMarkFailed:     "ECS Sidecar Rollout Failed",
-	controller.ActionReturnToSource: "ECS Sidecar Service Returned To Source",
-	controller.ActionRestoreSource:  "ECS Sidecar Source Restored",
-	controller.ActionDeregisterTwin: "ECS Sidecar Twin Deregistered",
-	controller.ActionForgedTwin:     "ECS Sidecar Forged Twin Refused",
+	controller.ActionRegisterTwin:     "ECS Sidecar Twin Registered",
+	controller.ActionUpdateService:    "ECS Sidecar Service Updated",
+	controller.ActionMarkFailed:       "ECS Sidecar Rollout Failed",
+	controller.ActionReturnToSource:   "ECS Sidecar Service Returned To Source",
+	controller.ActionRestoreSource:    "ECS Sidecar Source Restored",
+	controller.ActionDeregisterTwin:   "ECS Sidecar Twin Deregistered",
+	controller.ActionForgedTwin:       "ECS Sidecar Forged Twin Refused",
+	controller.ActionServiceContested: "ECS Sidecar Service Contested",
 }
 
 // EventBridgeAPI is the part of the EventBridge client the publisher uses.

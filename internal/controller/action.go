@@ -19,6 +19,10 @@ const (
 	// whose content is not what the patch engine makes of its source was
 	// found, and refused (reported for the audit trail).
 	ActionForgedTwin = "forged_twin"
+	// ActionServiceContested is no write either: another writer (IaC)
+	// moved a service back from its twin to its source ContestedAfter
+	// times, and the reconciler leaves it there (Options.ContestedAfter).
+	ActionServiceContested = "service_contested"
 )
 
 // ReasonDuplicate is the reason of deregistering a duplicate twin: another

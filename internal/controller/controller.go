@@ -107,6 +107,14 @@ type Options struct {
 	// RolloutDeadline fails a rollout with no outcome by then (default
 	// 30m): services without the circuit breaker never report FAILED.
 	RolloutDeadline time.Duration
+	// ContestedAfter, when > 0, gives a service up to another writer (IaC
+	// that deploys the source revision again on every apply): once ECS's
+	// service deployments show it moved from a twin straight back to that
+	// twin's source ContestedAfter times within ContestedWindow (default
+	// 24h), the service is left on its source (state contested) until its
+	// source or the twin's spec changes. 0: the reconciler always insists.
+	ContestedAfter  int
+	ContestedWindow time.Duration
 	// RolloutPoll is how soon a family with a rollout under way, or a
 	// deferred move, is looked at again (default 15s).
 	RolloutPoll time.Duration
@@ -184,6 +192,9 @@ func New(o Options) (*Controller, error) {
 	}
 	if o.RolloutPoll == 0 {
 		o.RolloutPoll = 15 * time.Second
+	}
+	if o.ContestedWindow == 0 {
+		o.ContestedWindow = 24 * time.Hour
 	}
 	if o.ReconcileTimeout == 0 {
 		o.ReconcileTimeout = 2 * time.Minute

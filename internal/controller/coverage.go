@@ -14,12 +14,13 @@ const (
 	StateStale           = "stale"            // runs our twin of an older spec
 	StatePending         = "pending"          // opted in, not (yet) on its twin
 	StateFailed          = "failed"           // the rollout of its twin failed
+	StateContested       = "contested"        // another writer keeps moving it back to its source (Options.ContestedAfter)
 	StateExcluded        = "excluded"         // not opted in, or opted out
 	StateUnsupported     = "unsupported"      // cannot be instrumented (Windows, CODE_DEPLOY, a refusal)
 )
 
 // States lists every coverage state.
-var States = []string{StateCovered, StateCoveredEmbedded, StateCoveredManual, StateStale, StatePending, StateFailed, StateExcluded, StateUnsupported}
+var States = []string{StateCovered, StateCoveredEmbedded, StateCoveredManual, StateStale, StatePending, StateFailed, StateContested, StateExcluded, StateUnsupported}
 
 // ServiceStatus is the coverage of one service, as the controller knows it.
 type ServiceStatus struct {
@@ -94,6 +95,10 @@ func status(s *service, v cacheView) ServiceStatus {
 	if twin, ok := fam.twinOf.get(source); ok {
 		if code, failed := v.failed(twin); failed {
 			st.State, st.Reason = StateFailed, code
+			return st
+		}
+		if v.contested(s.arn) == twin {
+			st.State = StateContested
 			return st
 		}
 	}

@@ -30,7 +30,12 @@ type serviceFacts struct {
 	// history is what ECS's service deployments say of target on this
 	// service: unknown until read (decideService asks for it).
 	history history
-	now     time.Time
+	// reversions counts, in ECS's service deployments, the moves of the
+	// service from target straight back to target's source within the
+	// contested window; contestedAfter is Options.ContestedAfter.
+	reversions     int
+	contestedAfter int
+	now            time.Time
 	// deadline fails a rollout with no outcome by then.
 	deadline time.Duration
 }
@@ -110,6 +115,8 @@ func decideService(f serviceFacts) step {
 		return step{kind: stepMarkFailed, twin: f.target, code: FailedRolledBack}
 	case f.history == historyFailed:
 		return step{kind: stepMarkFailed, twin: f.target, code: FailedRolloutFailed}
+	case f.contestedAfter > 0 && f.reversions >= f.contestedAfter:
+		return step{kind: stepLeave, twin: f.target, reason: SkipContested, completed: completed}
 	}
 	return step{kind: stepMove, twin: f.target, completed: completed}
 }

@@ -35,10 +35,14 @@ var rolledBackStatuses = []types.ServiceDeploymentStatus{
 // so a STOPPED deployment of the twin is described and judged by those.
 // A detector that triggered with rollback off is a failure too.
 //
+// It also counts the reversions: deployments, within the contested window,
+// of the twin's source that came straight after a deployment of the twin
+// (another writer, IaC most often, moving the service back).
+//
 // Only deployments created after the twin was registered can target it. A
 // service revision names its task definition for good, so revision ARNs
 // are resolved once.
-func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision) (history, error) {
+func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision) (history, int, error) {
 	in := &ecs.ListServiceDeploymentsInput{
 		Cluster: aws.String(s.cluster), Service: aws.String(s.arn), MaxResults: aws.Int32(100),
 	}
@@ -52,7 +56,7 @@ func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision
 	for {
 		out, err := c.ecs.ListServiceDeployments(ctx, in)
 		if err != nil {
-			return historyUnknown, fmt.Errorf("list service deployments of %s: %w", s.arn, err)
+			return historyUnknown, 0, fmt.Errorf("list service deployments of %s: %w", s.arn, err)
 		}
 		for _, d := range out.ServiceDeployments {
 			briefs = append(briefs, d)
@@ -69,7 +73,7 @@ func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision
 	for batch := range slices.Chunk(unknown, 20) {
 		out, err := c.ecs.DescribeServiceRevisions(ctx, &ecs.DescribeServiceRevisionsInput{ServiceRevisionArns: batch})
 		if err != nil {
-			return historyUnknown, fmt.Errorf("describe service revisions of %s: %w", s.arn, err)
+			return historyUnknown, 0, fmt.Errorf("describe service revisions of %s: %w", s.arn, err)
 		}
 		for _, r := range out.ServiceRevisions {
 			c.st.putServiceRevision(aws.ToString(r.ServiceRevisionArn), aws.ToString(r.TaskDefinition))
@@ -82,7 +86,7 @@ func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision
 		}
 		switch {
 		case slices.Contains(rolledBackStatuses, d.Status):
-			return historyRolledBack, nil
+			return historyRolledBack, 0, nil
 		case d.Status == types.ServiceDeploymentStatusStopped || d.Status == types.ServiceDeploymentStatusStopRequested:
 			stopped = append(stopped, aws.ToString(d.ServiceDeploymentArn))
 		}
@@ -91,19 +95,42 @@ func (c *Controller) twinHistory(ctx context.Context, s *service, twin *revision
 	for batch := range slices.Chunk(stopped, 20) {
 		out, err := c.ecs.DescribeServiceDeployments(ctx, &ecs.DescribeServiceDeploymentsInput{ServiceDeploymentArns: batch})
 		if err != nil {
-			return historyUnknown, fmt.Errorf("describe service deployments of %s: %w", s.arn, err)
+			return historyUnknown, 0, fmt.Errorf("describe service deployments of %s: %w", s.arn, err)
 		}
 		for _, d := range out.ServiceDeployments {
 			if d.Rollback != nil {
-				return historyRolledBack, nil
+				return historyRolledBack, 0, nil
 			}
 			failed = failed || triggered(d)
 		}
 	}
 	if failed {
-		return historyFailed, nil
+		return historyFailed, 0, nil
 	}
-	return historyClean, nil
+	return historyClean, c.reversions(briefs, twin), nil
+}
+
+// reversions counts the deployments of twin's source, created within the
+// contested window, that directly followed a deployment of twin.
+func (c *Controller) reversions(briefs []types.ServiceDeploymentBrief, twin *revision) int {
+	if c.o.ContestedAfter == 0 {
+		return 0
+	}
+	byTime := slices.Clone(briefs)
+	slices.SortStableFunc(byTime, func(a, b types.ServiceDeploymentBrief) int {
+		return aws.ToTime(a.CreatedAt).Compare(aws.ToTime(b.CreatedAt))
+	})
+	source := arnOfRevision(twin.arn, twin.class.SourceRevision)
+	since := c.o.Now().Add(-c.o.ContestedWindow)
+	n, prev := 0, ""
+	for _, d := range byTime {
+		td, _ := c.st.serviceRevision(aws.ToString(d.TargetServiceRevisionArn))
+		if prev == twin.arn && td == source && aws.ToTime(d.CreatedAt).After(since) {
+			n++
+		}
+		prev = td
+	}
+	return n
 }
 
 // triggered tells whether a failure detector (the circuit breaker or the

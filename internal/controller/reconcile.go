@@ -28,6 +28,7 @@ const (
 	SkipRefused              = "refused"
 	SkipCovered              = "covered"
 	SkipSourceInactive       = "source_inactive"
+	SkipContested            = "contested" // another writer keeps moving it back to its source (ContestedAfter)
 )
 
 // Failure codes written in the failed tag of a twin (codes, never text).
@@ -534,7 +535,7 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		}
 		next := decideService(f)
 		if next.kind == stepReadHistory {
-			if f.history, err = c.readHistory(ctx, s, f.target); err != nil {
+			if f.history, f.reversions, err = c.readHistory(ctx, s, f.target); err != nil {
 				errs = append(errs, err)
 				continue
 			}
@@ -697,7 +698,7 @@ func skippedList(skipped []patch.Reason) []string {
 // what AWS said.
 func (c *Controller) observeService(ctx context.Context, p *plan, s *service, twinOf map[int32]*revision) (serviceFacts, error) {
 	f := serviceFacts{ecsController: s.controller == types.DeploymentControllerTypeEcs, runsArn: s.taskDef,
-		now: c.o.Now(), deadline: c.o.RolloutDeadline}
+		now: c.o.Now(), deadline: c.o.RolloutDeadline, contestedAfter: c.o.ContestedAfter}
 	rev, _, err := c.revision(ctx, s.taskDef)
 	if err != nil {
 		return f, err
@@ -724,11 +725,12 @@ func (c *Controller) observeService(ctx context.Context, p *plan, s *service, tw
 	return f, nil
 }
 
-// readHistory asks ECS whether a deployment of twin on s failed.
-func (c *Controller) readHistory(ctx context.Context, s *service, twin string) (history, error) {
+// readHistory asks ECS whether a deployment of twin on s failed, and how
+// often another writer moved s from twin back to its source.
+func (c *Controller) readHistory(ctx context.Context, s *service, twin string) (history, int, error) {
 	rev := c.st.cachedRevision(twin)
 	if rev == nil {
-		return historyUnknown, fmt.Errorf("twin %s is not cached", twin)
+		return historyUnknown, 0, fmt.Errorf("twin %s is not cached", twin)
 	}
 	return c.twinHistory(ctx, s, rev)
 }
@@ -775,13 +777,36 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 		}
 		return moveLeft, c.returnToSource(ctx, log, p, s, twin, next.code)
 	case stepMove:
+		c.st.setContested(s.arn, "")
 		return c.moveService(ctx, log, p, s, twin, current)
 	}
+	if next.reason == SkipContested {
+		c.contested(log, p, s, twin)
+	} else {
+		c.st.setContested(s.arn, "")
+	}
 	if next.reason != "" && next.reason != SkipRefused && next.reason != SkipCovered {
-		log.Info("service skipped", "reason", next.reason)
+		if c.st.sayOnce(s.arn, "skipped", next.reason) {
+			log.Info("service skipped", "reason", next.reason)
+		}
 		c.o.Observer.ServiceSkipped(next.reason)
 	}
 	return moveLeft, nil
+}
+
+// contested records that another writer keeps moving s from twin back to
+// its source: the service is left there (coverage state contested), and the
+// first time, per process, it is logged and sent to the audit trail. The
+// record itself is ECS's service deployments, read again each time.
+func (c *Controller) contested(log *slog.Logger, p *plan, s *service, twin *revision) {
+	c.st.setContested(s.arn, twin.arn)
+	if !c.st.sayOnce(s.arn, "contested", twin.arn) {
+		return
+	}
+	log.Warn("service contested: another writer moved it back from its twin to its source repeatedly; leaving it on the source until the source or the twin's spec changes",
+		"twin", twin.number, "source", s.taskDef, "after", c.o.ContestedAfter, "window", c.o.ContestedWindow.String())
+	c.act(p, Action{Kind: ActionServiceContested, Family: p.family, Cluster: s.cluster, Service: s.arn,
+		From: s.taskDef, Twin: twin.arn, Reason: SkipContested})
 }
 
 // errNotNow stops a write that must wait (pacing, a changed service).

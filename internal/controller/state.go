@@ -282,8 +282,11 @@ type state struct {
 	// decision, its refusal, its warnings), so that a reconcile that
 	// reaches the same answer says nothing: one line per change. Kept in
 	// memory only, on purpose: a restarted process says it once again.
-	said    map[string]string
-	indexed map[string]bool // clusters whose services a sweep has indexed
+	said map[string]string
+	// contested maps a service ARN to the twin another writer keeps moving
+	// it off (rebuilt from ECS's service deployments by each reconcile).
+	contested map[string]string
+	indexed   map[string]bool // clusters whose services a sweep has indexed
 	// window is the ramp's current bound on rollouts in flight (see
 	// Options.RampStart); 0 before the first admission.
 	window int
@@ -310,6 +313,7 @@ func newState() *state {
 		forged:       map[string]bool{},
 		svcRevisions: map[string]string{},
 		said:         map[string]string{},
+		contested:    map[string]string{},
 		indexed:      map[string]bool{},
 		byFamily:     map[string][]*service{},
 		byCluster:    map[string]map[string]*service{},
@@ -592,6 +596,9 @@ func (v cacheView) family(name string) (*familyState, bool) {
 	f, ok := v.st.families[name]
 	return f, ok
 }
+
+// contested is the twin another writer keeps moving the service off, if any.
+func (v cacheView) contested(service string) string { return v.st.contested[service] }
 
 func (v cacheView) failed(arn string) (string, bool) {
 	code, ok := v.st.failed[arn]
@@ -944,4 +951,15 @@ func (s *state) sayOnce(family, topic, value string) bool {
 	}
 	s.said[k] = value
 	return true
+}
+
+// setContested records that the service is contested for twin ("": not).
+func (s *state) setContested(service, twin string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if twin == "" {
+		delete(s.contested, service)
+		return
+	}
+	s.contested[service] = twin
 }
