@@ -117,6 +117,7 @@ func plan(ctx context.Context, cfg *config.Config, creds *aws.Credentials) ([]co
 		RevertOnOptOut: cfg.Rollouts.OnOptOut == config.OnOptOutRevert,
 		MaxInFlight:    cfg.Rollouts.MaxInFlight, MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
 		Canary: cfg.Rollouts.Canary, RolloutDeadline: cfg.Rollouts.Deadline.Duration,
+		ContestedAfter: cfg.Rollouts.ContestedAfter, ContestedWindow: cfg.Rollouts.ContestedWindow.Duration,
 		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
 		DryRun:                true,
 	})

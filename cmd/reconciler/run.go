@@ -237,6 +237,8 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		RampStart:             cfg.Rollouts.RampStart,
 		Canary:                cfg.Rollouts.Canary,
 		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
+		ContestedAfter:        cfg.Rollouts.ContestedAfter,
+		ContestedWindow:       cfg.Rollouts.ContestedWindow.Duration,
 		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
 		Workers:               cfg.Workers,
 		ServiceSweep:          cfg.Sweeps.Services.Interval.Duration,

@@ -152,6 +152,11 @@ type Rollouts struct {
 	// OnOptOut is what happens to services running a twin when their family
 	// opts out: "revert" (back to the source revision) or "leave".
 	OnOptOut string `json:"onOptOut"`
+	// ContestedAfter leaves a service on its source once another writer
+	// (IaC) moved it back from its twin this many times within
+	// ContestedWindow, until its source or spec changes. 0: insist for ever.
+	ContestedAfter  int      `json:"contestedAfter"`
+	ContestedWindow Duration `json:"contestedWindow"`
 }
 
 // Cleanup says what the reconciler may delete.
@@ -260,6 +265,8 @@ func Default() *Config {
 			MaxInFlightPerCluster: 2,
 			Deadline:              D(30 * time.Minute),
 			OnOptOut:              OnOptOutRevert,
+			ContestedAfter:        3,
+			ContestedWindow:       D(24 * time.Hour),
 		},
 		Images:  Images{Resolve: true, TagTTL: D(5 * time.Minute), Timeout: D(DefaultImageTimeout)},
 		Metrics: Metrics{Listen: DefaultMetricsListen},

@@ -185,6 +185,8 @@ func TestDefaults(t *testing.T) {
 		{"rollouts.deadline", c.Rollouts.Deadline, D(30 * time.Minute)},
 		{"rollouts.canary", c.Rollouts.Canary, false},
 		{"rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert},
+		{"rollouts.contestedAfter", c.Rollouts.ContestedAfter, 3},
+		{"rollouts.contestedWindow", c.Rollouts.ContestedWindow, D(24 * time.Hour)},
 		{"cleanup.deregisterUnusedTwins", c.Cleanup.DeregisterUnusedTwins, false},
 		{"images.resolve", c.Images.Resolve, true},
 		{"images.tagTTL", c.Images.TagTTL, D(5 * time.Minute)},
