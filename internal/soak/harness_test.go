@@ -268,7 +268,11 @@ func (w *world) config(endpoint string, ph phaseConfig, id int) string {
   services: {interval: %s, jitter: 0.2}
   families: {interval: %s, jitter: 0.2, maxCallsPerSecond: 20}
 workers: 8
-rollouts: {maxInFlight: 100, maxInFlightPerCluster: 50, deadline: 5m}
+# contestedAfter 0: the soak's pipeline rolls services back to their source
+# at random, and its invariant wants every opted-in service on its twin; a
+# contested service (left on its source on purpose) is the controller
+# tests' subject (TestIaCThatRevertsEveryApplyEndsContested).
+rollouts: {maxInFlight: 100, maxInFlightPerCluster: 50, deadline: 5m, contestedAfter: 0}
 images: {resolve: false}
 metrics: {listen: "127.0.0.1:0"}
 log: {format: json, level: %s}
