@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -41,6 +43,25 @@ type renderFlags struct {
 	tagPrefix                                         string
 	resolveImages                                     bool
 	imageConfigs                                      imageConfigFlag
+
+	// Registry access of --resolve-images, added to the config's images.*.
+	insecureRegistries listFlag
+	registryCAs        repeatFlag
+	imageTimeout       time.Duration
+	pinDigest          bool
+}
+
+// repeatFlag is a repeatable flag whose values are kept whole (file names
+// may hold commas).
+type repeatFlag []string
+
+func (r *repeatFlag) String() string { return strings.Join(*r, ",") }
+func (r *repeatFlag) Set(s string) error {
+	if s == "" {
+		return errors.New("empty value")
+	}
+	*r = append(*r, s)
+	return nil
 }
 
 // listFlag is a repeatable, comma-separated flag.
@@ -107,11 +128,21 @@ func cmdRender(e env, args []string) int {
 		return exitUsage
 	}
 
-	prof, opts, awsCfg, err := f.profileAndOptions(e, set)
+	if code, ok := f.checkRegistryFlags(e, set); !ok {
+		return code
+	}
+
+	prof, opts, renv, err := f.profileAndOptions(e, set)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "render: %v\n", err)
 		return exitFail
 	}
+	if f.resolveImages && renv.configured && !renv.images.Resolve {
+		// An explicit flag against an explicit key: neither silently wins.
+		fmt.Fprintf(e.stderr, "render: --resolve-images conflicts with images.resolve: false in --config %s: drop the flag to render offline, or set images.resolve: true in the config\n", f.config)
+		return exitUsage
+	}
+	ra := f.registryAccess(renv.images, set)
 
 	data, err := readInput(e, fs.Arg(0))
 	if err != nil {
@@ -155,7 +186,7 @@ func cmdRender(e env, args []string) int {
 	}
 	if f.resolveImages {
 		var errs []error
-		images, errs, err = resolveImages(context.Background(), awsCfg, prof, td)
+		images, errs, err = resolveImages(context.Background(), renv.aws, ra, prof, td)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "render: --resolve-images: %v\n", err)
 			return exitFail
@@ -254,7 +285,72 @@ func (f *renderFlags) define(fs *flag.FlagSet) {
 	fs.Var(&f.imageConfigs, "image-config", "a container's image config, as `CONTAINER=FILE` with FILE from 'crane config IMAGE > FILE'\n"+
 		"or 'docker image inspect IMAGE > FILE' (repeatable; wins over --image-* for that container)")
 	fs.BoolVar(&f.resolveImages, "resolve-images", false, "read each container's ENTRYPOINT, CMD and USER from its registry, as ECS pulls it:\n"+
-		"ECR with the AWS credentials, private registries through repositoryCredentials, public ones anonymously")
+		"ECR with the AWS credentials, private registries through repositoryCredentials, others with\n"+
+		"docker login's credentials (DOCKER_CONFIG, ~/.docker/config.json, credential helpers) or anonymously")
+	fs.Var(&f.insecureRegistries, "insecure-registry", "with --resolve-images: a registry `host[:port]` that may be spoken to over plain http\n"+
+		"(repeatable; added to the config's images.insecureRegistries)")
+	fs.Var(&f.registryCAs, "registry-ca", "with --resolve-images: a PEM `file` of CA certificates trusted for registry TLS, besides the\n"+
+		"system's (repeatable; added to the config's images.caFiles)")
+	fs.DurationVar(&f.imageTimeout, "image-timeout", 0, "with --resolve-images: how long one image lookup may take (default: the config's\n"+
+		"images.timeout, 30s)")
+	fs.BoolVar(&f.pinDigest, "pin-digest", false, "with --resolve-images: run each instrumented container's image by the digest read\n"+
+		"(repo@sha256:..., a multi-platform image's index digest; default: the config's images.pinDigest)")
+}
+
+// registryFlags are the flags that shape --resolve-images' lookups.
+var registryFlags = []string{"insecure-registry", "registry-ca", "image-timeout", "pin-digest"}
+
+// checkRegistryFlags refuses registry flags without --resolve-images and
+// values of the wrong form (exit 2), and CA files that are not PEM
+// certificates (exit 1, as for a file that cannot be read).
+func (f *renderFlags) checkRegistryFlags(e env, set map[string]bool) (int, bool) {
+	for _, name := range registryFlags {
+		if set[name] && !f.resolveImages {
+			fmt.Fprintf(e.stderr, "render: --%s shapes how --resolve-images reads the registries: give --resolve-images too\n", name)
+			return exitUsage, false
+		}
+	}
+	for _, h := range f.insecureRegistries {
+		if msg := config.CheckRegistryHost(h); msg != "" {
+			fmt.Fprintf(e.stderr, "render: --insecure-registry: %s\n", msg)
+			return exitUsage, false
+		}
+	}
+	if set["image-timeout"] && f.imageTimeout <= 0 {
+		fmt.Fprintf(e.stderr, "render: --image-timeout: must be greater than 0, got %v\n", f.imageTimeout)
+		return exitUsage, false
+	}
+	for _, file := range f.registryCAs {
+		if msg := config.CheckCAFile(file); msg != "" {
+			fmt.Fprintf(e.stderr, "render: --registry-ca: %s\n", msg)
+			return exitFail, false
+		}
+	}
+	return 0, true
+}
+
+// registryAccess is the config's images section with the registry flags
+// applied: the lists are added to, the timeout and pin replaced.
+func (f *renderFlags) registryAccess(im config.Images, set map[string]bool) registryAccess {
+	ra := accessOf(im)
+	ra.insecure = append(slices.Clone(ra.insecure), f.insecureRegistries...)
+	ra.caFiles = append(slices.Clone(ra.caFiles), f.registryCAs...)
+	if set["image-timeout"] {
+		ra.timeout = f.imageTimeout
+	}
+	if set["pin-digest"] {
+		ra.pinDigest = f.pinDigest
+	}
+	return ra
+}
+
+// renderEnv is what render takes of --config besides the profile: the aws
+// section (the environment's Region without a config) and the images
+// section (the defaults without one).
+type renderEnv struct {
+	aws        config.AWS
+	images     config.Images
+	configured bool // --config was given
 }
 
 // image is what the --image-* flags say of the image(s).
@@ -286,14 +382,14 @@ func (f *renderFlags) image(set map[string]bool) (patch.Image, bool, error) {
 
 // profileAndOptions builds the profile from --config (or the built-in
 // defaults) and the profile flags.
-// It also returns the config's aws section (the environment's region when
-// there is no --config), for --resolve-images.
-func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profile, patch.Options, config.AWS, error) {
+// It also returns the config's aws and images sections (the environment's
+// region and the defaults when there is no --config), for --resolve-images.
+func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profile, patch.Options, renderEnv, error) {
 	var p patch.Profile
 	opts := patch.Options{SourceRevision: int32(f.sourceRevision)}
-	awsCfg := config.AWS{Region: e.getenv("AWS_REGION")}
-	if awsCfg.Region == "" {
-		awsCfg.Region = e.getenv("AWS_DEFAULT_REGION")
+	awsCfg := renderEnv{aws: config.AWS{Region: e.getenv("AWS_REGION")}, images: config.Default().Images}
+	if awsCfg.aws.Region == "" {
+		awsCfg.aws.Region = e.getenv("AWS_DEFAULT_REGION")
 	}
 	if f.config != "" {
 		cfg, err := config.LoadWith(f.config, e.getenv)
@@ -306,7 +402,7 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 		}
 		p = prof
 		opts.TagPrefix = cfg.TagPrefix
-		awsCfg = cfg.AWS
+		awsCfg = renderEnv{aws: cfg.AWS, images: cfg.Images, configured: true}
 	} else if set["profile"] {
 		return p, opts, awsCfg, errors.New("--profile needs --config")
 	}
