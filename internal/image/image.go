@@ -75,8 +75,8 @@ type Options struct {
 	// Source is the org.opencontainers.image.source label; default DefaultSource.
 	Source string
 	// WorkDir receives the binaries, one per platform; default a temporary
-	// directory removed when Build returns (a layer reads its binary when
-	// it is written, so Build reads them into memory first).
+	// directory removed when Build returns (Assemble holds each binary's
+	// layer in memory, compressed, so the index outlives the files).
 	WorkDir string
 	// Go is the go command; default "go".
 	Go string
