@@ -90,6 +90,7 @@ func metricsLabels() metrics.Labels {
 		RolloutOutcomes: []string{controller.RolloutCompleted, controller.RolloutFailed, controller.RolloutRolledBk, controller.RolloutDeadline},
 		FailureCodes:    failures,
 		RefusalCodes:    refusals,
+		Owners:          slices.Clone(controller.Owners),
 		EventKinds:      kinds,
 		EventOutcomes:   slices.Clone(watch.Outcomes),
 		APIOperations: map[string][]string{
@@ -116,7 +117,7 @@ func methods[I any]() []string {
 func serviceStates(each func(func(controller.ServiceStatus))) func(yield func(metrics.ServiceState)) {
 	return func(yield func(metrics.ServiceState)) {
 		each(func(s controller.ServiceStatus) {
-			yield(metrics.ServiceState{Cluster: s.Cluster, Family: s.Family, State: s.State, Reason: s.Reason, OptedIn: s.OptedIn, Linux: s.Linux})
+			yield(metrics.ServiceState{Cluster: s.Cluster, Family: s.Family, State: s.State, Reason: s.Reason, OptedIn: s.OptedIn, Linux: s.Linux, Owner: s.Owner})
 		})
 	}
 }

@@ -118,6 +118,7 @@ func plan(ctx context.Context, cfg *config.Config, creds *aws.Credentials) ([]co
 		MaxInFlight:    cfg.Rollouts.MaxInFlight, MaxInFlightPerCluster: cfg.Rollouts.MaxInFlightPerCluster,
 		Canary: cfg.Rollouts.Canary, RolloutDeadline: cfg.Rollouts.Deadline.Duration,
 		ContestedAfter: cfg.Rollouts.ContestedAfter, ContestedWindow: cfg.Rollouts.ContestedWindow.Duration,
+		OwnerTag:              cfg.OwnerTag,
 		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
 		DryRun:                true,
 	})
@@ -138,13 +139,21 @@ func printPlan(w io.Writer, plans []controller.FamilyPlan) {
 		if p.Instrument {
 			decision = "instrument"
 		}
-		detail := ""
-		if len(p.Refused) > 0 {
-			detail = "refused: " + strings.Join(p.Refused, ", ")
+		var details []string
+		if p.Owner != "" && p.Owner != controller.OwnerNone {
+			details = append(details, "managed by "+p.Owner)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Family, decision, p.Reason, "-", detail)
+		if len(p.Refused) > 0 {
+			details = append(details, "refused: "+strings.Join(p.Refused, ", "))
+		}
+		if len(p.Skipped) > 0 {
+			details = append(details, "left alone: "+strings.Join(p.Skipped, ", "))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", p.Family, decision, p.Reason, "-", strings.Join(details, "; "))
 		for _, a := range p.Actions {
-			n++
+			if a.Kind != controller.ActionForgedTwin && a.Kind != controller.ActionServiceContested {
+				n++ // a write; the others are findings
+			}
 			fmt.Fprintf(tw, "\t\t\t%s\t%s\n", a.Kind, describe(a))
 		}
 	}
@@ -171,6 +180,8 @@ func describe(a controller.Action) string {
 		return fmt.Sprintf("register %s again from %s", short(a.Source), short(a.Twin))
 	case controller.ActionDeregisterTwin:
 		return fmt.Sprintf("%s (its source %s is deregistered, no service runs it)", short(a.Twin), short(a.Source))
+	case controller.ActionServiceContested:
+		return fmt.Sprintf("%s/%s stays on %s: moved back from %s too often", short(a.Cluster), short(a.Service), short(a.From), short(a.Twin))
 	case controller.ActionMarkFailed:
 		return fmt.Sprintf("%s: %s", short(a.Twin), a.Reason)
 	}

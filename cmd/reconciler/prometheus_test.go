@@ -144,7 +144,7 @@ scrape_configs:
 	exprs := alertExprs(t, alertsPath)
 	exprs = append(exprs, dashboardExprs(t, "../../deploy/grafana/coverage.json")...)
 	if len(exprs) < 30 {
-		t.Errorf("found %d expressions, want at least 30 (11 alerts and the dashboard's)", len(exprs))
+		t.Errorf("found %d expressions, want at least 30 (12 alerts and the dashboard's)", len(exprs))
 	}
 	for _, e := range exprs {
 		if _, err := promQuery(prom, e); err != nil {
@@ -152,7 +152,7 @@ scrape_configs:
 		}
 	}
 	// The server loaded the rules and evaluates them without error.
-	waitRulesEvaluated(t, prom, 11)
+	waitRulesEvaluated(t, prom, 12)
 }
 
 // coverageTruth is what the simulator's state says about the demo cluster.

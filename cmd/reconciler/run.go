@@ -238,6 +238,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		Canary:                cfg.Rollouts.Canary,
 		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
 		ContestedAfter:        cfg.Rollouts.ContestedAfter,
+		OwnerTag:              cfg.OwnerTag,
 		ContestedWindow:       cfg.Rollouts.ContestedWindow.Duration,
 		DeregisterUnusedTwins: cfg.Cleanup.DeregisterUnusedTwins,
 		Workers:               cfg.Workers,

@@ -34,6 +34,11 @@ type Config struct {
 	// TagPrefix prefixes every tag key and docker label the reconciler reads
 	// or writes (inject, profile, source, spec, failed).
 	TagPrefix string `json:"tagPrefix"`
+	// OwnerTag is the key of a tag whose value names the tool that manages
+	// a family's task definitions (terraform, pulumi), for families that
+	// CloudFormation's (aws:cloudformation:*) and Copilot's (copilot-*) own
+	// tags do not name. "" (default): those only.
+	OwnerTag string `json:"ownerTag"`
 	// Rollouts bounds the service updates in flight.
 	Rollouts Rollouts `json:"rollouts"`
 	// Cleanup says what the reconciler may delete.

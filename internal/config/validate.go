@@ -82,6 +82,12 @@ func (c *Config) Validate() error {
 	if msg := checkTagPrefix(c.TagPrefix); msg != "" {
 		add("tagPrefix", "%s", msg)
 	}
+	switch {
+	case len(c.OwnerTag) > 128:
+		add("ownerTag", "must be at most 128 characters (an ECS tag key)")
+	case strings.HasPrefix(strings.ToLower(c.OwnerTag), "aws:"):
+		add("ownerTag", "must not start with aws: (reserved; CloudFormation's aws:cloudformation:* tags are recognised without it)")
+	}
 
 	// rollouts
 	if c.Rollouts.MaxInFlight < 1 {

@@ -80,6 +80,7 @@ func TestValidateReportsPath(t *testing.T) {
 		{"rollouts: {maxInFlightPerCluster: 0}", "rollouts.maxInFlightPerCluster: must be at least 1"},
 		{"rollouts: {maxInFlightPerCluster: 6}", "rollouts.maxInFlightPerCluster: must not exceed rollouts.maxInFlight (5)"},
 		{"rollouts: {deadline: 0s}", "rollouts.deadline: must be at least 1s"},
+		{"ownerTag: aws:cloudformation:stack-name", "ownerTag: must not start with aws:"},
 		{"rollouts: {contestedAfter: -1}", "rollouts.contestedAfter: must be between 0 and 100"},
 		{"rollouts: {contestedWindow: 10s}", "rollouts.contestedWindow: must be at least 1m"},
 		{"rollouts: {rampStart: -1}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},

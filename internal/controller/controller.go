@@ -115,6 +115,11 @@ type Options struct {
 	// source or the twin's spec changes. 0: the reconciler always insists.
 	ContestedAfter  int
 	ContestedWindow time.Duration
+	// OwnerTag is the key of a tag whose value names the tool that manages
+	// a family's task definitions (terraform, pulumi), for the families
+	// that CloudFormation's and Copilot's own tags do not name: shown in
+	// logs, plan and the coverage metrics. "": none.
+	OwnerTag string
 	// RolloutPoll is how soon a family with a rollout under way, or a
 	// deferred move, is looked at again (default 15s).
 	RolloutPoll time.Duration

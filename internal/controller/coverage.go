@@ -35,6 +35,9 @@ type ServiceStatus struct {
 	OptedIn bool
 	// Linux is false for Windows task definitions.
 	Linux bool
+	// Owner is who manages the family's task definitions (one of Owners;
+	// "" before the family's first reconcile).
+	Owner string
 }
 
 // EachCoverage calls f with the coverage of every service the controller
@@ -59,7 +62,7 @@ func status(s *service, v cacheView) ServiceStatus {
 		st.State = StatePending
 		return st
 	}
-	st.OptedIn = fam.instrument
+	st.OptedIn, st.Owner = fam.instrument, fam.owner
 	switch rev.class.Kind {
 	case patch.KindEmbeddedAgent:
 		st.State = StateCoveredEmbedded

@@ -18,7 +18,11 @@ type FamilyPlan struct {
 	Reason     string   `json:"reason"`
 	Profile    string   `json:"profile,omitempty"`
 	Refused    []string `json:"refused,omitempty"` // "revision: code"
-	Actions    []Action `json:"actions"`
+	// Owner is who manages the family's task definitions (one of Owners).
+	Owner string `json:"owner"`
+	// Skipped are the services left alone, "cluster/service: reason".
+	Skipped []string `json:"skipped,omitempty"`
+	Actions []Action `json:"actions"`
 }
 
 // Plan reconciles every family of the account in dry-run mode and returns
@@ -62,9 +66,9 @@ func (c *Controller) Plan(ctx context.Context) ([]FamilyPlan, error) {
 			return nil, fmt.Errorf("plan %s: %w", f, err)
 		}
 		st, _ := c.st.family(f)
-		fp := FamilyPlan{Family: f, Actions: actions}
+		fp := FamilyPlan{Family: f, Actions: actions, Skipped: res.Skipped, Owner: OwnerNone}
 		if st != nil {
-			fp.Instrument, fp.Reason, fp.Profile = st.instrument, st.reason, st.profile
+			fp.Instrument, fp.Reason, fp.Profile, fp.Owner = st.instrument, st.reason, st.profile, st.owner
 			for _, e := range st.refused {
 				fp.Refused = append(fp.Refused, fmt.Sprintf("%d: %s", revisionNumber(e.arn), e.v))
 			}

@@ -43,7 +43,10 @@ const maxRevisionsPerList = 100
 // plan is what one reconcile found and decided, for logs and the sweeps.
 type plan struct {
 	family string
-	revs   []*revision // ACTIVE revisions of the family, newest first, as far as read
+	// skipped are the services left alone on purpose, "cluster/service:
+	// reason" (Result.Skipped).
+	skipped []string
+	revs    []*revision // ACTIVE revisions of the family, newest first, as far as read
 	// seen are the revisions carrying twin markers, by the key the markers
 	// claim. Markers can be written by anyone with TagResource, so a seen
 	// twin is a candidate only: ensureTwin keeps those whose content is what
@@ -95,12 +98,14 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 		return Result{}, err
 	}
 	p.decision = c.decide(p)
-	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile}
+	st := &familyState{instrument: p.decision.Instrument, reason: string(p.decision.Reason), profile: p.decision.Profile, owner: OwnerNone}
 	if len(p.revs) > 0 {
 		st.newest = p.revs[0].arn
+		st.owner = ownerOf(p.revs[0].tags, c.o.OwnerTag)
 	}
 	if p.newest != nil {
 		st.newestSource = p.newest.arn
+		st.owner = ownerOf(p.newest.tags, c.o.OwnerTag)
 	}
 	if p.deciding != nil {
 		st.deciding = p.deciding.arn
@@ -109,9 +114,9 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	// One line per change of the family's decision, in every mode: what
 	// a reconcile that reaches the same answer again would repeat is not
 	// said again (the metrics count every reconcile).
-	if c.st.sayOnce(family, "decision", fmt.Sprint(p.decision.Instrument, p.decision.Reason, p.decision.Profile, p.mode)) {
+	if c.st.sayOnce(family, "decision", fmt.Sprint(p.decision.Instrument, p.decision.Reason, p.decision.Profile, p.mode, st.owner)) {
 		log.Info("decision", "instrument", p.decision.Instrument, "reason", p.decision.Reason, "profile", p.decision.Profile,
-			"mode", string(p.mode), "services", len(p.services))
+			"mode", string(p.mode), "owner", st.owner, "services", len(p.services))
 	}
 	var res Result
 	if !p.decision.Instrument {
@@ -123,7 +128,7 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	if err == nil {
 		err = c.cleanUp(ctx, log, p)
 	}
-	res.Actions = p.actions
+	res.Actions, res.Skipped = p.actions, p.skipped
 	return res, err
 }
 
@@ -545,6 +550,9 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		if err != nil {
 			errs = append(errs, err)
 		}
+		if next.kind == stepLeave && next.reason != "" && next.reason != SkipCovered && next.reason != SkipRefused {
+			p.skipped = append(p.skipped, clusterName(s.cluster)+"/"+s.name+": "+next.reason)
+		}
 		switch m {
 		case moveLeft:
 			// Left where it is on purpose: the sweeps need not queue it again.
@@ -804,7 +812,7 @@ func (c *Controller) contested(log *slog.Logger, p *plan, s *service, twin *revi
 		return
 	}
 	log.Warn("service contested: another writer moved it back from its twin to its source repeatedly; leaving it on the source until the source or the twin's spec changes",
-		"twin", twin.number, "source", s.taskDef, "after", c.o.ContestedAfter, "window", c.o.ContestedWindow.String())
+		"twin", twin.number, "source", s.taskDef, "after", c.o.ContestedAfter, "window", c.o.ContestedWindow.String(), "owner", c.ownerOf(p.family))
 	c.act(p, Action{Kind: ActionServiceContested, Family: p.family, Cluster: s.cluster, Service: s.arn,
 		From: s.taskDef, Twin: twin.arn, Reason: SkipContested})
 }
@@ -1028,4 +1036,12 @@ func tagMap(tags []types.Tag) map[string]string {
 // clusterName returns the name of a cluster ARN (or the name itself).
 func clusterName(cluster string) string {
 	return cluster[strings.LastIndexByte(cluster, '/')+1:]
+}
+
+// ownerOf is the owner the last reconcile of family found.
+func (c *Controller) ownerOf(family string) string {
+	if st, ok := c.st.family(family); ok && st != nil {
+		return st.owner
+	}
+	return OwnerNone
 }

@@ -14,6 +14,9 @@ type Result struct {
 	// plan, would make: plain values, so that audit mode, plan and the
 	// audit trail are views of one list.
 	Actions []Action
+	// Skipped are the services the reconcile left alone on purpose, as
+	// "cluster/service: reason" (a Skip* code), for plan.
+	Skipped []string
 }
 
 // TerminalError is a reconcile error no retry can fix: the same input gets

@@ -202,6 +202,7 @@ type familyState struct {
 	instrument bool
 	reason     string
 	profile    string
+	owner      string // one of Owners
 	// newest is the newest ACTIVE revision the reconcile saw.
 	newest string
 	// deciding is the revision whose tags decided opt-in ("" when none

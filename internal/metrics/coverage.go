@@ -23,6 +23,9 @@ type ServiceState struct {
 	OptedIn bool
 	// Linux is false for Windows task definitions.
 	Linux bool
+	// Owner is who manages the family's task definitions: one of
+	// Labels.Owners, or "" (not known yet).
+	Owner string
 }
 
 // coverageCollector computes the coverage series at each scrape from the
@@ -37,7 +40,7 @@ type coverageCollector struct {
 	labels      Labels
 	perFamily   bool
 
-	services, families, reasons, ratio, fleetRatio, perFamilyDesc *prometheus.Desc
+	services, families, reasons, owners, ratio, fleetRatio, perFamilyDesc *prometheus.Desc
 }
 
 func newCoverageCollector(o Options) *coverageCollector {
@@ -45,7 +48,7 @@ func newCoverageCollector(o Options) *coverageCollector {
 	return &coverageCollector{
 		coverage: o.Coverage, labels: o.Labels, perFamily: o.PerFamily,
 		services: prometheus.NewDesc(name("services"),
-			"Services by cluster and coverage state: covered (our twin, current spec), covered_embedded, covered_manual, stale (our twin, older spec), pending, failed, excluded (not opted in or opted out), unsupported.",
+			"Services by cluster and coverage state: covered (our twin, current spec), covered_embedded, covered_manual, stale (our twin, older spec), pending, failed, contested (another writer keeps deploying the source over the twin), excluded (not opted in or opted out), unsupported.",
 			[]string{"cluster", "state"}, nil),
 		families: prometheus.NewDesc(name("families"),
 			"Task definition families by cluster and state: a family counts once per cluster where it has services, in the state of its least covered service there.",
@@ -53,6 +56,9 @@ func newCoverageCollector(o Options) *coverageCollector {
 		reasons: prometheus.NewDesc(name("services_by_reason"),
 			"Services not covered, by cluster and reason code: the policy's reason (excluded), the refusal or skip code (unsupported), the failure code (failed).",
 			[]string{"cluster", "reason"}, nil),
+		owners: prometheus.NewDesc(name("services_by_owner"),
+			"Services by cluster and who manages their family's task definitions, from its tags: cloudformation (CloudFormation, CDK, SAM), copilot, the value of the configured ownerTag (terraform, pulumi, other), none. Only owners with services have a series.",
+			[]string{"cluster", "owner"}, nil),
 		ratio: prometheus.NewDesc(name("coverage_ratio"),
 			"Share of the opted-in services that run the agent (covered, covered_embedded, covered_manual, stale), by cluster; cluster=\"\" is the whole fleet. NaN when no service is opted in.",
 			[]string{"cluster"}, nil),
@@ -69,6 +75,7 @@ func (c *coverageCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.services
 	ch <- c.families
 	ch <- c.reasons
+	ch <- c.owners
 	ch <- c.ratio
 	ch <- c.fleetRatio
 	if c.perFamily {
@@ -80,11 +87,14 @@ func (c *coverageCollector) Describe(ch chan<- *prometheus.Desc) {
 type tally struct {
 	states            map[string]int
 	reasons           map[string]int
+	owners            map[string]int
 	optedIn, optedInC int // opted-in services, and those running the agent
 	linux, linuxC     int // Linux services, and those running the agent
 }
 
-func newTally() *tally { return &tally{states: map[string]int{}, reasons: map[string]int{}} }
+func newTally() *tally {
+	return &tally{states: map[string]int{}, reasons: map[string]int{}, owners: map[string]int{}}
+}
 
 func (t *tally) ratios() (opted, fleet float64) {
 	return ratio(t.optedInC, t.optedIn), ratio(t.linuxC, t.linux)
@@ -111,10 +121,17 @@ func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
 		if s.Reason != "" {
 			reason = closed(s.Reason, c.labels.Reasons)
 		}
+		owner := ""
+		if s.Owner != "" {
+			owner = closed(s.Owner, c.labels.Owners)
+		}
 		t := clusters[s.Cluster]
 		if t == nil {
 			t = newTally()
 			clusters[s.Cluster] = t
+		}
+		if owner != "" {
+			t.owners[owner]++
 		}
 		covered := slices.Contains(c.labels.CoveredStates, state)
 		for _, t := range []*tally{t, fleet} {
@@ -183,6 +200,15 @@ func (c *coverageCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		if n := t.reasons[Other]; n > 0 {
 			gauge(c.reasons, float64(n), cl, Other)
+		}
+		owners := c.labels.Owners
+		if !slices.Contains(owners, Other) {
+			owners = append(slices.Clone(owners), Other)
+		}
+		for _, o := range owners {
+			if n := t.owners[o]; n > 0 {
+				gauge(c.owners, float64(n), cl, o)
+			}
 		}
 		opted, all := t.ratios()
 		gauge(c.ratio, opted, cl)

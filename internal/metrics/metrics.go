@@ -77,6 +77,8 @@ type Labels struct {
 	FailureCodes []string
 	// RefusalCodes are the codes of patch refusals.
 	RefusalCodes []string
+	// Owners are who may manage a family's task definitions.
+	Owners []string
 	// EventKinds and EventOutcomes are the SQS consumer's.
 	EventKinds, EventOutcomes []string
 	// APIOperations are the AWS operations the reconciler calls, by SDK

@@ -24,6 +24,7 @@ func testLabels() Labels {
 	return Labels{
 		States:          []string{"covered", "covered_embedded", "covered_manual", "stale", "excluded", "pending", "unsupported", "failed"},
 		CoveredStates:   []string{"covered", "covered_embedded", "covered_manual", "stale"},
+		Owners:          []string{"cloudformation", "copilot", "terraform", "pulumi", "other", "none"},
 		Reasons:         []string{"not_opted_in", "opted_out_by_tag", "windows", "unknown_command", "deployment_controller", "rolled_back"},
 		Results:         []string{"success", "error", "panic"},
 		Sweeps:          []string{"services", "families"},
@@ -99,9 +100,9 @@ func value(t *testing.T, reg prometheus.Gatherer, name string, labels map[string
 func fleet() []ServiceState {
 	return []ServiceState{
 		// prod: 4 opted in, 3 run the agent; 1 excluded; 1 Windows.
-		{Cluster: "prod", Family: "web", State: "covered", OptedIn: true, Linux: true},
-		{Cluster: "prod", Family: "web", State: "stale", OptedIn: true, Linux: true},
-		{Cluster: "prod", Family: "api", State: "covered_embedded", OptedIn: true, Linux: true},
+		{Cluster: "prod", Family: "web", State: "covered", OptedIn: true, Linux: true, Owner: "terraform"},
+		{Cluster: "prod", Family: "web", State: "stale", OptedIn: true, Linux: true, Owner: "terraform"},
+		{Cluster: "prod", Family: "api", State: "covered_embedded", OptedIn: true, Linux: true, Owner: "cloudformation"},
 		{Cluster: "prod", Family: "batch", State: "unsupported", Reason: "unknown_command", OptedIn: true, Linux: true},
 		{Cluster: "prod", Family: "legacy", State: "excluded", Reason: "not_opted_in", Linux: true},
 		{Cluster: "prod", Family: "win", State: "unsupported", Reason: "windows"},
@@ -109,7 +110,7 @@ func fleet() []ServiceState {
 		{Cluster: "dev", Family: "web", State: "pending", OptedIn: true, Linux: true},
 		{Cluster: "dev", Family: "web", State: "failed", Reason: "rolled_back", OptedIn: true, Linux: true},
 		// a state and a reason outside the closed sets
-		{Cluster: "dev", Family: "odd", State: "weird", Reason: "new_code", Linux: true},
+		{Cluster: "dev", Family: "odd", State: "weird", Reason: "new_code", Linux: true, Owner: "chef"},
 	}
 }
 
@@ -139,6 +140,9 @@ func TestMetricsCoverageFromState(t *testing.T) {
 		{"ecs_sidecar_services_by_reason", map[string]string{"cluster": "prod", "reason": "windows"}, 1},
 		{"ecs_sidecar_services_by_reason", map[string]string{"cluster": "prod", "reason": "rolled_back"}, 0},
 		{"ecs_sidecar_services_by_reason", map[string]string{"cluster": "dev", "reason": "other"}, 1},
+		{"ecs_sidecar_services_by_owner", map[string]string{"cluster": "prod", "owner": "terraform"}, 2},
+		{"ecs_sidecar_services_by_owner", map[string]string{"cluster": "prod", "owner": "cloudformation"}, 1},
+		{"ecs_sidecar_services_by_owner", map[string]string{"cluster": "dev", "owner": "other"}, 1},
 	}
 	for _, tt := range tests {
 		got, ok := value(t, reg, tt.name, tt.labels)
@@ -157,6 +161,10 @@ func TestMetricsCoverageFromState(t *testing.T) {
 	}
 	if got, want := count(t, reg, "ecs_sidecar_services_by_reason"), 2*6+1; got != want {
 		t.Errorf("ecs_sidecar_services_by_reason series = %d, want %d", got, want)
+	}
+	// Only owners with services: prod's two, dev's one (chef is "other").
+	if got, want := count(t, reg, "ecs_sidecar_services_by_owner"), 3; got != want {
+		t.Errorf("ecs_sidecar_services_by_owner series = %d, want %d", got, want)
 	}
 	if got := count(t, reg, "ecs_sidecar_family_services"); got != 0 {
 		t.Errorf("ecs_sidecar_family_services without PerFamily: %d series, want 0", got)
