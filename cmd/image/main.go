@@ -43,6 +43,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	push := fs.String("push", "", "also push the index to this reference, e.g. 123456789012.dkr.ecr.us-east-1.amazonaws.com/ecs-sidecar-reconciler:v1.2.3")
 	passwordStdin := fs.Bool("password-stdin", false, "with --push: read the registry password from stdin (aws ecr get-login-password | ...); default: the Docker config's credentials and credential helpers")
 	username := fs.String("username", "AWS", "with --password-stdin: the registry user name (ECR's is AWS)")
+	keepPaths := fs.Bool("keep-paths", false, "compile without -trimpath (the binary then holds this machine's paths); shares the go build cache with go build and go vet: for tests")
 	fs.Usage = func() {
 		fmt.Fprintln(fs.Output(), "usage: image [flags]\n\nBuilds the reconciler's OCI image (both Fargate architectures) without Docker.\n\nflags:")
 		fs.PrintDefaults()
@@ -97,7 +98,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 
 	start := time.Now()
-	idx, err := image.Build(ctx, image.Options{
+	idx, err := image.Build(ctx, image.Options{KeepPaths: *keepPaths,
 		ModuleDir: *moduleDir, Version: *version, Platforms: ps, CACerts: *caCerts,
 		Created: created, Log: stderr,
 	})

@@ -82,7 +82,7 @@ func TestBuildWriteAndPush(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "image")
 
 	out, errOut, code := runImage(t, "ecr-token\n", "-C", "../..", "--version", "v0.0.0-cmdtest",
-		"--platform", "linux/"+runtime.GOARCH, "--out", dir, "--push", ref, "--password-stdin")
+		"--platform", "linux/"+runtime.GOARCH, "--keep-paths", "--out", dir, "--push", ref, "--password-stdin")
 	if code != 0 {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

@@ -80,6 +80,14 @@ type Options struct {
 	WorkDir string
 	// Go is the go command; default "go".
 	Go string
+	// Package is the main package compiled; default Package (the
+	// reconciler). Tests compile a small stand-in for the platforms they
+	// cannot run, to spare a cold cache the whole cross-compile.
+	Package string
+	// KeepPaths leaves out -trimpath, so that the compile shares the go
+	// build cache with `go vet` and `go build` of the same tree: tests use
+	// it on a cold CI cache; images are built with -trimpath.
+	KeepPaths bool
 	// Log receives a line per step; default nowhere.
 	Log io.Writer
 }
@@ -106,6 +114,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.Go == "" {
 		o.Go = "go"
+	}
+	if o.Package == "" {
+		o.Package = Package
 	}
 	if o.Log == nil {
 		o.Log = io.Discard
@@ -172,8 +183,11 @@ func Compile(ctx context.Context, o Options, dir string) ([]Binary, error) {
 		if err != nil {
 			return nil, err
 		}
-		cmd := exec.CommandContext(ctx, o.Go, "build", "-trimpath", "-tags", ProductionTag,
-			"-ldflags", "-s -w -X main.version="+o.Version, "-o", out, Package)
+		args := []string{"build", "-trimpath", "-tags", ProductionTag, "-ldflags", "-s -w -X main.version=" + o.Version, "-o", out, o.Package}
+		if o.KeepPaths {
+			args = slices.Delete(args, 1, 2)
+		}
+		cmd := exec.CommandContext(ctx, o.Go, args...)
 		cmd.Dir = o.ModuleDir
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+p.OS, "GOARCH="+p.Architecture)
 		if p.Variant != "" && p.Architecture == "arm" {
@@ -183,7 +197,7 @@ func Compile(ctx context.Context, o Options, dir string) ([]Binary, error) {
 		if msg, err := cmd.CombinedOutput(); err != nil {
 			return nil, fmt.Errorf("go build for %s: %w\n%s", p, err, msg)
 		}
-		fmt.Fprintf(o.Log, "image: compiled %s for %s in %s\n", Package, p, time.Since(start).Round(100*time.Millisecond))
+		fmt.Fprintf(o.Log, "image: compiled %s for %s in %s\n", o.Package, p, time.Since(start).Round(100*time.Millisecond))
 		bins = append(bins, Binary{Platform: p, Path: out})
 	}
 	return bins, nil
