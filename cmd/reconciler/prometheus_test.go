@@ -12,6 +12,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,7 +63,9 @@ sweeps:
 log: {format: text, level: info}
 images: {resolve: false} # the demo's images are public ones: no registry on loopback
 `, metricsAddr))
-	reconcilerLogs := startProcess(t, "reconciler", bin, "run", "--embedded", "--sim-listen", simAddr, "--config", cfgPath)
+	// --metrics-per-family: the dashboard's table of uncovered families
+	// reads ecs_sidecar_family_services, which only that flag exports.
+	reconcilerLogs := startProcess(t, "reconciler", bin, "run", "--embedded", "--sim-listen", simAddr, "--config", cfgPath, "--metrics-per-family")
 	waitHTTP(t, "http://"+metricsAddr+"/readyz", reconcilerLogs)
 
 	alertsPath, err := filepath.Abs("../../deploy/prometheus/alerts.yaml")
@@ -150,6 +154,12 @@ scrape_configs:
 		if _, err := promQuery(prom, e); err != nil {
 			t.Errorf("%s: %v", e, err)
 		}
+	}
+	// An expression on a metric nobody exports evaluates fine, to nothing:
+	// every ecs_sidecar_ name the alerts and the dashboard use must be in
+	// the scrape (a histogram's _bucket, _sum and _count by its name).
+	for _, m := range unexported(exprs, scrape) {
+		t.Errorf("the alerts or the dashboard use %s, which the reconciler does not export", m)
 	}
 	// The server loaded the rules and evaluates them without error.
 	waitRulesEvaluated(t, prom, 12)
@@ -535,4 +545,47 @@ func httpGet(t *testing.T, u string) string {
 		t.Fatalf("GET %s: %d %v", u, resp.StatusCode, err)
 	}
 	return string(b)
+}
+
+// unexported lists the ecs_sidecar_ metric names that exprs use and the
+// scrape (Prometheus text format) has no # TYPE line for; _bucket, _sum and
+// _count only of a histogram or summary.
+func unexported(exprs []string, scrape string) []string {
+	kinds := map[string]string{}
+	for line := range strings.Lines(scrape) {
+		if f := strings.Fields(line); len(f) >= 4 && f[0] == "#" && f[1] == "TYPE" {
+			kinds[f[2]] = f[3]
+		}
+	}
+	var out []string
+	for _, e := range exprs {
+		for _, m := range metricName.FindAllString(e, -1) {
+			_, ok := kinds[m]
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				if base, cut := strings.CutSuffix(m, suffix); cut && (kinds[base] == "histogram" || kinds[base] == "summary") {
+					ok = true
+				}
+			}
+			if !ok && !slices.Contains(out, m) {
+				out = append(out, m)
+			}
+		}
+	}
+	return out
+}
+
+var metricName = regexp.MustCompile(`\becs_sidecar_[a-z0-9_]+`)
+
+func TestUnexportedFindsAMetricNobodyExports(t *testing.T) {
+	scrape := "# HELP ecs_sidecar_services x\n# TYPE ecs_sidecar_services gauge\n# TYPE ecs_sidecar_event_lag_seconds histogram\n"
+	exprs := []string{
+		`sum(ecs_sidecar_services{state="covered"})`,
+		`histogram_quantile(0.9, rate(ecs_sidecar_event_lag_seconds_bucket[5m]))`,
+		`ecs_sidecar_servics > 0`,
+		`ecs_sidecar_services_count`,
+	}
+	got := unexported(exprs, scrape)
+	if want := []string{"ecs_sidecar_servics", "ecs_sidecar_services_count"}; !slices.Equal(got, want) {
+		t.Errorf("unexported = %q, want %q (a gauge has no _count; a typo is caught)", got, want)
+	}
 }
