@@ -72,6 +72,16 @@ func classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Imag
 				Containers: []string{aws.ToString(cs[i].Name)}, Detail: "marker tags and sidecar"}
 		}
 	}
+	if how, ok := tagValue(tags, prefix+KeyDeployTime); ok {
+		// Instrumented at deploy time: covered, as a twin's content without
+		// its source tag is, and also for a custom profile whose wrapper
+		// Classify does not know (the sidecar, our patch record and the
+		// wrapped entrypoint are there, as for a twin).
+		if i := twinSidecar(cs, prefix, runs); i >= 0 {
+			return Class{Kind: KindManualSidecar, Containers: []string{aws.ToString(cs[i].Name)},
+				Detail: "instrumented at deploy time (" + how + ")"}
+		}
+	}
 	if why := windowsSignal(td); why != "" {
 		return Class{Kind: KindWindows, Detail: why}
 	}

@@ -23,6 +23,11 @@ const (
 	// KeyExecutionRole labels the sidecar when the execution role was
 	// defaulted from the profile (the source had none).
 	KeyExecutionRole = "execution-role"
+	// KeyDeployTime tags a revision instrumented before it was registered
+	// (the CloudFormation macro, internal/cfnmacro): its value names the
+	// tool. It has no source revision, so no source tag: with our sidecar's
+	// content it is classified covered (KindManualSidecar), never a twin.
+	KeyDeployTime = "deploy-time"
 )
 
 // Image is what an application container's image declares (its config
