@@ -33,7 +33,7 @@ func event(t *testing.T, fixture string) Event {
 	raw, _ := json.Marshal(map[string]any{
 		"region": "us-east-1", "accountId": "123456789012", "fragment": tm,
 		"transformId": "123456789012::EcsSidecar", "params": map[string]any{},
-		"requestId": "5a5f3b1e-0c5e-4f43-9d55-2f5b8e1c7a10",
+		"requestId":               "5a5f3b1e-0c5e-4f43-9d55-2f5b8e1c7a10",
 		"templateParameterValues": map[string]any{"ServiceName": "orders", "Image": "example/worker:1"},
 	})
 	var ev Event

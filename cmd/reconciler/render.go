@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/awsjson"
+	"github.com/ecs-sidecar/reconciler/internal/cfnmacro"
 	"github.com/ecs-sidecar/reconciler/internal/config"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
@@ -49,6 +50,10 @@ type renderFlags struct {
 	registryCAs        repeatFlag
 	imageTimeout       time.Duration
 	pinDigest          bool
+
+	// cloudFormation is a template whose task definitions are rendered as
+	// the CloudFormation macro would instrument them.
+	cloudFormation string
 }
 
 // repeatFlag is a repeatable flag whose values are kept whole (file names
@@ -132,6 +137,9 @@ func cmdRender(e env, args []string) int {
 		return code
 	}
 
+	if set["cloudformation"] {
+		return f.renderCloudFormation(e, set, fs.NArg(), hasImage || len(imageConfigs) > 0)
+	}
 	prof, opts, renv, err := f.profileAndOptions(e, set)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "render: %v\n", err)
@@ -258,6 +266,8 @@ func cmdRender(e env, args []string) int {
 // define declares render's flags on fs, into f.
 func (f *renderFlags) define(fs *flag.FlagSet) {
 	fs.StringVar(&f.config, "config", "", "configuration `file` to take the profile and tag prefix from")
+	fs.StringVar(&f.cloudFormation, "cloudformation", "", "instrument the opted-in AWS::ECS::TaskDefinition resources of this CloudFormation template `file`\n"+
+		"(YAML or JSON) as the EcsSidecar macro does, and print the template as JSON")
 	fs.StringVar(&f.profile, "profile", "", "profile `name` in --config (default: the config's default profile)")
 	fs.StringVar(&f.output, "output", "", "write the output to `file` instead of stdout")
 	fs.BoolVar(&f.diff, "diff", false, "print a diff of the source and the instrumented revision instead")
@@ -406,6 +416,21 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 	} else if set["profile"] {
 		return p, opts, awsCfg, errors.New("--profile needs --config")
 	}
+	p, err := f.applyProfileFlags(p, set)
+	if err != nil {
+		return p, opts, awsCfg, err
+	}
+	str := func(name string, dst *string, v string) {
+		if set[name] {
+			*dst = v
+		}
+	}
+	str("tag-prefix", &opts.TagPrefix, f.tagPrefix)
+	return p, opts, awsCfg, nil
+}
+
+// applyProfileFlags applies the profile flags to p.
+func (f *renderFlags) applyProfileFlags(p patch.Profile, set map[string]bool) (patch.Profile, error) {
 	str := func(name string, dst *string, v string) {
 		if set[name] {
 			*dst = v
@@ -418,7 +443,7 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 	if set["token-plaintext-file"] {
 		tok, err := readTokenFile(f.tokenPlaintextFile)
 		if err != nil {
-			return p, opts, awsCfg, err
+			return p, err
 		}
 		p.TokenSecretArn, p.TokenPlaintext, p.AllowPlaintextToken = "", tok, true
 	}
@@ -437,8 +462,7 @@ func (f *renderFlags) profileAndOptions(e env, set map[string]bool) (patch.Profi
 	if set["exclude"] {
 		p.Containers.Exclude = f.exclude
 	}
-	str("tag-prefix", &opts.TagPrefix, f.tagPrefix)
-	return p, opts, awsCfg, nil
+	return p, nil
 }
 
 // argvTokenFlag is --token-plaintext, which is refused: a token on the
@@ -595,4 +619,96 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// renderCloudFormation is render --cloudformation TEMPLATE: the template's
+// opted-in task definitions instrumented as the EcsSidecar macro does
+// (internal/cfnmacro, the same engine and opt-in), printed as JSON. The
+// profile comes from --config (each resource's profile tag, as the macro
+// picks it) with the profile flags applied. Exit 1 with one refused: line
+// per reason when an opted-in resource is refused, as render does.
+func (f *renderFlags) renderCloudFormation(e env, set map[string]bool, nargs int, hasImage bool) int {
+	for _, bad := range []string{"diff", "resolve-images", "profile", "source-revision", "tag-prefix"} {
+		if set[bad] {
+			fmt.Fprintf(e.stderr, "render: --cloudformation cannot be combined with --%s\n", bad)
+			return exitUsage
+		}
+	}
+	if hasImage || nargs > 0 {
+		fmt.Fprintln(e.stderr, "render: --cloudformation takes the template as its value, and no --image-* flags or input file (the macro reads no image either)")
+		return exitUsage
+	}
+	cfg := config.Default()
+	if f.config != "" {
+		var err error
+		if cfg, err = config.LoadWith(f.config, e.getenv); err != nil {
+			fmt.Fprintf(e.stderr, "render: --config %s: %v\n", f.config, err)
+			return exitFail
+		}
+	}
+	var flagErr error
+	adjust := func(p patch.Profile) patch.Profile {
+		q, err := f.applyProfileFlags(p, set)
+		if err != nil {
+			flagErr = err
+			return p
+		}
+		return q
+	}
+	data, err := os.ReadFile(f.cloudFormation)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+	tmpl, err := cfnmacro.ParseTemplate(data)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %s: %v\n", f.cloudFormation, err)
+		return exitFail
+	}
+	out, rep, err := cfnmacro.Transform(tmpl, nil, cfnmacro.Options{Config: cfg, Adjust: adjust})
+	if flagErr != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", flagErr)
+		return exitFail
+	}
+	for _, r := range rep.Resources {
+		if r.Outcome == cfnmacro.Refused {
+			for _, x := range r.Reasons {
+				fmt.Fprintf(e.stderr, "refused: %s: %s\n", r.LogicalID, x)
+			}
+			continue
+		}
+		fmt.Fprintf(e.stderr, "resource: %s: %s (%s)\n", r.LogicalID, r.Outcome, r.Decision)
+		for _, w := range r.Warnings {
+			fmt.Fprintf(e.stderr, "warning: %s: %s\n", r.LogicalID, w)
+		}
+		for _, s := range r.Skipped {
+			fmt.Fprintf(e.stderr, "skipped: %s: %s\n", r.LogicalID, s)
+		}
+	}
+	var re *cfnmacro.RefusedError
+	if errors.As(err, &re) {
+		return exitFail
+	}
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: %s: %v\n", f.cloudFormation, err)
+		return exitFail
+	}
+	b, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		fmt.Fprintf(e.stderr, "render: encoding the template: %v\n", err)
+		return exitFail
+	}
+	b = append(b, '\n')
+	if f.output != "" {
+		if err := os.WriteFile(f.output, b, 0o600); err != nil {
+			fmt.Fprintf(e.stderr, "render: %v\n", err)
+			return exitFail
+		}
+		return exitOK
+	}
+	if _, err := e.stdout.Write(b); err != nil {
+		fmt.Fprintf(e.stderr, "render: %v\n", err)
+		return exitFail
+	}
+	return exitOK
 }
