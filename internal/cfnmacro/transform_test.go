@@ -206,9 +206,9 @@ func TestNotOptedInAndIntrinsicTags(t *testing.T) {
 			"Type": ResourceType,
 			"Properties": map[string]any{
 				"Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc", "RequiresCompatibilities": []any{"FARGATE"},
-				"ExecutionRoleArn": "arn:aws:iam::123456789012:role/exec",
+				"ExecutionRoleArn":     "arn:aws:iam::123456789012:role/exec",
 				"ContainerDefinitions": []any{map[string]any{"Name": "app", "Image": "nginx", "EntryPoint": []any{"/docker-entrypoint.sh"}}},
-				"Tags": []any{map[string]any{"Key": "ecs-sidecar/inject", "Value": tagValue}},
+				"Tags":                 []any{map[string]any{"Key": "ecs-sidecar/inject", "Value": tagValue}},
 			}}}}
 	}
 	for _, tc := range []struct {
@@ -241,7 +241,7 @@ func TestIntrinsicWhereLiteralNeeded(t *testing.T) {
 	tm := map[string]any{"Resources": map[string]any{"TD": map[string]any{"Type": ResourceType, "Properties": map[string]any{
 		"Cpu": "256", "Memory": "512", "NetworkMode": "awsvpc", "RequiresCompatibilities": []any{"FARGATE"},
 		"ContainerDefinitions": []any{map[string]any{"Name": "app", "Image": "nginx", "EntryPoint": map[string]any{"Fn::Split": []any{" ", map[string]any{"Ref": "Cmd"}}}}},
-		"Tags": []any{map[string]any{"Key": "ecs-sidecar/inject", "Value": "true"}},
+		"Tags":                 []any{map[string]any{"Key": "ecs-sidecar/inject", "Value": "true"}},
 	}}}}
 	_, rep, err := Transform(tm, nil, Options{Config: testConfig(t)})
 	var re *RefusedError
@@ -273,16 +273,16 @@ func TestCaseMapping(t *testing.T) {
 		"ContainerDefinitions": []any{map[string]any{
 			"Name": "app", "Image": "i", "Essential": true, "Cpu": 128, "Memory": 256, "MemoryReservation": 128,
 			"EntryPoint": []any{"/a"}, "Command": []any{"b"}, "User": "0", "WorkingDirectory": "/w",
-			"PortMappings":     []any{map[string]any{"ContainerPort": 80, "HostPort": 80, "Protocol": "tcp", "Name": "web", "AppProtocol": "http"}},
-			"Environment":      []any{map[string]any{"Name": "A", "Value": "1"}},
-			"EnvironmentFiles": []any{map[string]any{"Type": "s3", "Value": "arn:aws:s3:::b/k.env"}},
-			"Secrets":          []any{map[string]any{"Name": "S", "ValueFrom": "arn"}},
-			"DockerLabels":     map[string]any{"com.Example.Label": "v"},
-			"DependsOn":        []any{map[string]any{"ContainerName": "x", "Condition": "START"}},
-			"MountPoints":      []any{map[string]any{"ContainerPath": "/m", "SourceVolume": "efs", "ReadOnly": true}},
-			"VolumesFrom":      []any{map[string]any{"SourceContainer": "x", "ReadOnly": false}},
-			"HealthCheck":      map[string]any{"Command": []any{"CMD", "true"}, "Interval": 30, "Timeout": 5, "Retries": 3, "StartPeriod": 10},
-			"LogConfiguration": map[string]any{"LogDriver": "awslogs", "Options": map[string]any{"awslogs-group": "g"}, "SecretOptions": []any{map[string]any{"Name": "n", "ValueFrom": "v"}}},
+			"PortMappings":          []any{map[string]any{"ContainerPort": 80, "HostPort": 80, "Protocol": "tcp", "Name": "web", "AppProtocol": "http"}},
+			"Environment":           []any{map[string]any{"Name": "A", "Value": "1"}},
+			"EnvironmentFiles":      []any{map[string]any{"Type": "s3", "Value": "arn:aws:s3:::b/k.env"}},
+			"Secrets":               []any{map[string]any{"Name": "S", "ValueFrom": "arn"}},
+			"DockerLabels":          map[string]any{"com.Example.Label": "v"},
+			"DependsOn":             []any{map[string]any{"ContainerName": "x", "Condition": "START"}},
+			"MountPoints":           []any{map[string]any{"ContainerPath": "/m", "SourceVolume": "efs", "ReadOnly": true}},
+			"VolumesFrom":           []any{map[string]any{"SourceContainer": "x", "ReadOnly": false}},
+			"HealthCheck":           map[string]any{"Command": []any{"CMD", "true"}, "Interval": 30, "Timeout": 5, "Retries": 3, "StartPeriod": 10},
+			"LogConfiguration":      map[string]any{"LogDriver": "awslogs", "Options": map[string]any{"awslogs-group": "g"}, "SecretOptions": []any{map[string]any{"Name": "n", "ValueFrom": "v"}}},
 			"FirelensConfiguration": map[string]any{"Type": "fluentbit", "Options": map[string]any{"enable-ecs-log-metadata": "true"}},
 			"LinuxParameters": map[string]any{"Capabilities": map[string]any{"Add": []any{"SYS_PTRACE"}, "Drop": []any{"NET_RAW"}}, "InitProcessEnabled": true,
 				"Tmpfs": []any{map[string]any{"ContainerPath": "/t", "Size": 64, "MountOptions": []any{"rw"}}}},
