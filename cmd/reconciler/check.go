@@ -635,6 +635,9 @@ func requiredPermissions(cfg *config.Config, id identity, region, queueArn strin
 	}
 	star := []string{"ecs:ListClusters", "ecs:ListServices", "ecs:ListTaskDefinitionFamilies", "ecs:ListTaskDefinitions",
 		"ecs:DescribeTaskDefinition"}
+	if cfg.Sweeps.Families.TaggingAPI {
+		star = append(star, "tag:GetResources")
+	}
 	// A cluster the deployment may write to: the first a policy names
 	// (the stack's Clusters parameter renders them), else any.
 	cluster := "reconciler-check"

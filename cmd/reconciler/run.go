@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -208,6 +209,10 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 	if err != nil {
 		return err
 	}
+	var tagging controller.TaggingAPI
+	if cfg.Sweeps.Families.TaggingAPI {
+		tagging = resourcegroupstaggingapi.NewFromConfig(awsCfg)
+	}
 	var consumer *watch.Consumer
 	var trail *audit.Publisher
 	if cfg.Audit.EventBus != "" {
@@ -246,6 +251,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		FamilySweep:           cfg.Sweeps.Families.Interval.Duration,
 		Jitter:                cfg.Sweeps.Services.Jitter,
 		FamilySweepRate:       cfg.Sweeps.Families.MaxCallsPerSecond,
+		Tagging:               tagging,
 		Logger:                log,
 		OnSuccess: func(ctx context.Context, family string, started time.Time) {
 			if consumer != nil {

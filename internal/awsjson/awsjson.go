@@ -57,6 +57,8 @@ const (
 	EventBridge    Service = "events"
 	SecretsManager Service = "secretsmanager"
 	ECR            Service = "ecr"
+	// Tagging is the Resource Groups Tagging API (tag:GetResources).
+	Tagging Service = "resourcegroupstaggingapi"
 )
 
 // ErrUnknownMember is wrapped by Unmarshal errors about input members the model does not
@@ -71,6 +73,7 @@ var sdkPackages = map[Service]string{
 	EventBridge:    "github.com/aws/aws-sdk-go-v2/service/eventbridge",
 	SecretsManager: "github.com/aws/aws-sdk-go-v2/service/secretsmanager",
 	ECR:            "github.com/aws/aws-sdk-go-v2/service/ecr",
+	Tagging:        "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi",
 }
 
 // lowerCamelServices name their members in lowerCamel case; the others in PascalCase.

@@ -85,6 +85,9 @@ var routes = func() map[string]*serviceRoutes {
 		"DescribeSecret": handle("secretsmanager", "DescribeSecret", (*Sim).describeSecret),
 		"GetSecretValue": handle("secretsmanager", "GetSecretValue", (*Sim).getSecretValue),
 	}
+	taggingOps := map[string]operationHandler{
+		"GetResources": handle("tagging", "GetResources", (*Sim).getResources),
+	}
 	ecrOps := map[string]operationHandler{
 		"GetAuthorizationToken": handle("ecr", "GetAuthorizationToken", (*Sim).getAuthorizationToken),
 	}
@@ -123,6 +126,7 @@ var routes = func() map[string]*serviceRoutes {
 		{name: "events", codec: awsjson.Codec{Service: awsjson.EventBridge}, ops: evOps},
 		{name: "secretsmanager", codec: awsjson.Codec{Service: awsjson.SecretsManager}, ops: smOps},
 		{name: "ecr", codec: awsjson.Codec{Service: awsjson.ECR}, ops: ecrOps},
+		{name: "tagging", codec: awsjson.Codec{Service: awsjson.Tagging}, ops: taggingOps},
 	} {
 		m[r.codec.Service.TargetPrefix()] = r
 	}

@@ -271,6 +271,7 @@ func DemoReconcilerPolicy(secretArn, queueArn string) []Statement {
 	return []Statement{
 		{Sid: "EcsDiscovery", Effect: "Allow", Actions: []string{"ecs:DescribeTaskDefinition", "ecs:ListTaskDefinitions",
 			"ecs:ListTaskDefinitionFamilies", "ecs:ListClusters", "ecs:ListServices"}, Resources: []string{"*"}},
+		{Sid: "ReadTagsInBulk", Effect: "Allow", Actions: []string{"tag:GetResources"}, Resources: []string{"*"}},
 		{Sid: "EcsTaskDefinitionWritesInThisRegion", Effect: "Allow", Actions: []string{"ecs:RegisterTaskDefinition", "ecs:DeregisterTaskDefinition"},
 			Resources: []string{"*"}, Conditions: inRegion},
 		{Sid: "EcsReadServicesOfThisRegion", Effect: "Allow", Actions: []string{"ecs:DescribeServices"}, Resources: []string{arn("ecs", "service/*")}},

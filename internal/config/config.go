@@ -137,6 +137,11 @@ type FamilySweep struct {
 	// MaxCallsPerSecond caps the sweep's own ECS calls (0 < n <= 20), inside
 	// the API budget.
 	MaxCallsPerSecond float64 `json:"maxCallsPerSecond"`
+	// TaggingAPI lists the opt-in tags of all task definitions with
+	// tag:GetResources and the newest revisions with one account-wide
+	// ListTaskDefinitions, instead of two ECS calls per family; a role
+	// without tag:GetResources falls back to those, with a warning.
+	TaggingAPI bool `json:"taggingAPI"`
 }
 
 // Rollouts bounds service updates.
@@ -260,7 +265,7 @@ func Default() *Config {
 		},
 		Sweeps: Sweeps{
 			Services: ServiceSweep{Interval: D(5 * time.Minute), Jitter: 0.1},
-			Families: FamilySweep{Interval: D(30 * time.Minute), Jitter: 0.1, MaxCallsPerSecond: 2},
+			Families: FamilySweep{Interval: D(30 * time.Minute), Jitter: 0.1, MaxCallsPerSecond: 2, TaggingAPI: true},
 		},
 		Workers:   4,
 		Mode:      policy.ModeEnforce,

@@ -177,6 +177,7 @@ func TestDefaults(t *testing.T) {
 		{"sweeps.families.interval", c.Sweeps.Families.Interval, D(30 * time.Minute)},
 		{"sweeps.families.jitter", c.Sweeps.Families.Jitter, 0.1},
 		{"sweeps.families.maxCallsPerSecond", c.Sweeps.Families.MaxCallsPerSecond, 2.0},
+		{"sweeps.families.taggingAPI", c.Sweeps.Families.TaggingAPI, true},
 		{"workers", c.Workers, 4},
 		{"mode", c.Mode, policy.ModeEnforce},
 		{"tagPrefix", c.TagPrefix, "ecs-sidecar/"},

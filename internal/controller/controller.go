@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"k8s.io/client-go/util/workqueue"
@@ -115,6 +116,13 @@ type Options struct {
 	// source or the twin's spec changes. 0: the reconciler always insists.
 	ContestedAfter  int
 	ContestedWindow time.Duration
+	// Tagging, when set, makes the family sweep list the opt-in tags of
+	// every task definition with tag:GetResources (100 a page, on the
+	// tagging API's quota) and the newest revision of every family with
+	// one account-wide ListTaskDefinitions, instead of two ECS calls per
+	// family. Denied (a role without tag:GetResources), the sweep falls
+	// back to the per-family calls and says so once.
+	Tagging TaggingAPI
 	// OwnerTag is the key of a tag whose value names the tool that manages
 	// a family's task definitions (terraform, pulumi), for the families
 	// that CloudFormation's and Copilot's own tags do not name: shown in
@@ -154,7 +162,10 @@ type Controller struct {
 	queue workqueue.TypedRateLimitingInterface[string]
 
 	sweepOnce sync.Once
-	swept     chan struct{} // closed when the first service sweep is done
+	// taggingDenied: tag:GetResources was refused once; the family sweep
+	// makes its per-family calls from then on.
+	taggingDenied atomic.Bool
+	swept         chan struct{} // closed when the first service sweep is done
 }
 
 // New checks the options and returns a controller.

@@ -38,6 +38,7 @@ const (
 type world struct {
 	sim *awssim.Sim
 	ecs *ecs.Client
+	cfg aws.Config // the clients' configuration (for other services' clients)
 	// clusterArn is the ARN of testCluster, as CreateCluster returned it.
 	clusterArn string
 	// calls counts the calls the client got an answer to, by operation.
@@ -114,7 +115,7 @@ func newWorld(t testing.TB, opts ...awssim.Options) *world {
 		t.Fatal(err)
 	}
 	cfg.APIOptions = append(cfg.APIOptions, retryLostReads)
-	w := &world{sim: sim, ecs: ecs.NewFromConfig(cfg), calls: cc}
+	w := &world{sim: sim, ecs: ecs.NewFromConfig(cfg), cfg: cfg, calls: cc}
 	w.must(t, func(ctx context.Context) error {
 		out, err := w.ecs.CreateCluster(ctx, &ecs.CreateClusterInput{ClusterName: aws.String(testCluster)})
 		if err == nil {

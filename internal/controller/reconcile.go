@@ -107,9 +107,16 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 		st.newestSource = p.newest.arn
 		st.owner = ownerOf(p.newest.tags, c.o.OwnerTag)
 	}
-	if p.deciding != nil {
+	switch {
+	case p.deciding != nil:
 		st.deciding = p.deciding.arn
 		st.decidingTags = c.optInTags(p.deciding.tags)
+	case p.newest != nil:
+		// No revision carries the inject tag: the sweep watches the newest
+		// source's tags (read fresh by the walk), against what they are now.
+		// Left "", they never matched, and every family without the tag was
+		// queued again at every family sweep.
+		st.decidingTags = c.optInTags(p.newest.tags)
 	}
 	// One line per change of the family's decision, in every mode: what
 	// a reconcile that reaches the same answer again would repeat is not

@@ -11,9 +11,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
+	rgtypes "github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi/types"
 	"golang.org/x/time/rate"
 
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
 // ErrServiceGone is returned by ResolveService for a service that does not
@@ -125,11 +128,21 @@ const familySweepPage = 10
 
 // SweepFamilies lists the families with ACTIVE revisions and queues those
 // never reconciled, those with a new revision, and those whose opt-in tags
-// changed. It costs, per known family, one ListTaskDefinitions and one
-// ListTagsForResource, at most FamilySweepRate calls per second, and it
-// describes no revision.
+// changed. With Options.Tagging it costs one ListTaskDefinitions page per
+// 100 ACTIVE revisions of the account and one GetResources page per 100
+// tagged ones (sweepFamiliesInBulk); without, one ListTaskDefinitions and
+// one ListTagsForResource per known family. At most FamilySweepRate calls
+// per second either way, and it describes no revision.
 func (c *Controller) SweepFamilies(ctx context.Context) error {
 	lim := rate.NewLimiter(rate.Limit(c.o.FamilySweepRate), 1)
+	if c.o.Tagging != nil && !c.taggingDenied.Load() {
+		err := c.sweepFamiliesInBulk(ctx, lim)
+		if !cloud.IsAccessDenied(err) {
+			return err
+		}
+		c.taggingDenied.Store(true)
+		c.log.Warn("tag:GetResources is denied; the family sweep makes two ECS calls per family instead (allow tag:GetResources to the reconciler's role)", "err", err)
+	}
 	var families []string
 	p := ecs.NewListTaskDefinitionFamiliesPaginator(c.ecs, &ecs.ListTaskDefinitionFamiliesInput{
 		Status: types.TaskDefinitionFamilyStatusActive, MaxResults: aws.Int32(100),
@@ -204,6 +217,100 @@ func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, famil
 		return false, fmt.Errorf("list tags of %s: %w", watched, err)
 	}
 	return c.optInTags(tags.Tags) != st.decidingTags, nil
+}
+
+// sweepFamiliesInBulk is SweepFamilies in a few listings: the newest ACTIVE
+// revision of every family from one account-wide ListTaskDefinitions, and
+// the opt-in tags of every task definition that carries one from
+// tag:GetResources. The tagging index is eventually consistent: a tag
+// changed a moment ago may show in the next sweep only (an event of the
+// change, if any, is not delayed by it); a revision listed there but
+// deregistered since is never looked up, only the revisions a reconcile
+// recorded are.
+func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter) error {
+	newest := map[string]string{}
+	p := ecs.NewListTaskDefinitionsPaginator(c.ecs, &ecs.ListTaskDefinitionsInput{
+		Status: types.TaskDefinitionStatusActive, Sort: types.SortOrderDesc, MaxResults: aws.Int32(100),
+	})
+	for p.HasMorePages() {
+		if err := lim.Wait(ctx); err != nil {
+			return err
+		}
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("list task definitions: %w", err)
+		}
+		for _, arn := range page.TaskDefinitionArns {
+			fam := familyOf(arn)
+			if was, ok := newest[fam]; !ok || revisionNumber(arn) > revisionNumber(was) {
+				newest[fam] = arn
+			}
+		}
+	}
+	tagged := map[string][]types.Tag{}
+	for _, key := range []string{c.o.TagPrefix + patch.KeyInject, c.o.TagPrefix + patch.KeyProfile} {
+		in := &resourcegroupstaggingapi.GetResourcesInput{
+			ResourceTypeFilters: []string{"ecs:task-definition"},
+			TagFilters:          []rgtypes.TagFilter{{Key: aws.String(key)}},
+			ResourcesPerPage:    aws.Int32(100),
+		}
+		for {
+			if err := lim.Wait(ctx); err != nil {
+				return err
+			}
+			out, err := c.o.Tagging.GetResources(ctx, in)
+			if err != nil {
+				return fmt.Errorf("tag:GetResources %s: %w", key, err)
+			}
+			for _, m := range out.ResourceTagMappingList {
+				arn := aws.ToString(m.ResourceARN)
+				if _, done := tagged[arn]; done {
+					continue
+				}
+				tags := make([]types.Tag, len(m.Tags))
+				for i, t := range m.Tags {
+					tags[i] = types.Tag{Key: t.Key, Value: t.Value}
+				}
+				tagged[arn] = tags
+			}
+			if aws.ToString(out.PaginationToken) == "" {
+				break
+			}
+			in.PaginationToken = out.PaginationToken
+		}
+	}
+	var queued []string
+	for _, family := range slices.Sorted(maps.Keys(newest)) {
+		if c.changedFromListings(family, newest[family], tagged) {
+			queued = append(queued, family)
+			c.Enqueue(family)
+		}
+	}
+	if len(queued) > 0 {
+		c.log.Info("family sweep queued families", "count", len(queued), "families", sample(queued))
+	}
+	return nil
+}
+
+// changedFromListings is familyChanged from the bulk listings: the family's
+// newest ACTIVE revision, and the tags of the tagged task definitions (a
+// revision absent from them has no opt-in tag).
+func (c *Controller) changedFromListings(family, newest string, tagged map[string][]types.Tag) bool {
+	st, ok := c.st.family(family)
+	if !ok {
+		return len(c.st.servicesOf(family)) == 0
+	}
+	if newest != st.newest {
+		return true
+	}
+	watched := st.deciding
+	if watched == "" {
+		watched = st.newestSource
+	}
+	if watched == "" {
+		return false
+	}
+	return c.optInTags(tagged[watched]) != st.decidingTags
 }
 
 // ResolveService returns the family of a service's task definition, reading

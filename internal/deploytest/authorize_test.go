@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
@@ -368,6 +369,10 @@ func (a *authorizer) requests(ctx context.Context, svc, op, region string, param
 	case "ECR":
 		if _, ok := params.(*ecr.GetAuthorizationTokenInput); ok {
 			return one("ecr:GetAuthorizationToken", "*", base()), nil
+		}
+	case "Resource Groups Tagging API":
+		if _, ok := params.(*resourcegroupstaggingapi.GetResourcesInput); ok {
+			return one("tag:GetResources", "*", base()), nil // no resource type
 		}
 	}
 	a.mu.Lock()

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/ecs-sidecar/reconciler/internal/audit"
@@ -79,13 +80,14 @@ func newClientConfig(t *testing.T, endpoint, region string, rec *recorder, az *a
 // call for, each with the code that calls it. Every other grant must be
 // used by a recorded, allowed call (TestTaskRoleUnderIAMEvaluation).
 var grantedForUnrecordedCalls = map[string]string{
-	"secretsmanager:DescribeSecret": "reconciler check, token-secret: the token secret exists (cmd/reconciler/check.go)",
-	"sqs:GetQueueAttributes":        "reconciler check, queue: the queue and its dead-letter queue (cmd/reconciler/check.go)",
-	"cloudtrail:DescribeTrails":     "reconciler check, cloudtrail (cmd/reconciler/check.go)",
-	"cloudtrail:GetTrailStatus":     "reconciler check, cloudtrail (cmd/reconciler/check.go)",
-	"cloudtrail:GetEventSelectors":  "reconciler check, cloudtrail (cmd/reconciler/check.go)",
-	"events:ListRuleNamesByTarget":  "reconciler check, rule (cmd/reconciler/check.go)",
-	"iam:SimulatePrincipalPolicy":   "reconciler check, permissions and execution-roles (cmd/reconciler/check.go)",
+	"secretsmanager:DescribeSecret":  "reconciler check, token-secret: the token secret exists (cmd/reconciler/check.go)",
+	"sqs:GetQueueAttributes":         "reconciler check, queue: the queue and its dead-letter queue (cmd/reconciler/check.go)",
+	"cloudtrail:DescribeTrails":      "reconciler check, cloudtrail (cmd/reconciler/check.go)",
+	"cloudtrail:GetTrailStatus":      "reconciler check, cloudtrail (cmd/reconciler/check.go)",
+	"cloudtrail:GetEventSelectors":   "reconciler check, cloudtrail (cmd/reconciler/check.go)",
+	"events:ListRuleNamesByTarget":   "reconciler check, rule (cmd/reconciler/check.go)",
+	"iam:SimulatePrincipalPolicy":    "reconciler check, permissions and execution-roles (cmd/reconciler/check.go)",
+	"ecs:ListTaskDefinitionFamilies": "the family sweep without tag:GetResources (its fallback, TestFamilySweepFallsBackWhenTaggingIsDenied), reconciler plan and check (internal/controller/sweep.go, plan.go)",
 }
 
 const (
@@ -341,6 +343,9 @@ func TestTaskRoleUnderIAMEvaluation(t *testing.T) {
 	}
 	o := controllerOptions(cfg, ecsR)
 	o.OnAction = pub.Add
+	if cfg.Sweeps.Families.TaggingAPI {
+		o.Tagging = resourcegroupstaggingapi.NewFromConfig(rcfg)
+	}
 	ctl, err := controller.New(o)
 	if err != nil {
 		t.Fatal(err)

@@ -35,6 +35,7 @@ var starActions = map[string]string{
 	"ecr:GetAuthorizationToken":      "no resource type (a registry login)",
 	"cloudtrail:DescribeTrails":      "list action, no resource type",
 	"events:ListRuleNamesByTarget":   "list action; a rule scope is not relied on",
+	"tag:GetResources":               "no resource type (Service Authorization Reference, Resource Groups Tagging API)",
 }
 
 // starWrites are the writes among starActions: held to the stack's Region

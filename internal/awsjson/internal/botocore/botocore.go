@@ -18,11 +18,12 @@ import (
 // APIVersions maps each service the project uses (botocore's directory name, which is
 // also the awsjson.Service value) to the model version the SDK clients speak.
 var APIVersions = map[string]string{
-	"ecs":            "2014-11-13",
-	"sqs":            "2012-11-05",
-	"events":         "2015-10-07",
-	"secretsmanager": "2017-10-17",
-	"ecr":            "2015-09-21",
+	"ecs":                      "2014-11-13",
+	"sqs":                      "2012-11-05",
+	"events":                   "2015-10-07",
+	"secretsmanager":           "2017-10-17",
+	"ecr":                      "2015-09-21",
+	"resourcegroupstaggingapi": "2017-01-26",
 }
 
 // Model is the part of a botocore service-2.json the codec needs.
