@@ -76,6 +76,12 @@ type Event struct {
 	EventName    string
 	DeploymentID string
 	Reason       string
+
+	// Caller is who made the API call of a CloudTrail event: its
+	// userIdentity's ARN (an assumed role's session, a user), else its type
+	// (AWSService, Root); "" for ECS's own events. Who moved a service off
+	// its twin, for the logs; never a reason to trust or refuse anything.
+	Caller string
 }
 
 // envelope is the EventBridge event. Fields are raw where the shape varies.
@@ -98,6 +104,11 @@ type cloudTrailDetail struct {
 	ErrorCode         string          `json:"errorCode"`
 	RequestParameters json.RawMessage `json:"requestParameters"`
 	ResponseElements  json.RawMessage `json:"responseElements"`
+	UserIdentity      struct {
+		Type      string `json:"type"`
+		ARN       string `json:"arn"`
+		InvokedBy string `json:"invokedBy"`
+	} `json:"userIdentity"`
 }
 
 type ecsDetail struct {
@@ -160,6 +171,14 @@ func parseCloudTrail(ev Event, env envelope) (Event, error) {
 	}
 	if d.EventID != "" {
 		ev.ID = d.EventID
+	}
+	switch u := d.UserIdentity; {
+	case u.ARN != "":
+		ev.Caller = bounded(u.ARN)
+	case u.InvokedBy != "":
+		ev.Caller = bounded(u.Type + " " + u.InvokedBy)
+	default:
+		ev.Caller = bounded(u.Type)
 	}
 	if t := parseTime(d.EventTime); !t.IsZero() {
 		ev.Time = t

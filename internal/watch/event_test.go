@@ -34,6 +34,7 @@ func TestParseSamples(t *testing.T) {
 				ID: "1d2c3b4a-0000-4a5e-9c1e-2c8f1f2a9d11", Kind: KindRegisterTaskDefinition,
 				Time: mustTime(t, "2026-06-01T12:00:00Z"), Region: "us-east-1", Account: "111122223333",
 				Family: "web", TaskDefinitionArn: "arn:aws:ecs:us-east-1:111122223333:task-definition/web:42",
+				Caller: "arn:aws:sts::111122223333:assumed-role/ci-deployer/build-17",
 			},
 		},
 		{file: "cloudtrail-register-task-definition-failed.json", wantErr: ErrIgnored},
@@ -43,6 +44,7 @@ func TestParseSamples(t *testing.T) {
 				ID: "3f4e5d6c-0000-4a5e-9c1e-2c8f1f2a9d11", Kind: KindTagResource,
 				Time: mustTime(t, "2026-06-01T12:02:00Z"), Region: "us-east-1", Account: "111122223333",
 				Family: "billing", TaskDefinitionArn: "arn:aws:ecs:us-east-1:111122223333:task-definition/billing:7",
+				Caller: "arn:aws:iam::111122223333:user/secops",
 			},
 		},
 		{
@@ -155,6 +157,22 @@ func TestParseShapes(t *testing.T) {
 				`"clusterArn":"arn:aws:ecs:eu-west-1:1:cluster/prod","taskDefinition":"arn:aws:ecs:eu-west-1:1:task-definition/web:9"}}}`),
 			want: Event{ID: "e6", Kind: KindUpdateService, Service: "arn:aws:ecs:eu-west-1:1:service/prod/web",
 				Cluster: "arn:aws:ecs:eu-west-1:1:cluster/prod", Family: "web"},
+		},
+		{
+			name: "the caller: an assumed role's session",
+			body: cloudTrail(`{"eventSource":"ecs.amazonaws.com","eventName":"UpdateService","eventID":"e7",` +
+				`"userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/terraform/apply-42"},` +
+				`"requestParameters":{"cluster":"prod","service":"web","taskDefinition":"web:3"},"responseElements":null}`),
+			want: Event{ID: "e7", Kind: KindUpdateService, Service: "web", Cluster: "prod", Family: "web",
+				Caller: "arn:aws:sts::1:assumed-role/terraform/apply-42"},
+		},
+		{
+			name: "the caller: a service, by whom it was invoked",
+			body: cloudTrail(`{"eventSource":"ecs.amazonaws.com","eventName":"UpdateService","eventID":"e8",` +
+				`"userIdentity":{"type":"AWSService","invokedBy":"cloudformation.amazonaws.com"},` +
+				`"requestParameters":{"cluster":"prod","service":"web","taskDefinition":"web:3"},"responseElements":null}`),
+			want: Event{ID: "e8", Kind: KindUpdateService, Service: "web", Cluster: "prod", Family: "web",
+				Caller: "AWSService cloudformation.amazonaws.com"},
 		},
 		{
 			name:    "another API call",
