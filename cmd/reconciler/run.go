@@ -200,7 +200,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		Region: cfg.AWS.Region, Endpoint: cfg.AWS.Endpoint, StaticCredentials: creds,
 		MaxAttempts: cfg.AWS.MaxAttempts, BudgetShare: cfg.AWS.APIBudget.Share,
 		Buckets: bucketsOf(cfg.AWS.APIBudget),
-		AppID:   "ecs-sidecar-reconciler", Observe: obs.APICall,
+		AppID:   watch.ReconcilerAppID, Observe: obs.APICall,
 	})
 	if err != nil {
 		return err

@@ -1,6 +1,7 @@
 package awssim
 
 import (
+	"cmp"
 	"encoding/json"
 	"time"
 
@@ -118,7 +119,7 @@ func (s *Sim) publishCallEvent(c Call) {
 		UserIdentity: trailIdentity{Type: "IAMUser", PrincipalID: "AIDAAWSSIMEXAMPLE", Arn: "arn:aws:iam::" + s.account + ":user/" + trailUser,
 			AccountID: s.account, AccessKeyID: "AKIAAWSSIMEXAMPLE", UserName: trailUser},
 		EventTime: eventTime(c.Time), EventSource: "ecs.amazonaws.com", EventName: c.Operation, AwsRegion: s.region,
-		SourceIPAddress: "127.0.0.1", UserAgent: "awssim",
+		SourceIPAddress: "127.0.0.1", UserAgent: cmp.Or(c.UserAgent, "awssim"),
 		RequestParameters: trailElement(c.Input), ResponseElements: json.RawMessage("null"),
 		RequestID: uuidFrom(c.Seq, 0xc), EventID: uuidFrom(c.Seq, 0xd),
 		EventType: "AwsApiCall", ManagementEvent: true, RecipientAccountID: s.account, EventCategory: "Management",

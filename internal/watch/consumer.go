@@ -311,10 +311,10 @@ func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
 	c.mu.Unlock()
 	c.observe(ev.Kind, OutcomeQueued)
 	c.log.Debug("event queued a reconcile", "family", family, "kind", ev.Kind, "event_id", ev.ID)
-	if ev.Kind == KindUpdateService && ev.Caller != "" {
+	if ev.Kind == KindUpdateService && ev.Caller != "" && !ev.OwnCall {
 		// Who deploys what: the first thing to know of a service that
 		// something keeps moving back to its source (state contested).
-		c.log.Info("service updated", "family", family, "service", bounded(ev.Service), "task_definition", bounded(ev.TaskDefinitionArn), "by", ev.Caller, "event_id", ev.ID)
+		c.log.Info("service updated by another principal", "family", family, "service", bounded(ev.Service), "by", ev.Caller, "event_id", ev.ID)
 	}
 	c.o.Enqueue(family)
 	return true

@@ -82,7 +82,14 @@ type Event struct {
 	// (AWSService, Root); "" for ECS's own events. Who moved a service off
 	// its twin, for the logs; never a reason to trust or refuse anything.
 	Caller string
+	// OwnCall: the call's User-Agent names the reconciler's SDK app id
+	// (ReconcilerAppID), so the reconciler made it (any replica).
+	OwnCall bool
 }
+
+// ReconcilerAppID is the SDK app id the reconciler's clients send in their
+// User-Agent ("app/<id>"), which CloudTrail records as the event's userAgent.
+const ReconcilerAppID = "ecs-sidecar-reconciler"
 
 // envelope is the EventBridge event. Fields are raw where the shape varies.
 type envelope struct {
@@ -104,6 +111,7 @@ type cloudTrailDetail struct {
 	ErrorCode         string          `json:"errorCode"`
 	RequestParameters json.RawMessage `json:"requestParameters"`
 	ResponseElements  json.RawMessage `json:"responseElements"`
+	UserAgent         string          `json:"userAgent"`
 	UserIdentity      struct {
 		Type      string `json:"type"`
 		ARN       string `json:"arn"`
@@ -172,6 +180,7 @@ func parseCloudTrail(ev Event, env envelope) (Event, error) {
 	if d.EventID != "" {
 		ev.ID = d.EventID
 	}
+	ev.OwnCall = strings.Contains(d.UserAgent, "app/"+ReconcilerAppID)
 	switch u := d.UserIdentity; {
 	case u.ARN != "":
 		ev.Caller = bounded(u.ARN)

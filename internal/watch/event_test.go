@@ -167,6 +167,15 @@ func TestParseShapes(t *testing.T) {
 				Caller: "arn:aws:sts::1:assumed-role/terraform/apply-42"},
 		},
 		{
+			name: "the reconciler's own call, by its SDK app id",
+			body: cloudTrail(`{"eventSource":"ecs.amazonaws.com","eventName":"UpdateService","eventID":"e9",` +
+				`"userAgent":"aws-sdk-go-v2/1.41.0 ua/2.1 os/linux lang/go#1.26 app/ecs-sidecar-reconciler m/E",` +
+				`"userIdentity":{"type":"AssumedRole","arn":"arn:aws:sts::1:assumed-role/ecs-sidecar-reconciler/task"},` +
+				`"requestParameters":{"cluster":"prod","service":"web","taskDefinition":"web:4"},"responseElements":null}`),
+			want: Event{ID: "e9", Kind: KindUpdateService, Service: "web", Cluster: "prod", Family: "web",
+				Caller: "arn:aws:sts::1:assumed-role/ecs-sidecar-reconciler/task", OwnCall: true},
+		},
+		{
 			name: "the caller: a service, by whom it was invoked",
 			body: cloudTrail(`{"eventSource":"ecs.amazonaws.com","eventName":"UpdateService","eventID":"e8",` +
 				`"userIdentity":{"type":"AWSService","invokedBy":"cloudformation.amazonaws.com"},` +
