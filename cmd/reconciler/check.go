@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -559,8 +559,8 @@ func checkExecutionRoles(ctx context.Context, c iamSimulateAPI, cfg *config.Conf
 	}
 	var denied, allowed []string
 	var fix fixes
-	for _, role := range sortedNames(need) {
-		secrets := sortedNames(need[role])
+	for _, role := range slices.Sorted(maps.Keys(need)) {
+		secrets := slices.Sorted(maps.Keys(need[role]))
 		if len(secrets) == 0 {
 			continue
 		}
@@ -691,7 +691,7 @@ func requiredPermissions(cfg *config.Config, id identity, region, queueArn strin
 			}
 		}
 	}
-	for _, r := range sortedNames(roles) {
+	for _, r := range slices.Sorted(maps.Keys(roles)) {
 		reqs = append(reqs, requirement{resource: r, actions: []string{"iam:PassRole"}, ctx: map[string][]string{"iam:PassedToService": {"ecs-tasks.amazonaws.com"}}})
 	}
 	return reqs
@@ -776,7 +776,7 @@ func simulate(ctx context.Context, c iamSimulateAPI, principal string, actions [
 		ActionNames:     actions,
 		ResourceArns:    []string{resource},
 	}
-	for _, k := range sortedNames(reqCtx) {
+	for _, k := range slices.Sorted(maps.Keys(reqCtx)) {
 		typ := iamtypes.ContextKeyTypeEnumString
 		if len(reqCtx[k]) > 1 || k == "aws:TagKeys" {
 			typ = iamtypes.ContextKeyTypeEnumStringList
@@ -905,13 +905,4 @@ func logsWriteManagementEvents(sel *cloudtrail.GetEventSelectorsOutput) bool {
 		}
 	}
 	return false
-}
-
-func sortedNames[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

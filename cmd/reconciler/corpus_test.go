@@ -3,8 +3,10 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -218,7 +220,7 @@ func TestCorpus(t *testing.T) {
 		for _, c := range corpus {
 			t.Run(c.name, func(t *testing.T) {
 				args := append([]string{}, c.args...)
-				for _, name := range sortedKeys(c.images) {
+				for _, name := range slices.Sorted(maps.Keys(c.images)) {
 					args = append(args, "--image-config", name+"="+filepath.Join(corpusDir, "images", c.images[name]))
 				}
 				args = append(args, filepath.Join(corpusDir, c.name+".json"))
@@ -246,7 +248,7 @@ func TestCorpus(t *testing.T) {
 		for _, c := range corpus {
 			motoRule[c.name] = c.motoRefusesSource
 		}
-		for _, name := range sortedKeys(rendered) {
+		for _, name := range slices.Sorted(maps.Keys(rendered)) {
 			out := rendered[name]
 			t.Run(name, func(t *testing.T) {
 				t.Parallel()

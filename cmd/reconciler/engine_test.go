@@ -8,9 +8,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -197,7 +199,7 @@ func runAndRender(t *testing.T, c corpusCase, specDiffers bool) (problems []stri
 
 	// 3. render, the same case, with the source revision the run sees.
 	args := append([]string{}, c.args...)
-	for _, name := range sortedKeys(c.images) {
+	for _, name := range slices.Sorted(maps.Keys(c.images)) {
 		args = append(args, "--image-config", name+"="+filepath.Join(corpusDir, "images", c.images[name]))
 	}
 	args = append(args, "--source-revision", "1", inputFile)
@@ -382,7 +384,7 @@ func corpusProfile(t *testing.T, args []string) (patch.Profile, patch.Options) {
 func corpusImages(t *testing.T, c corpusCase, td *types.TaskDefinition) map[string]patch.Image {
 	t.Helper()
 	var fl imageConfigFlag
-	for _, name := range sortedKeys(c.images) {
+	for _, name := range slices.Sorted(maps.Keys(c.images)) {
 		_ = fl.Set(name + "=" + filepath.Join(corpusDir, "images", c.images[name]))
 	}
 	parsed, err := fl.parse()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"sort"
 	"strings"
 	"unicode/utf16"
 
@@ -339,14 +338,4 @@ func commandHint(r patch.Reason, td *types.TaskDefinition, images map[string]pat
 		return "the registry lookup failed (see the image: line above); " + get + " instead of --resolve-images; or state the entryPoint in the task definition"
 	}
 	return get + "; or --resolve-images to read it from the registry; or state the entryPoint in the task definition. `reconciler run` reads it from the registry itself"
-}
-
-// sortedKeys returns m's keys in order, for deterministic output.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

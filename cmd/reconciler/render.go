@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"slices"
 	"strings"
@@ -185,7 +186,7 @@ func cmdRender(e env, args []string) int {
 			}
 		}
 	}
-	for _, name := range sortedKeys(files) {
+	for _, name := range slices.Sorted(maps.Keys(files)) {
 		// A file describes its container's image whole: it wins over --image-*.
 		images[name] = files[name].img
 		if m := platformMismatch(files[name], td); m != "" {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -237,7 +239,7 @@ func (s *Sim) evListRules(_ context.Context, in *eventbridge.ListRulesInput) (*e
 		return nil, err
 	}
 	var all []ebtypes.Rule
-	for _, name := range sortedKeys(b.rules) {
+	for _, name := range slices.Sorted(maps.Keys(b.rules)) {
 		if strings.HasPrefix(name, aws.ToString(in.NamePrefix)) {
 			all = append(all, b.rules[name].wire())
 		}
@@ -262,7 +264,7 @@ func (s *Sim) evListRuleNamesByTarget(_ context.Context, in *eventbridge.ListRul
 		return nil, errEvValidation("Parameter TargetArn is not valid.")
 	}
 	var all []string
-	for _, name := range sortedKeys(b.rules) {
+	for _, name := range slices.Sorted(maps.Keys(b.rules)) {
 		for _, t := range b.rules[name].targets {
 			if aws.ToString(t.Arn) == target {
 				all = append(all, name)
@@ -480,7 +482,7 @@ func (s *Sim) publishLocked(ev *eventsState, b *bus, event Event) {
 	if err != nil {
 		return
 	}
-	for _, name := range sortedKeys(b.rules) {
+	for _, name := range slices.Sorted(maps.Keys(b.rules)) {
 		r := b.rules[name]
 		if r.state == ebtypes.RuleStateDisabled || r.pattern == nil || !r.pattern.match(decoded) {
 			continue
@@ -630,9 +632,9 @@ func (s *Sim) ruleStates() []RuleState {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	out := []RuleState{}
-	for _, bn := range sortedKeys(ev.buses) {
+	for _, bn := range slices.Sorted(maps.Keys(ev.buses)) {
 		b := ev.buses[bn]
-		for _, rn := range sortedKeys(b.rules) {
+		for _, rn := range slices.Sorted(maps.Keys(b.rules)) {
 			r := b.rules[rn]
 			rs := RuleState{Arn: r.arn, State: string(r.state), Targets: []string{}}
 			for _, t := range r.targets {

@@ -8,9 +8,11 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -327,7 +329,7 @@ func (s *Sim) sqsListQueues(ctx context.Context, in *sqs.ListQueuesInput) (*sqs.
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	out := &sqs.ListQueuesOutput{}
-	for _, name := range sortedKeys(st.queues) {
+	for _, name := range slices.Sorted(maps.Keys(st.queues)) {
 		if strings.HasPrefix(name, aws.ToString(in.QueueNamePrefix)) {
 			out.QueueUrls = append(out.QueueUrls, s.QueueURL(s.endpointOf(ctx), name))
 		}
@@ -506,7 +508,7 @@ func md5OfAttributes(attrs map[string]sqstypes.MessageAttributeValue) string {
 	if len(attrs) == 0 {
 		return ""
 	}
-	names := sortedKeys(attrs)
+	names := slices.Sorted(maps.Keys(attrs))
 	var buf []byte
 	lp := func(b []byte) {
 		buf = binary.BigEndian.AppendUint32(buf, uint32(len(b)))
@@ -1003,7 +1005,7 @@ func (s *Sim) queueStates() []QueueState {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	out := []QueueState{}
-	for _, name := range sortedKeys(st.queues) {
+	for _, name := range slices.Sorted(maps.Keys(st.queues)) {
 		q := st.queues[name]
 		out = append(out, QueueState{URL: "/" + s.account + "/" + name, Arn: q.arn, Messages: len(q.msgs)})
 	}

@@ -1,7 +1,8 @@
 package awssim
 
 import (
-	"sort"
+	"maps"
+	"slices"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -90,7 +91,7 @@ func (s *Sim) State() State {
 	for _, cn := range s.clusterNames {
 		c := s.clusters[cn]
 		cs := ClusterState{Arn: c.arn, Tags: tagMap(c.tags), Services: []ServiceState{}}
-		for _, name := range sortedKeys(c.services) {
+		for _, name := range slices.Sorted(maps.Keys(c.services)) {
 			sv := c.services[name]
 			ss := ServiceState{
 				Arn: sv.arn, Status: sv.status, Controller: string(sv.controller),
@@ -128,7 +129,7 @@ func (s *Sim) State() State {
 		}
 		st.Families = append(st.Families, fs)
 	}
-	for _, name := range sortedKeys(s.secrets) {
+	for _, name := range slices.Sorted(maps.Keys(s.secrets)) {
 		st.Secrets = append(st.Secrets, SecretState{Arn: s.secrets[name].arn, Name: name})
 	}
 	return st
@@ -143,13 +144,4 @@ func tagMap(tags []types.Tag) map[string]string {
 		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
 	}
 	return m
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }

@@ -2,9 +2,11 @@ package config
 
 import (
 	"errors"
+	"maps"
 	"os"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +149,7 @@ func schemaKeys(t reflect.Type, prefix string) []string {
 	if t.Kind() != reflect.Struct || reflect.PointerTo(t).Implements(unmarshalerTy) {
 		return nil
 	}
-	for _, name := range sortedKeys(jsonFields(t)) {
+	for _, name := range slices.Sorted(maps.Keys(jsonFields(t))) {
 		k := joinKey(prefix, name)
 		keys = append(keys, k)
 		keys = append(keys, schemaKeys(jsonFields(t)[name], k)...)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"reflect"
 	"regexp"
 	"slices"
@@ -113,7 +114,7 @@ func checkValue(errs *[]error, path string, v any, t reflect.Type) (clean any, o
 		}
 		fields := jsonFields(t)
 		out := make(map[string]any, len(m))
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			ft, known := fields[k]
 			if !known {
 				fieldErr(errs, joinKey(path, k), "unknown key%s", suggest(k, fields))
@@ -130,7 +131,7 @@ func checkValue(errs *[]error, path string, v any, t reflect.Type) (clean any, o
 			return bad("must be a mapping, got %s", kindOf(v))
 		}
 		out := make(map[string]any, len(m))
-		for _, k := range sortedKeys(m) {
+		for _, k := range slices.Sorted(maps.Keys(m)) {
 			if c, ok := checkValue(errs, joinKey(path, k), m[k], t.Elem()); ok {
 				out[k] = c
 			}
@@ -213,15 +214,6 @@ func kindOf(v any) string {
 	return fmt.Sprintf("%T", v)
 }
 
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
-}
-
 // suggest names the known key closest to an unknown one, if one is close.
 func suggest(key string, fields map[string]reflect.Type) string {
 	limit := 2
@@ -229,7 +221,7 @@ func suggest(key string, fields map[string]reflect.Type) string {
 		limit = 3
 	}
 	best, bestD := "", limit+1
-	for _, k := range sortedKeys(fields) {
+	for _, k := range slices.Sorted(maps.Keys(fields)) {
 		if strings.EqualFold(k, key) {
 			return fmt.Sprintf(" (did you mean %q?)", k)
 		}

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
@@ -283,12 +284,12 @@ func validateCustom(add func(string, string, ...any), base string, c *patch.Cust
 			add(joinIndex(base+".wrapper", i), "must not be empty")
 		}
 	}
-	for _, k := range sortedKeys(c.Environment) {
+	for _, k := range slices.Sorted(maps.Keys(c.Environment)) {
 		if !envNameRE.MatchString(k) {
 			add(joinKey(base+".environment", k), "not a variable name (letters, digits, '_', not starting with a digit)")
 		}
 	}
-	for _, k := range sortedKeys(c.Secrets) {
+	for _, k := range slices.Sorted(maps.Keys(c.Secrets)) {
 		p := joinKey(base+".secrets", k)
 		if !envNameRE.MatchString(k) {
 			add(p, "not a variable name (letters, digits, '_', not starting with a digit)")

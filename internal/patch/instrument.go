@@ -9,10 +9,10 @@ package patch
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/url"
 	"path"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -554,10 +554,10 @@ func tokenPlan(p Profile) injection {
 	var inj injection
 	if p.Type == ProfileTypeCustom {
 		if p.Custom != nil {
-			for _, k := range sortedKeys(p.Custom.Environment) {
+			for _, k := range slices.Sorted(maps.Keys(p.Custom.Environment)) {
 				inj.env = append(inj.env, nameValue{k, p.Custom.Environment[k]})
 			}
-			for _, k := range sortedKeys(p.Custom.Secrets) {
+			for _, k := range slices.Sorted(maps.Keys(p.Custom.Secrets)) {
 				inj.secrets = append(inj.secrets, nameValue{k, p.Custom.Secrets[k]})
 			}
 		}
@@ -582,15 +582,6 @@ func tokenPlan(p Profile) injection {
 		inj.env = append(inj.env, nameValue{EnvVerbose, "true"})
 	}
 	return inj
-}
-
-func sortedKeys(m map[string]string) []string {
-	ks := make([]string, 0, len(m))
-	for k := range m {
-		ks = append(ks, k)
-	}
-	sort.Strings(ks)
-	return ks
 }
 
 // patchRecord is written, as JSON, in the KeyPatch label of each
