@@ -133,7 +133,7 @@ func TestRetaggedOldTwinIsNoDowngrade(t *testing.T) {
 	newTwin := w.taskDefOf(t, "web")
 	w.isTwinOf(t, newTwin, revisionNumber(v3))
 	_, newTags := w.describe(t, newTwin)
-	spec, _ := tagValue(newTags, "ecs-sidecar/spec")
+	spec, _ := patch.TagValue(newTags, "ecs-sidecar/spec")
 
 	// The retag: the old twin now claims to be the new source's.
 	if _, err := w.ecs.TagResource(context.Background(), &ecs.TagResourceInput{ResourceArn: aws.String(oldTwin), Tags: []types.Tag{

@@ -5,6 +5,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
 // Owners: who manages a family's task definitions, read from their tags.
@@ -44,7 +46,7 @@ func ownerOf(tags []types.Tag, ownerTag string) string {
 		return OwnerCloudFormation
 	}
 	if ownerTag != "" {
-		if v, ok := tagValue(tags, ownerTag); ok && v != "" {
+		if v, ok := patch.TagValue(tags, ownerTag); ok && v != "" {
 			switch v = strings.ToLower(strings.TrimSpace(v)); v {
 			case OwnerTerraform, OwnerPulumi, OwnerCloudFormation, OwnerCopilot:
 				return v

@@ -322,7 +322,7 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 				}
 				fresh[rev.arn] = true
 			}
-			if _, ok := tagValue(tags, injectKey); ok {
+			if _, ok := patch.TagValue(tags, injectKey); ok {
 				p.deciding = rev
 			}
 		}
@@ -427,8 +427,8 @@ func better(a, b *revision) bool {
 
 // optInTags renders the tags that decide opt-in, to notice their change.
 func (c *Controller) optInTags(tags []types.Tag) string {
-	inject, _ := tagValue(tags, c.o.TagPrefix+patch.KeyInject)
-	profile, _ := tagValue(tags, c.o.TagPrefix+patch.KeyProfile)
+	inject, _ := patch.TagValue(tags, c.o.TagPrefix+patch.KeyInject)
+	profile, _ := patch.TagValue(tags, c.o.TagPrefix+patch.KeyProfile)
 	return inject + "\x00" + profile
 }
 

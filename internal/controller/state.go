@@ -911,7 +911,7 @@ func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, f
 	}
 	c.st.mu.Lock()
 	c.st.putRevisionLocked(rev)
-	if code, ok := tagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
+	if code, ok := patch.TagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
 		c.st.failed[rev.arn] = code
 	}
 	c.st.mu.Unlock()
@@ -930,15 +930,6 @@ func (c *Controller) refreshTags(ctx context.Context, rev *revision) ([]types.Ta
 	rev.tags = tags
 	c.st.mu.Unlock()
 	return tags, nil
-}
-
-func tagValue(tags []types.Tag, key string) (string, bool) {
-	for _, t := range tags {
-		if aws.ToString(t.Key) == key {
-			return aws.ToString(t.Value), true
-		}
-	}
-	return "", false
 }
 
 // sayOnce records value as what is said of topic for family and reports

@@ -64,15 +64,15 @@ func classify(td *types.TaskDefinition, tags []types.Tag, images map[string]Imag
 	}
 	prefix := opts.prefix()
 	cs := td.ContainerDefinitions
-	if src, ok := tagValue(tags, prefix+KeySource); ok {
+	if src, ok := TagValue(tags, prefix+KeySource); ok {
 		n, err := strconv.ParseInt(src, 10, 32)
 		if i := twinSidecar(cs, prefix, runs); err == nil && n > 0 && i >= 0 {
-			spec, _ := tagValue(tags, prefix+KeySpec)
+			spec, _ := TagValue(tags, prefix+KeySpec)
 			return Class{Kind: KindTwin, SourceRevision: int32(n), Spec: spec,
 				Containers: []string{aws.ToString(cs[i].Name)}, Detail: "marker tags and sidecar"}
 		}
 	}
-	if how, ok := tagValue(tags, prefix+KeyDeployTime); ok {
+	if how, ok := TagValue(tags, prefix+KeyDeployTime); ok {
 		// Instrumented at deploy time: covered, as a twin's content without
 		// its source tag is, and also for a custom profile whose wrapper
 		// Classify does not know (the sidecar, our patch record and the
@@ -176,7 +176,8 @@ func isDatacollector(ref string) bool {
 	return path.Base(imageRepository(ref)) == "datacollector"
 }
 
-func tagValue(tags []types.Tag, key string) (string, bool) {
+// TagValue returns the value of the tag key in tags, and whether there is one.
+func TagValue(tags []types.Tag, key string) (string, bool) {
 	for _, t := range tags {
 		if aws.ToString(t.Key) == key {
 			return aws.ToString(t.Value), true

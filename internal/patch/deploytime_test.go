@@ -17,7 +17,7 @@ func deployTimeTwin(t *testing.T, td *types.TaskDefinition, p Profile) (*types.T
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := tagValue(res.Input.Tags, DefaultTagPrefix+KeySource); ok {
+	if _, ok := TagValue(res.Input.Tags, DefaultTagPrefix+KeySource); ok {
 		t.Fatalf("a revision without a source revision got a source tag: %v", res.Input.Tags)
 	}
 	tags := append(res.Input.Tags, types.Tag{Key: aws.String(DefaultTagPrefix + KeyDeployTime), Value: aws.String("cloudformation")})
