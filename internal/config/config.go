@@ -236,7 +236,6 @@ const (
 	LogFormatJSON = "json"
 	LogFormatText = "text"
 
-	DefaultTagPrefix     = "ecs-sidecar/"
 	DefaultMetricsListen = ":9102"
 	// DefaultMaxHold is queue.maxHold unless 3 × queue.visibilityTimeout is
 	// longer; MaxMaxHold bounds it (SQS's bound on a message's visibility).
@@ -269,7 +268,7 @@ func Default() *Config {
 		},
 		Workers:   4,
 		Mode:      policy.ModeEnforce,
-		TagPrefix: DefaultTagPrefix,
+		TagPrefix: patch.DefaultTagPrefix,
 		Rollouts: Rollouts{
 			MaxInFlight:           5,
 			MaxInFlightPerCluster: 2,

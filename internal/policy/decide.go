@@ -4,10 +4,9 @@ import (
 	"path"
 	"slices"
 	"strings"
-)
 
-// DefaultTagPrefix is the prefix of the reconciler's tags unless configured.
-const DefaultTagPrefix = "ecs-sidecar/"
+	"github.com/ecs-sidecar/reconciler/internal/patch"
+)
 
 // Reason is the fixed code of a decision; it becomes a metric label.
 type Reason string
@@ -56,7 +55,7 @@ type Input struct {
 	// services run; empty for a family with no service.
 	Clusters []string
 	Rules    []Rule
-	// TagPrefix defaults to DefaultTagPrefix.
+	// TagPrefix defaults to patch.DefaultTagPrefix.
 	TagPrefix string
 	// TagProfiles says which profiles the profile tag may pick. The zero
 	// value lets a tag pick any profile: callers that have the
@@ -136,7 +135,7 @@ type Decision struct {
 func Decide(in Input) Decision {
 	prefix := in.TagPrefix
 	if prefix == "" {
-		prefix = DefaultTagPrefix
+		prefix = patch.DefaultTagPrefix
 	}
 	var d Decision
 
