@@ -3,6 +3,7 @@ package cloud
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -237,5 +238,29 @@ func TestClassification(t *testing.T) {
 	}
 	if got := ErrorCode(context.Canceled); got != "Canceled" {
 		t.Errorf("ErrorCode(context.Canceled) = %q", got)
+	}
+}
+
+func TestIsInactive(t *testing.T) {
+	api := func(code, msg string) error {
+		return &smithy.GenericAPIError{Code: code, Message: msg}
+	}
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{err: api("ClientException", "TaskDefinition is inactive"), want: true},
+		{err: fmt.Errorf("update service web: %w", api("ClientException", "TaskDefinition is inactive")), want: true},
+		{err: api("InvalidParameterException", "The task definition is INACTIVE."), want: true},
+		{err: api("ClientException", "Container.image should not be null or empty.")},
+		{err: fmt.Errorf("update service inactive-web: %w", api("ClientException", "Container.image should not be null or empty."))},
+		{err: api("ServiceNotActiveException", "Service is inactive.")}, // not found, not invalid input
+		{err: errors.New("TaskDefinition is inactive")},                 // no API error
+		{err: nil},
+	}
+	for _, tc := range tests {
+		if got := IsInactive(tc.err); got != tc.want {
+			t.Errorf("IsInactive(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

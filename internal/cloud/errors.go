@@ -88,3 +88,13 @@ func IsInvalidInput(err error) bool {
 	}
 	return false
 }
+
+// IsInactive reports whether ECS refused a task definition it names for
+// being INACTIVE (deregistered): an invalid-input error whose message says
+// so ("ClientException: TaskDefinition is inactive"). Only the service's
+// message is read, not the text that wraps it.
+func IsInactive(err error) bool {
+	var ae smithy.APIError
+	return IsInvalidInput(err) && errors.As(err, &ae) &&
+		strings.Contains(strings.ToLower(ae.ErrorMessage()), "inactive")
+}

@@ -978,7 +978,7 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, p *pl
 		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),
 		})
-		if err != nil && isInactive(err) && src != nil {
+		if err != nil && cloud.IsInactive(err) && src != nil {
 			// Deregistered since it was cached (the status is the one part
 			// of a revision that changes): restore it, then move.
 			r := Action{Kind: ActionRestoreSource, Family: twin.family, Twin: twin.arn}
@@ -1025,11 +1025,6 @@ func (c *Controller) restoreSource(ctx context.Context, log *slog.Logger, twin *
 		return "", fmt.Errorf("register the source of %s again: %w", twin.arn, err)
 	}
 	return aws.ToString(out.TaskDefinition.TaskDefinitionArn), nil
-}
-
-// isInactive reports ECS refusing to deploy an INACTIVE revision.
-func isInactive(err error) bool {
-	return cloud.IsInvalidInput(err) && strings.Contains(strings.ToLower(err.Error()), "inactive")
 }
 
 func tagMap(tags []types.Tag) map[string]string {
