@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // Service revisions and service deployments: ECS's record of what a service
@@ -132,7 +134,7 @@ func (s *Sim) newRevisionLocked(sv *service, taskDef string, at time.Time) *svcR
 	id := strconv.FormatInt(serviceRevisionIDBase+s.revIDs, 10)
 	r := &svcRevision{
 		id: id, arn: s.serviceRevisionARN(sv, id), taskDef: taskDef, createdAt: at,
-		launchType: sv.launchType, network: deepCopy(sv.network),
+		launchType: sv.launchType, network: deepcopy.Of(sv.network),
 	}
 	if sv.platformVersion != nil {
 		r.platformVersion = aws.String(*sv.platformVersion)
@@ -157,7 +159,7 @@ func (s *Sim) startServiceDeploymentLocked(sv *service, taskDef string, at time.
 	id := strconv.FormatInt(serviceDeploymentIDBase+s.sdIDs, 10)
 	sd := &svcDeployment{
 		id: id, arn: s.serviceDeploymentARN(sv, id), target: rev, sources: sources,
-		config: *deepCopy(&sv.config), status: types.ServiceDeploymentStatusInProgress,
+		config: *deepcopy.Of(&sv.config), status: types.ServiceDeploymentStatusInProgress,
 		createdAt: at, updatedAt: at,
 		cbStatus: types.ServiceDeploymentRollbackMonitorsStatusDisabled, alarmStatus: types.ServiceDeploymentRollbackMonitorsStatusDisabled,
 	}
@@ -207,7 +209,7 @@ func (s *Sim) endServiceDeploymentLocked(sv *service, sd *svcDeployment, status 
 // and traffic weights: live while sd is ongoing, frozen once it ended.
 func (s *Sim) revisionSummaries(sv *service, sd *svcDeployment) []types.ServiceRevisionSummary {
 	if sd.frozen != nil {
-		return deepCopy(sd.frozen)
+		return deepcopy.Of(sd.frozen)
 	}
 	revs := append([]*svcRevision{sd.target}, sd.sources...)
 	if sd.rollbackTo != nil && !slices.Contains(revs, sd.rollbackTo) {
@@ -260,7 +262,7 @@ func (s *Sim) serviceDeploymentOut(sv *service, sd *svcDeployment) types.Service
 		UpdatedAt:               aws.Time(sd.updatedAt),
 		Status:                  sd.status,
 		LifecycleStage:          sd.stage,
-		DeploymentConfiguration: deepCopy(&sd.config),
+		DeploymentConfiguration: deepcopy.Of(&sd.config),
 		TargetServiceRevision:   &sums[0],
 		SourceServiceRevisions:  []types.ServiceRevisionSummary{},
 		DeploymentCircuitBreaker: &types.ServiceDeploymentCircuitBreaker{
@@ -454,7 +456,7 @@ func (s *Sim) serviceRevisionOut(sv *service, r *svcRevision) types.ServiceRevis
 		TaskDefinition:       aws.String(r.taskDef),
 		CreatedAt:            aws.Time(r.createdAt),
 		LaunchType:           r.launchType,
-		NetworkConfiguration: deepCopy(r.network),
+		NetworkConfiguration: deepcopy.Of(r.network),
 		LoadBalancers:        []types.LoadBalancer{},
 		ServiceRegistries:    []types.ServiceRegistry{},
 		ContainerImages:      []types.ContainerImage{},

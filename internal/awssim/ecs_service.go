@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 type cluster struct {
@@ -293,7 +295,7 @@ func mergeDeploymentConfig(dst *types.DeploymentConfiguration, in *types.Deploym
 	if in == nil {
 		return
 	}
-	in = deepCopy(in)
+	in = deepcopy.Of(in)
 	if in.MaximumPercent != nil {
 		dst.MaximumPercent = in.MaximumPercent
 	}
@@ -423,7 +425,7 @@ func (s *Sim) updateService(in *ecs.UpdateServiceInput) (*ecs.UpdateServiceOutpu
 	}
 	mergeDeploymentConfig(&sv.config, in.DeploymentConfiguration)
 	if in.NetworkConfiguration != nil {
-		sv.network = deepCopy(in.NetworkConfiguration)
+		sv.network = deepcopy.Of(in.NetworkConfiguration)
 	}
 	if in.PlatformVersion != nil {
 		sv.platformVersion = aws.String(*in.PlatformVersion)
@@ -497,7 +499,7 @@ func (s *Sim) serviceOut(sv *service, withTags bool) *types.Service {
 		DesiredCount:                  sv.desired,
 		LaunchType:                    sv.launchType,
 		PlatformVersion:               sv.platformVersion,
-		DeploymentConfiguration:       deepCopy(&sv.config),
+		DeploymentConfiguration:       deepcopy.Of(&sv.config),
 		DeploymentController:          &types.DeploymentController{Type: sv.controller},
 		Deployments:                   []types.Deployment{},
 		Events:                        []types.ServiceEvent{},
@@ -508,7 +510,7 @@ func (s *Sim) serviceOut(sv *service, withTags bool) *types.Service {
 		SchedulingStrategy:            sv.scheduling,
 		PropagateTags:                 sv.propagateTags,
 		EnableECSManagedTags:          sv.enableECSManagedTags,
-		NetworkConfiguration:          deepCopy(sv.network),
+		NetworkConfiguration:          deepcopy.Of(sv.network),
 		CreatedAt:                     aws.Time(sv.createdAt),
 		CreatedBy:                     aws.String(s.registeredBy()),
 		HealthCheckGracePeriodSeconds: aws.Int32(0),
@@ -537,7 +539,7 @@ func (s *Sim) serviceOut(sv *service, withTags bool) *types.Service {
 			FailedTasks:          d.failedTasks,
 			LaunchType:           sv.launchType,
 			PlatformVersion:      sv.platformVersion,
-			NetworkConfiguration: deepCopy(sv.network),
+			NetworkConfiguration: deepcopy.Of(sv.network),
 			CreatedAt:            aws.Time(d.createdAt),
 			UpdatedAt:            aws.Time(d.updated),
 		})

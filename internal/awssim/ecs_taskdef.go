@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // family holds the revisions of one task definition family; revs[i] is
@@ -75,7 +77,7 @@ const maxRevisionsPerFamily = 1_000_000
 // fills what ECS fills: container defaults, networkMode, compatibilities and
 // requiresAttributes.
 func buildTaskDefinition(in *ecs.RegisterTaskDefinitionInput) *types.TaskDefinition {
-	in = deepCopy(in)
+	in = deepcopy.Of(in)
 	td := &types.TaskDefinition{}
 	src := reflect.ValueOf(in).Elem()
 	dst := reflect.ValueOf(td).Elem()

@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // EventBridge: buses, rules with event patterns (pattern.go), and delivery
@@ -291,7 +293,7 @@ func (s *Sim) evListTargetsByRule(_ context.Context, in *eventbridge.ListTargets
 	if err != nil {
 		return nil, err
 	}
-	return &eventbridge.ListTargetsByRuleOutput{Targets: deepCopy(targets), NextToken: next}, nil
+	return &eventbridge.ListTargetsByRuleOutput{Targets: deepcopy.Of(targets), NextToken: next}, nil
 }
 
 func (s *Sim) evPutTargets(_ context.Context, in *eventbridge.PutTargetsInput) (*eventbridge.PutTargetsOutput, error) {
@@ -326,7 +328,7 @@ func (s *Sim) evPutTargets(_ context.Context, in *eventbridge.PutTargetsInput) (
 		if t.DeadLetterConfig != nil && !strings.HasPrefix(aws.ToString(t.DeadLetterConfig.Arn), "arn:aws:sqs:") {
 			return nil, errEvValidation("Parameter(s) DeadLetterConfig(Arn) is not valid.")
 		}
-		t = deepCopy(t)
+		t = deepcopy.Of(t)
 		i := sort.Search(len(r.targets), func(i int) bool { return aws.ToString(r.targets[i].Id) >= id })
 		if i < len(r.targets) && aws.ToString(r.targets[i].Id) == id {
 			r.targets[i] = t

@@ -34,6 +34,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // Defaults for Options.
@@ -333,7 +335,7 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 		in = new(I)
 	}
 	if goCaller {
-		in = deepCopy(in)
+		in = deepcopy.Of(in)
 	}
 	adm := s.before(ctx, Request{Service: service, Operation: op, Mutating: mutating[op]})
 	gateErr := adm.err
@@ -346,7 +348,7 @@ func invoke[I, O any](ctx context.Context, s *Sim, service, op string, in *I, fn
 		return nil, err
 	}
 	if goCaller {
-		out = deepCopy(out)
+		out = deepcopy.Of(out)
 	}
 	return out, nil
 }
@@ -387,7 +389,7 @@ func invokeOwn[I, O any](ctx context.Context, s *Sim, service, op string, in *I,
 		in = new(I)
 	}
 	if goCaller {
-		in = deepCopy(in)
+		in = deepcopy.Of(in)
 	}
 	adm := s.before(ctx, Request{Service: service, Operation: op, Mutating: !strings.HasPrefix(op, "List") && !strings.HasPrefix(op, "Get") && !strings.HasPrefix(op, "Describe")})
 	var out *O
@@ -410,7 +412,7 @@ func invokeOwn[I, O any](ctx context.Context, s *Sim, service, op string, in *I,
 		return nil, err
 	}
 	if goCaller {
-		out = deepCopy(out)
+		out = deepcopy.Of(out)
 	}
 	return out, nil
 }

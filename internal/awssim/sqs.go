@@ -22,6 +22,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // SQS: standard queues over the JSON protocol (awsJson1_0, X-Amz-Target
@@ -479,7 +481,7 @@ func (st *sqsState) newMessageLocked(s *Sim, q *queue, body *string, delay int32
 		id:        fmt.Sprintf("%08x-0000-4000-8000-%012x", q.id, q.seq),
 		body:      *body,
 		md5Body:   md5Hex([]byte(*body)),
-		attrs:     deepCopy(attrs),
+		attrs:     deepcopy.Of(attrs),
 		sent:      now,
 		visibleAt: now.Add(time.Duration(delay) * time.Second),
 	}
@@ -830,7 +832,7 @@ func (m *message) toSDK(in *sqs.ReceiveMessageInput) sqstypes.Message {
 		for _, pat := range in.MessageAttributeNames {
 			prefix, isPrefix := strings.CutSuffix(pat, ".*")
 			if pat == "All" || pat == name || (isPrefix && strings.HasPrefix(name, prefix)) {
-				attrs[name] = deepCopy(a)
+				attrs[name] = deepcopy.Of(a)
 				break
 			}
 		}

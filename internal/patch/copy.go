@@ -6,70 +6,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
-
-// deepCopy returns a copy of v that shares no pointer, slice or map with it.
-// It walks the value by reflection so that SDK members added later are
-// copied too. Unexported fields (the SDK's serde markers) are empty structs
-// and are copied by value.
-func deepCopy[T any](v T) T {
-	src := reflect.ValueOf(&v).Elem()
-	dst := reflect.New(src.Type()).Elem()
-	copyValue(dst, src)
-	return dst.Interface().(T)
-}
-
-func copyValue(dst, src reflect.Value) {
-	switch src.Kind() {
-	case reflect.Pointer:
-		if src.IsNil() {
-			return
-		}
-		p := reflect.New(src.Type().Elem())
-		copyValue(p.Elem(), src.Elem())
-		dst.Set(p)
-	case reflect.Slice:
-		if src.IsNil() {
-			return
-		}
-		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
-		for i := 0; i < src.Len(); i++ {
-			copyValue(s.Index(i), src.Index(i))
-		}
-		dst.Set(s)
-	case reflect.Map:
-		if src.IsNil() {
-			return
-		}
-		m := reflect.MakeMapWithSize(src.Type(), src.Len())
-		iter := src.MapRange()
-		for iter.Next() {
-			val := reflect.New(src.Type().Elem()).Elem()
-			copyValue(val, iter.Value())
-			m.SetMapIndex(iter.Key(), val)
-		}
-		dst.Set(m)
-	case reflect.Struct:
-		dst.Set(src) // unexported markers; exported fields are replaced below
-		for i := 0; i < src.NumField(); i++ {
-			if !src.Type().Field(i).IsExported() {
-				continue
-			}
-			f := dst.Field(i)
-			f.SetZero()
-			copyValue(f, src.Field(i))
-		}
-	case reflect.Interface:
-		if src.IsNil() {
-			return
-		}
-		// Document members (none in task definitions today) are copied by
-		// reference: they are immutable values in the SDK.
-		dst.Set(src)
-	default:
-		dst.Set(src)
-	}
-}
 
 // registerInput copies every member of RegisterTaskDefinitionInput from the
 // task definition (deep), by name, except Tags. Read-only members of the
@@ -88,7 +27,7 @@ func registerInput(td *types.TaskDefinition) *ecs.RegisterTaskDefinitionInput {
 			// TestFieldFidelity fails on this; nothing to copy from.
 			continue
 		}
-		copyValue(dst.Field(i), sf)
+		deepcopy.Into(dst.Field(i), sf)
 	}
 	return in
 }
@@ -108,7 +47,7 @@ func taskDefinitionOf(in *ecs.RegisterTaskDefinitionInput) *types.TaskDefinition
 		if !df.IsValid() || df.Type() != f.Type {
 			continue
 		}
-		copyValue(df, src.Field(i))
+		deepcopy.Into(df, src.Field(i))
 	}
 	return td
 }
@@ -120,7 +59,7 @@ func RegisterInput(td *types.TaskDefinition, tags []types.Tag) *ecs.RegisterTask
 	in := registerInput(td)
 	for _, t := range tags {
 		if !isReservedTag(aws.ToString(t.Key)) {
-			in.Tags = append(in.Tags, deepCopy(t))
+			in.Tags = append(in.Tags, deepcopy.Of(t))
 		}
 	}
 	return in

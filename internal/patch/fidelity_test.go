@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // readOnlyMembers are the TaskDefinition members DescribeTaskDefinition
@@ -128,7 +130,7 @@ func TestFieldFidelity(t *testing.T) {
 // TestDeepCopy: the copy equals the original and shares nothing with it.
 func TestDeepCopy(t *testing.T) {
 	orig := filled[types.TaskDefinition]()
-	cp := deepCopy(orig)
+	cp := deepcopy.Of(orig)
 	if !reflect.DeepEqual(cp, orig) {
 		t.Fatal("copy differs from the original")
 	}
@@ -163,7 +165,7 @@ func TestInstrumentKeepsEveryMember(t *testing.T) {
 	c.FirelensConfiguration = nil
 	td.ProxyConfiguration.ContainerName = aws.String("envoy")
 	tags := []types.Tag{{Key: aws.String("team"), Value: aws.String("payments")}}
-	orig := deepCopy(td)
+	orig := deepcopy.Of(td)
 
 	res, err := Instrument(&td, tags, Profile{TokenSecretArn: "arn:aws:secretsmanager:us-east-1:1:secret:t"}, nil, Options{})
 	if err != nil {

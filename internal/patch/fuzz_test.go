@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // FuzzInstrument: for any task definition, tags, profile and image data,
@@ -64,10 +66,10 @@ func FuzzInstrument(f *testing.F) {
 func BenchmarkInstrument(b *testing.B) {
 	c := loadCase(b, "testdata/existing-kept.json")
 	base := c.TaskDefinition.ContainerDefinitions[0]
-	td := deepCopy(*c.TaskDefinition)
+	td := deepcopy.Of(*c.TaskDefinition)
 	td.ContainerDefinitions = nil
 	for i := 0; i < 9; i++ {
-		cd := deepCopy(base)
+		cd := deepcopy.Of(base)
 		name := "app" + string(rune('0'+i))
 		cd.Name = &name
 		cd.DependsOn, cd.VolumesFrom = nil, nil

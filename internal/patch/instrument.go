@@ -19,6 +19,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // Names of the variables the lacework profile sets in app containers.
@@ -736,7 +738,7 @@ func sidecar(p Profile, in *ecs.RegisterTaskDefinitionInput, app *types.Containe
 		}
 	}
 	if lc != nil {
-		cp := deepCopy(*lc)
+		cp := deepcopy.Of(*lc)
 		if cp.LogDriver == types.LogDriverAwslogs {
 			opts := make(map[string]string, len(cp.Options)+1)
 			for k, v := range cp.Options {

@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
+
+	"github.com/ecs-sidecar/reconciler/internal/deepcopy"
 )
 
 // engineVersion is hashed into every spec: bump it when Instrument's output
@@ -107,7 +109,7 @@ func orEmpty[T any](s []T) []T {
 // the input Instrument made for it. The controller trusts a twin only when
 // its digest is that of what Instrument makes of its source today.
 func Digest(in *ecs.RegisterTaskDefinitionInput) string {
-	cp := deepCopy(*in)
+	cp := deepcopy.Of(*in)
 	cp.Tags = nil
 	for i := range cp.ContainerDefinitions {
 		if cp.ContainerDefinitions[i].Essential == nil {

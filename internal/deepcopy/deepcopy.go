@@ -1,31 +1,36 @@
-package awssim
+// Package deepcopy copies the AWS SDK's data types deeply, by reflection, so
+// that members the SDK adds later are copied too. The simulator (awssim)
+// keeps its state apart from its Go callers with it, and the patch engine
+// keeps its input apart from its output.
+package deepcopy
 
 import (
 	"reflect"
 	"sync"
 )
 
-// deepCopy returns a copy of v that shares no pointers, slices or maps with
-// it, so that state kept by the simulator cannot be changed by a Go caller
-// that keeps or edits what it passed in or got back. It is written for the
-// SDK's data types: structs are copied whole (so time.Time and the SDK's
-// unexported marker fields come along), then their exported reference fields
-// are copied deeply.
-func deepCopy[T any](v T) T {
+// Of returns a copy of v that shares no pointers, slices or maps with it.
+// It is written for the SDK's data types: structs are copied whole (so
+// time.Time and the SDK's unexported marker fields come along), then their
+// exported reference fields are copied deeply. The value an interface holds
+// is copied the same way.
+func Of[T any](v T) T {
 	src := reflect.ValueOf(&v).Elem()
 	dst := reflect.New(src.Type()).Elem()
-	copyValue(dst, src)
+	Into(dst, src)
 	return dst.Interface().(T)
 }
 
-func copyValue(dst, src reflect.Value) {
+// Into sets dst, which must be settable and of src's type, to a deep copy
+// of src, as Of does.
+func Into(dst, src reflect.Value) {
 	switch src.Kind() {
 	case reflect.Pointer:
 		if src.IsNil() {
 			return
 		}
 		p := reflect.New(src.Type().Elem())
-		copyValue(p.Elem(), src.Elem())
+		Into(p.Elem(), src.Elem())
 		dst.Set(p)
 	case reflect.Slice:
 		if src.IsNil() {
@@ -33,7 +38,7 @@ func copyValue(dst, src reflect.Value) {
 		}
 		s := reflect.MakeSlice(src.Type(), src.Len(), src.Len())
 		for i := 0; i < src.Len(); i++ {
-			copyValue(s.Index(i), src.Index(i))
+			Into(s.Index(i), src.Index(i))
 		}
 		dst.Set(s)
 	case reflect.Map:
@@ -44,21 +49,21 @@ func copyValue(dst, src reflect.Value) {
 		it := src.MapRange()
 		for it.Next() {
 			val := reflect.New(src.Type().Elem()).Elem()
-			copyValue(val, it.Value())
+			Into(val, it.Value())
 			m.SetMapIndex(it.Key(), val)
 		}
 		dst.Set(m)
 	case reflect.Struct:
 		dst.Set(src)
 		for _, i := range refFields(src.Type()) {
-			copyValue(dst.Field(i), src.Field(i))
+			Into(dst.Field(i), src.Field(i))
 		}
 	case reflect.Interface:
 		if src.IsNil() {
 			return
 		}
 		inner := reflect.New(src.Elem().Type()).Elem()
-		copyValue(inner, src.Elem())
+		Into(inner, src.Elem())
 		dst.Set(inner)
 	default:
 		dst.Set(src)
