@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
@@ -275,7 +276,7 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 	}
 	p.listedAll = out.NextToken == nil
 	for _, arn := range out.TaskDefinitionArns {
-		if familyOf(arn) == p.family {
+		if ecsarn.Family(arn) == p.family {
 			p.listed = append(p.listed, arn)
 		}
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
@@ -369,7 +370,7 @@ func TestCleanUpDeregistersUnusedTwinsOfDeregisteredSources(t *testing.T) {
 		t.Fatalf("deregistrations = %d, want 2 (the pipeline's and the unused twin)", len(deregs))
 	}
 	got := aws.ToString(deregs[1].Input.(*ecs.DeregisterTaskDefinitionInput).TaskDefinition)
-	if familyOf(got) != "web" || revisionNumber(got) != 2 {
+	if ecsarn.Family(got) != "web" || revisionNumber(got) != 2 {
 		t.Errorf("deregistered %s, want the twin web:2", got)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/awsjson"
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
@@ -58,7 +59,7 @@ var ecsJSON = awsjson.Codec{Service: awsjson.ECS}
 // returned it: a source keeps its content (packed), a twin does not.
 func newRevision(td *types.TaskDefinition, tags []types.Tag, class patch.Class) (*revision, error) {
 	arn := strings.Clone(aws.ToString(td.TaskDefinitionArn))
-	family := familyOf(arn) // a part of arn, not another copy
+	family := ecsarn.Family(arn) // a part of arn, not another copy
 	if family != aws.ToString(td.Family) {
 		family = strings.Clone(aws.ToString(td.Family))
 	}
@@ -194,7 +195,7 @@ type service struct {
 	deployments []deployment
 }
 
-func (s *service) family() string { return familyOf(s.taskDef) }
+func (s *service) family() string { return ecsarn.Family(s.taskDef) }
 
 // familyState is what the last reconcile of a family concluded, for the
 // sweeps to tell at no cost whether a service needs work.
@@ -650,7 +651,7 @@ func (st *state) shareArnLocked(arn string) string {
 	if r := st.revisions[arn]; r != nil {
 		return r.arn
 	}
-	for _, o := range st.byFamily[familyOf(arn)] {
+	for _, o := range st.byFamily[ecsarn.Family(arn)] {
 		if o.taskDef == arn {
 			return o.taskDef
 		}
@@ -848,17 +849,6 @@ func cloneTags(in []types.Tag) []types.Tag {
 		}
 	}
 	return out
-}
-
-// familyOf returns the family of a task definition ARN or family:revision.
-func familyOf(ref string) string {
-	if i := strings.Index(ref, ":task-definition/"); i >= 0 {
-		ref = ref[i+len(":task-definition/"):]
-	}
-	if i := strings.LastIndexByte(ref, ':'); i >= 0 {
-		ref = ref[:i]
-	}
-	return ref
 }
 
 // revisionNumber returns the revision number of a task definition ARN.

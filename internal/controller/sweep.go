@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 )
 
@@ -194,7 +195,7 @@ func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, famil
 	}
 	newest := ""
 	for _, arn := range out.TaskDefinitionArns {
-		if familyOf(arn) == family {
+		if ecsarn.Family(arn) == family {
 			newest = arn
 			break
 		}
@@ -241,7 +242,7 @@ func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter)
 			return fmt.Errorf("list task definitions: %w", err)
 		}
 		for _, arn := range page.TaskDefinitionArns {
-			fam := familyOf(arn)
+			fam := ecsarn.Family(arn)
 			if was, ok := newest[fam]; !ok || revisionNumber(arn) > revisionNumber(was) {
 				newest[fam] = arn
 			}
@@ -318,7 +319,7 @@ func (c *Controller) changedFromListings(family, newest string, tagged map[strin
 // (the cluster of a new-format service ARN, else "default").
 func (c *Controller) ResolveService(ctx context.Context, cluster, svc string) (string, error) {
 	if cluster == "" {
-		cluster = clusterOfServiceArn(svc)
+		cluster = ecsarn.ServiceCluster(svc)
 	}
 	if cluster == "" {
 		cluster = "default"
@@ -340,19 +341,6 @@ func (c *Controller) ResolveService(ctx context.Context, cluster, svc string) (s
 	}
 	c.st.putService(got)
 	return got.family(), nil
-}
-
-// clusterOfServiceArn returns the cluster of a new-format service ARN.
-func clusterOfServiceArn(arn string) string {
-	i := strings.Index(arn, ":service/")
-	if !strings.HasPrefix(arn, "arn:") || i < 0 {
-		return ""
-	}
-	parts := strings.Split(arn[i+len(":service/"):], "/")
-	if len(parts) != 2 {
-		return ""
-	}
-	return parts[0]
 }
 
 // sampleSize bounds the names a log line lists.

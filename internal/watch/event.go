@@ -6,9 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 )
 
 // Kind is what an event says happened. Every kind is a trigger only: the
@@ -137,7 +138,6 @@ const (
 	eventSourceECS             = "ecs.amazonaws.com"
 	taskDefinitionResourcePart = ":task-definition/"
 	serviceResourcePart        = ":service/"
-	maxFamilyLength            = 255
 )
 
 // Parse reads one SQS message body holding an EventBridge event. It returns
@@ -215,14 +215,14 @@ func parseCloudTrail(ev Event, env envelope) (Event, error) {
 			return Event{}, fmt.Errorf("%w: responseElements.taskDefinition: %v", ErrUnparseable, err)
 		}
 		ev.TaskDefinitionArn = td.TaskDefinitionArn
-		ev.Family = firstNonEmpty(familyOf(td.TaskDefinitionArn), td.Family, stringField(req, "family"))
+		ev.Family = firstNonEmpty(ecsarn.Family(td.TaskDefinitionArn), td.Family, stringField(req, "family"))
 	case "DeregisterTaskDefinition":
 		ev.Kind = KindDeregisterTaskDefinition
 		ref := stringField(req, "taskDefinition")
 		if strings.HasPrefix(ref, "arn:") {
 			ev.TaskDefinitionArn = ref
 		}
-		ev.Family = familyOf(ref)
+		ev.Family = ecsarn.Family(ref)
 	case "TagResource", "UntagResource":
 		ev.Kind = KindTagResource
 		if d.EventName == "UntagResource" {
@@ -234,7 +234,7 @@ func parseCloudTrail(ev Event, env envelope) (Event, error) {
 			return Event{}, fmt.Errorf("%w: %s on a resource that is not a task definition", ErrIgnored, d.EventName)
 		}
 		ev.TaskDefinitionArn = arn
-		ev.Family = familyOf(arn)
+		ev.Family = ecsarn.Family(arn)
 	case "CreateService", "UpdateService":
 		ev.Kind = KindCreateService
 		ev.Service = stringField(req, "serviceName")
@@ -253,7 +253,7 @@ func parseCloudTrail(ev Event, env envelope) (Event, error) {
 		}
 		ev.Service = firstNonEmpty(svc.ServiceArn, ev.Service)
 		ev.Cluster = firstNonEmpty(svc.ClusterArn, ev.Cluster)
-		ev.Family = familyOf(firstNonEmpty(svc.TaskDefinition, stringField(req, "taskDefinition")))
+		ev.Family = ecsarn.Family(firstNonEmpty(svc.TaskDefinition, stringField(req, "taskDefinition")))
 	default:
 		return Event{}, fmt.Errorf("%w: eventName %q", ErrIgnored, d.EventName)
 	}
@@ -285,7 +285,7 @@ func parseECSEvent(ev Event, env envelope) (Event, error) {
 	if ev.Service == "" {
 		return Event{}, fmt.Errorf("%w: %s names no service in resources", ErrUnparseable, env.DetailType)
 	}
-	ev.Cluster = firstNonEmpty(clusterOfServiceArn(ev.Service), d.ClusterArn)
+	ev.Cluster = firstNonEmpty(ecsarn.ServiceCluster(ev.Service), d.ClusterArn)
 	return ev, nil
 }
 
@@ -330,63 +330,6 @@ func stringField(m map[string]json.RawMessage, key string) string {
 		return s
 	}
 	return ""
-}
-
-// familyOf returns the family of a task definition reference: a full ARN
-// (arn:aws:ecs:region:account:task-definition/family:revision),
-// family:revision, or a bare family. It returns "" for anything else.
-func familyOf(ref string) string {
-	if ref == "" {
-		return ""
-	}
-	if strings.HasPrefix(ref, "arn:") {
-		i := strings.Index(ref, taskDefinitionResourcePart)
-		if i < 0 {
-			return ""
-		}
-		ref = ref[i+len(taskDefinitionResourcePart):]
-	}
-	if i := strings.LastIndexByte(ref, ':'); i >= 0 {
-		if _, err := strconv.Atoi(ref[i+1:]); err != nil {
-			return ""
-		}
-		ref = ref[:i]
-	}
-	if !validFamily(ref) {
-		return ""
-	}
-	return ref
-}
-
-// validFamily reports whether s can be a family name: 1-255 letters,
-// digits, hyphens and underscores.
-func validFamily(s string) bool {
-	if s == "" || len(s) > maxFamilyLength {
-		return false
-	}
-	for _, r := range s {
-		switch {
-		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_':
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// clusterOfServiceArn returns the cluster name of a new-format service ARN
-// (arn:aws:ecs:region:account:service/cluster/service), or "" for the old
-// format (service/name), which does not say.
-func clusterOfServiceArn(arn string) string {
-	i := strings.Index(arn, serviceResourcePart)
-	if i < 0 {
-		return ""
-	}
-	parts := strings.Split(arn[i+len(serviceResourcePart):], "/")
-	if len(parts) != 2 {
-		return ""
-	}
-	return parts[0]
 }
 
 // parseTime reads the RFC 3339 times of events (time.Parse takes fractional

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/ecs-sidecar/reconciler/internal/ecsarn"
 )
 
 func mustTime(t *testing.T, s string) time.Time {
@@ -256,8 +258,8 @@ func TestFamilyOf(t *testing.T) {
 		strings.Repeat("a", 256): "",
 	}
 	for in, want := range tests {
-		if got := familyOf(in); got != want {
-			t.Errorf("familyOf(%q) = %q, want %q", in, got, want)
+		if got := ecsarn.Family(in); got != want {
+			t.Errorf("ecsarn.Family(%q) = %q, want %q", in, got, want)
 		}
 	}
 }
@@ -289,7 +291,7 @@ func FuzzParse(f *testing.F) {
 		if ev.Family == "" && ev.Service == "" {
 			t.Fatalf("Parse returned an event with neither family nor service: %+v", ev)
 		}
-		if ev.Family != "" && !validFamily(ev.Family) {
+		if ev.Family != "" && !ecsarn.ValidFamily(ev.Family) {
 			t.Fatalf("Parse returned the invalid family %q", ev.Family)
 		}
 	})
