@@ -442,33 +442,20 @@ func (m *Manager) Round(ctx context.Context) error {
 		return errors.Join(errs...)
 	}
 
-	// Candidates: items that say we own them but we do not know it (a
-	// write whose answer was lost), then free shards in this replica's order.
-	var adopt, free []string
+	// Free shards, in this replica's order. An unexpired item that names
+	// this replica but that it does not hold (an acquisition whose answer
+	// was lost) is not adopted: it runs out and is taken with a new token.
+	var free []string
 	for i := range m.o.Shards {
 		sh := ShardName(i)
 		if m.isHeld(sh) {
 			continue // renewed above, or past its local expiry: renewal will tell
 		}
-		it := shards[sh]
-		switch {
-		case it.exists && it.owner == m.o.Owner && it.expires > now:
-			adopt = append(adopt, sh)
-		case !it.exists || it.expires < now:
+		if it := shards[sh]; !it.exists || it.expires < now {
 			free = append(free, sh)
 		}
 	}
 	slices.SortFunc(free, func(a, b string) int { return cmpHash(m.o.Owner, a, b) })
-	for _, sh := range adopt {
-		if count >= target {
-			break
-		}
-		if ok, err := m.renew(ctx, sh, shards[sh].token); err != nil {
-			errs = append(errs, err)
-		} else if ok {
-			count++
-		}
-	}
 	for _, sh := range free {
 		if count >= target {
 			break
@@ -575,12 +562,10 @@ func (m *Manager) renew(ctx context.Context, shard string, token int64) (bool, e
 		return false, &APIError{Op: "UpdateItem", Shard: shard, Err: err}
 	}
 	m.mu.Lock()
-	h, had := m.held[shard]
-	m.held[shard] = held{token: token, expires: now.Add(m.o.Duration)}
-	m.mu.Unlock()
-	if !had || h.token != token {
-		m.log.Info("lease adopted", "shard", shard, "token", token)
+	if h, ok := m.held[shard]; ok && h.token == token {
+		m.held[shard] = held{token: token, expires: now.Add(m.o.Duration)}
 	}
+	m.mu.Unlock()
 	return true, nil
 }
 

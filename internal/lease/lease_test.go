@@ -506,6 +506,8 @@ type faulty struct {
 	mu     sync.Mutex
 	update func(*dynamodb.UpdateItemInput) error
 	scan   error
+	// emptyScan makes Scan answer an empty table: a stale view.
+	emptyScan bool
 }
 
 func (c *faulty) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
@@ -527,6 +529,9 @@ func (c *faulty) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dy
 	if err != nil {
 		return nil, err
 	}
+	if c.emptyScan {
+		return &dynamodb.ScanOutput{}, nil
+	}
 	return c.DynamoDBAPI.Scan(ctx, in, o...)
 }
 
@@ -544,14 +549,19 @@ func TestConditionFailedDrops(t *testing.T) {
 	if count(a) != 8 {
 		t.Fatalf("holds %d", count(a))
 	}
-	// Someone else takes shard-003 and shard-005 behind a's back.
-	for _, sh := range []string{"shard-003", "shard-005"} {
+	// Someone else takes shard-003 and shard-005 behind a's back, and a
+	// process with a's id (a misconfiguration) takes shard-006.
+	for _, sh := range []string{"shard-003", "shard-005", "shard-006"} {
+		owner := "intruder"
+		if sh == "shard-006" {
+			owner = "a"
+		}
 		_, err := f.client.UpdateItem(ctxT(t), &dynamodb.UpdateItemInput{
 			TableName:                 aws.String(f.table),
 			Key:                       key(sh),
 			UpdateExpression:          aws.String("SET #o = :o, #t = #t + :one, #e = :e"),
 			ExpressionAttributeNames:  map[string]string{"#o": AttrOwner, "#t": AttrToken, "#e": AttrExpires},
-			ExpressionAttributeValues: map[string]types.AttributeValue{":o": avS("intruder"), ":one": avN(1), ":e": avN(ms(f.clock.Now().Add(time.Hour)))},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":o": avS(owner), ":one": avN(1), ":e": avN(ms(f.clock.Now().Add(time.Hour)))},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -570,6 +580,10 @@ func TestConditionFailedDrops(t *testing.T) {
 	if _, ok := a.OwnsShard("shard-005"); ok {
 		t.Fatal("a still trusts shard-005 after a failed Check")
 	}
+	fe, _ = a.OwnsShard("shard-006")
+	if err := a.Check(ctxT(t), fe); !errors.As(err, &lost) || lost.TableOwner != "a" || lost.TableToken != fe.Token+1 {
+		t.Fatalf("Check of a shard taken under the same id: %v", err)
+	}
 	// shard-003: the renewal is refused. The round's Scan fails, so the
 	// drop can only come from the renewal.
 	fc.mu.Lock()
@@ -584,8 +598,8 @@ func TestConditionFailedDrops(t *testing.T) {
 	if _, ok := a.OwnsShard("shard-003"); ok {
 		t.Fatal("a still trusts shard-003 after its renewal was refused")
 	}
-	if count(a) != 6 {
-		t.Fatalf("a holds %d, want 6", count(a))
+	if count(a) != 5 {
+		t.Fatalf("a holds %d, want 5", count(a))
 	}
 	fc.mu.Lock()
 	fc.scan = nil
@@ -596,8 +610,10 @@ func TestConditionFailedDrops(t *testing.T) {
 	if _, ok := a.OwnsShard("shard-003"); ok {
 		t.Fatal("a took shard-003 back from the intruder")
 	}
-	if _, ok := a.OwnsShard("shard-005"); ok {
-		t.Fatal("a took shard-005 back from the intruder")
+	for _, sh := range []string{"shard-005", "shard-006"} {
+		if _, ok := a.OwnsShard(sh); ok {
+			t.Fatalf("a took %s back (or adopted it)", sh)
+		}
 	}
 	if count(a) != 4 {
 		t.Fatalf("a holds %d after a full round, want 4", count(a))
@@ -715,5 +731,72 @@ func TestRun(t *testing.T) {
 		if it := f.items()[ShardName(i)]; it.expires != 0 {
 			t.Fatalf("%s not released: %+v", ShardName(i), it)
 		}
+	}
+}
+
+// A replica that believes every shard is free (a stale view) takes none
+// that another holds: the conditional write refuses.
+func TestStaleViewTakesNothing(t *testing.T) {
+	f := newFixture(t, server(t))
+	a := f.manager("a", 8, nil)
+	round(t, a)
+	b := f.manager("b", 8, &faulty{DynamoDBAPI: f.client, emptyScan: true})
+	f.clock.Advance(renew)
+	round(t, b) // it tries all 8 and loses every race, silently
+	if n := count(b); n != 0 {
+		t.Fatalf("b took %d unexpired shards", n)
+	}
+	f.exclusive(a, b)
+	for i, it := range f.items() {
+		if strings.HasPrefix(i, "shard-") && (it.owner != "a" || it.token != 1) {
+			t.Fatalf("%s: %+v", i, it)
+		}
+	}
+}
+
+// Clocks that disagree by more than the margin: the replica ahead takes a
+// lease while the owner still trusts it by its own clock; Check is what
+// keeps the old owner from writing. Within the margin, the owner stops
+// trusting first.
+func TestClockSkew(t *testing.T) {
+	for _, tc := range []struct {
+		skew    time.Duration
+		overlap bool
+	}{{skew: 2 * time.Second}, {skew: 5 * time.Second, overlap: true}} {
+		t.Run(tc.skew.String(), func(t *testing.T) {
+			f := newFixture(t, server(t))
+			ahead := &clock{t: f.clock.Now().Add(tc.skew)}
+			a := f.manager("a", 4, nil)
+			b, err := New(Options{Client: f.client, Table: f.table, Owner: "b", Shards: 4, Duration: dur, Renew: renew, Clock: ahead.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			round(t, a) // a takes all 4 at t0 by its clock
+			fences := a.Held()
+			overlapSeen := false
+			for range 40 { // a is paused; b runs every second
+				f.clock.Advance(time.Second)
+				ahead.Advance(time.Second)
+				round(t, b)
+				if count(b) == 0 {
+					continue
+				}
+				if _, ok := a.OwnsShard(fences[0].Shard); ok {
+					overlapSeen = true
+					for _, fe := range fences {
+						if err := a.Check(ctxT(t), fe); !errors.Is(err, ErrLeaseLost) {
+							t.Fatalf("a passed Check on %s after b took it: %v", fe.Shard, err)
+						}
+					}
+				}
+				break
+			}
+			if count(b) != 4 {
+				t.Fatalf("b holds %d", count(b))
+			}
+			if overlapSeen != tc.overlap {
+				t.Fatalf("skew %v: a still trusted its lease when b took it: %v, want %v", tc.skew, overlapSeen, tc.overlap)
+			}
+		})
 	}
 }
