@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -12,7 +11,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
@@ -204,9 +202,7 @@ func causeOf(err error) cause {
 	case code == "Transport":
 		// The SDK resolves the credentials before it sends anything: an
 		// error then carries no code either.
-		var se *v4.SigningError
-		msg := err.Error()
-		if errors.As(err, &se) || strings.Contains(msg, "get identity:") || strings.Contains(msg, "failed to retrieve credentials") {
+		if cloud.IsNoCredentials(err) {
 			return causeNoCredentials
 		}
 		return causeUnreachable

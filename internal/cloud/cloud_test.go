@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/smithy-go"
@@ -261,6 +262,25 @@ func TestIsInactive(t *testing.T) {
 	for _, tc := range tests {
 		if got := IsInactive(tc.err); got != tc.want {
 			t.Errorf("IsInactive(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestIsNoCredentials(t *testing.T) {
+	tests := []struct {
+		err  error
+		want bool
+	}{
+		{err: &v4.SigningError{Err: errors.New("no credentials")}, want: true},
+		{err: fmt.Errorf("operation error STS: GetCallerIdentity, get identity: %w", errors.New("anonymous")), want: true},
+		{err: errors.New("operation error STS: GetCallerIdentity, failed to retrieve credentials: no EC2 IMDS role found"), want: true},
+		{err: errors.New("dial tcp: lookup sts.example: no such host")},
+		{err: &smithy.GenericAPIError{Code: "ExpiredToken", Message: "The security token included in the request is expired"}},
+		{err: nil},
+	}
+	for _, tc := range tests {
+		if got := IsNoCredentials(tc.err); got != tc.want {
+			t.Errorf("IsNoCredentials(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/smithy-go"
 )
 
@@ -97,4 +98,17 @@ func IsInactive(err error) bool {
 	var ae smithy.APIError
 	return IsInvalidInput(err) && errors.As(err, &ae) &&
 		strings.Contains(strings.ToLower(ae.ErrorMessage()), "inactive")
+}
+
+// IsNoCredentials reports whether the SDK found no credentials to sign a
+// call with (it resolves them before it sends anything, so such an error
+// carries no API error code): a signing error, or the SDK's text for a
+// credential provider that failed.
+func IsNoCredentials(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *v4.SigningError
+	msg := err.Error()
+	return errors.As(err, &se) || strings.Contains(msg, "get identity:") || strings.Contains(msg, "failed to retrieve credentials")
 }
