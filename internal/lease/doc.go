@@ -31,12 +31,12 @@
 // Manager.Round is one step of the loop that Manager.Run repeats every Renew
 // period (default Duration/3, Duration default 30 s):
 //
-//  1. write the member item (PutItem);
-//  2. renew every held shard: UpdateItem expires = now + Duration with the
+//  1. renew every held shard: UpdateItem expires = now + Duration with the
 //     condition owner = :me AND token = :tok. A ConditionalCheckFailed means
 //     that someone else holds the shard now: it is dropped at once. Any other
 //     error keeps the shard, but its local expiry is not extended, so Owns
 //     turns false on time if the table stays out of reach;
+//  2. write the member item (PutItem);
 //  3. Scan the table (strongly consistent) and count the replicas: the
 //     distinct owners of unexpired shard leases and unexpired member items,
 //     this replica included. The target is ceil(N / replicas);
@@ -101,9 +101,9 @@
 //
 // On-demand, every write of an item under 1 KB is one write request unit, a
 // strongly consistent read of under 4 KB one read unit. A replica's round is
-// one member PutItem, one UpdateItem per held shard, one Scan (N + replicas
-// small items, a few KB, so one or two read units per 4 KB read) and a write
-// per shard it takes or gives. In steady state the writes per Renew period
+// one UpdateItem per held shard, one member PutItem, one Scan (N + replicas
+// items of about 100 bytes, one read unit per 4 KB: 1 for the defaults) and
+// a write per shard it takes or gives. In steady state the writes per Renew period
 // over all replicas are N + replicas, whatever the number of families; each
 // Check is one read unit. docs/leases.md has the numbers for the defaults.
 package lease

@@ -384,7 +384,7 @@ func avS(v string) types.AttributeValue { return &types.AttributeValueMemberS{Va
 
 func ms(t time.Time) int64 { return t.UnixMilli() }
 
-// Round is one step of Run: heartbeat, renew, scan, balance, acquire (see
+// Round is one step of Run: renew, heartbeat, scan, balance, acquire (see
 // the package doc). It returns the errors of the calls that failed, joined;
 // losing a race for a free shard is not an error.
 func (m *Manager) Round(ctx context.Context) error {
@@ -392,10 +392,11 @@ func (m *Manager) Round(ctx context.Context) error {
 	defer m.round.Unlock()
 	var errs []error
 
+	// Renewals first: nothing may delay them.
+	errs = append(errs, m.renewAll(ctx)...)
 	if err := m.heartbeat(ctx); err != nil {
 		errs = append(errs, err)
 	}
-	errs = append(errs, m.renewAll(ctx)...)
 
 	items, err := m.scan(ctx)
 	if err != nil {
