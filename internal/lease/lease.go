@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"log/slog"
+	"maps"
 	"os"
 	"slices"
 	"strconv"
@@ -245,15 +246,8 @@ func (m *Manager) OwnsShard(shard string) (Fence, bool) {
 // Held is the fences of the shards this replica holds and trusts now, by
 // shard name.
 func (m *Manager) Held() []Fence {
-	m.mu.Lock()
-	names := make([]string, 0, len(m.held))
-	for s := range m.held {
-		names = append(names, s)
-	}
-	m.mu.Unlock()
-	slices.Sort(names)
 	var out []Fence
-	for _, s := range names {
+	for _, s := range m.heldNames() {
 		if f, ok := m.OwnsShard(s); ok {
 			out = append(out, f)
 		}
@@ -649,15 +643,8 @@ func (m *Manager) shed(ctx context.Context, k int) []error {
 }
 
 func (m *Manager) releaseAll(ctx context.Context, why string) []error {
-	m.mu.Lock()
-	names := make([]string, 0, len(m.held))
-	for sh := range m.held {
-		names = append(names, sh)
-	}
-	m.mu.Unlock()
-	slices.Sort(names)
 	var errs []error
-	for _, sh := range names {
+	for _, sh := range m.heldNames() {
 		if err := m.giveUp(ctx, sh, why); err != nil {
 			errs = append(errs, err)
 		}
@@ -715,4 +702,11 @@ func (m *Manager) Release(ctx context.Context) error {
 		errs = append(errs, &APIError{Op: "DeleteItem", Shard: memberPrefix + m.o.Owner, Err: err})
 	}
 	return errors.Join(errs...)
+}
+
+// heldNames is the names of the shards held, sorted.
+func (m *Manager) heldNames() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return slices.Sorted(maps.Keys(m.held))
 }
