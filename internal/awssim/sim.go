@@ -405,6 +405,9 @@ func invokeOwn[I, O any](ctx context.Context, s *Sim, service, op string, in *I,
 		err = apiErr
 	}
 	s.count(service, op, err, adm.drop)
+	if service == "sqs" && (adm.drop || adm.err != nil) {
+		s.sqs().noteFault(op, in, out, adm.drop, adm.err != nil)
+	}
 	if adm.drop {
 		return nil, ErrConnectionDropped
 	}

@@ -86,6 +86,12 @@ type message struct {
 	inFlight     bool   // received and not yet visible again
 	handle       string // the latest receipt handle
 	dlqSource    string // ARN of the queue it was moved from
+	// faulted counts what injected faults did to this message's receives
+	// (ReceiveAccounting): responses dropped, and receives that came after
+	// a refused visibility change with no later one that succeeded
+	// (refusedPending until the next receive or a successful change).
+	droppedReceives, refusedVisibility int
+	refusedPending                     bool
 }
 
 func (s *Sim) sqs() *sqsState {
@@ -700,6 +706,10 @@ func (st *sqsState) receiveLocked(s *Sim, q *queue, n int, visibility time.Durat
 			continue
 		}
 		m.receives++
+		if m.refusedPending {
+			m.refusedVisibility++
+			m.refusedPending = false
+		}
 		if m.firstReceive.IsZero() {
 			m.firstReceive = now
 		}
@@ -915,6 +925,7 @@ func (st *sqsState) changeVisibilityLocked(q *queue, h string, timeout int32, no
 		return sqsErr("AWS.SimpleQueueService.MessageNotInflight", "MessageNotInflight", "The message referred to isn't in flight.")
 	}
 	m.visibleAt = now.Add(time.Duration(timeout) * time.Second)
+	m.refusedPending = false // whatever was refused before, this change holds
 	if timeout == 0 {
 		m.inFlight = false
 		q.wake()
@@ -1021,4 +1032,72 @@ func contains(xs []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// ReceiveAccounting is what injected faults did to a message's receives:
+// receives whose response the simulator dropped (served, counted by SQS,
+// never seen by the client), and receives that followed a
+// ChangeMessageVisibility an injected throttle or error refused, with no
+// successful change between (the message came back when its holder meant
+// to keep it). ok is false for an unknown message id. A chaos
+// test needs it to account for a valid message in a dead-letter queue.
+func (s *Sim) ReceiveAccounting(messageID string) (droppedReceives, refusedVisibility int, ok bool) {
+	st := s.sqs()
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	for _, q := range st.queues {
+		if m := q.byID[messageID]; m != nil {
+			return m.droppedReceives, m.refusedVisibility, true
+		}
+	}
+	return 0, 0, false
+}
+
+// noteFault records what an injected fault did to the messages of one
+// SQS call: a dropped ReceiveMessage response, a refused visibility change.
+func (st *sqsState) noteFault(op string, in, out any, dropped, refused bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	byID := func(id string) *message {
+		for _, q := range st.queues {
+			if m := q.byID[id]; m != nil {
+				return m
+			}
+		}
+		return nil
+	}
+	byHandle := func(h string) *message {
+		for _, q := range st.queues {
+			if id, _, ok := parseHandle(q, h); ok {
+				if m := q.byID[id]; m != nil {
+					return m
+				}
+			}
+		}
+		return nil
+	}
+	switch op {
+	case "ReceiveMessage":
+		if o, ok := out.(*sqs.ReceiveMessageOutput); ok && o != nil && dropped {
+			for _, msg := range o.Messages {
+				if m := byID(aws.ToString(msg.MessageId)); m != nil {
+					m.droppedReceives++
+				}
+			}
+		}
+	case "ChangeMessageVisibility":
+		if i, ok := in.(*sqs.ChangeMessageVisibilityInput); ok && refused {
+			if m := byHandle(aws.ToString(i.ReceiptHandle)); m != nil {
+				m.refusedPending = true
+			}
+		}
+	case "ChangeMessageVisibilityBatch":
+		if i, ok := in.(*sqs.ChangeMessageVisibilityBatchInput); ok && refused {
+			for _, e := range i.Entries {
+				if m := byHandle(aws.ToString(e.ReceiptHandle)); m != nil {
+					m.refusedPending = true
+				}
+			}
+		}
+	}
 }

@@ -663,7 +663,9 @@ func dlqInvariant(ctx context.Context, w *world) (*invariant, int) {
 
 // receivedBy reads the reconcilers' logs: for each event id, the process
 // lives (a log's "reconciler starting" lines divide it) that queued a
-// reconcile for it, that is, received and held it.
+// reconcile for it, that is, received and held it, and whether each life
+// ended (a later life of the same log started): a life that ended while it
+// held a message gave SQS a reason to hand it out again.
 func receivedBy(logs []string) map[string]map[string]bool {
 	out := map[string]map[string]bool{}
 	for i, path := range logs {
@@ -672,6 +674,7 @@ func receivedBy(logs []string) map[string]map[string]bool {
 			continue
 		}
 		life := 0
+		seen := map[string][]int{} // event id -> lives of this log that held it
 		for _, line := range bytes.Split(b, []byte("\n")) {
 			switch {
 			case bytes.Contains(line, []byte(`"msg":"reconciler starting"`)):
@@ -679,17 +682,26 @@ func receivedBy(logs []string) map[string]map[string]bool {
 			case bytes.Contains(line, []byte(`"msg":"event queued a reconcile"`)):
 				_, rest, ok := bytes.Cut(line, []byte(`"event_id":"`))
 				id, _, _ := bytes.Cut(rest, []byte(`"`))
-				if ok {
-					if out[string(id)] == nil {
-						out[string(id)] = map[string]bool{}
-					}
-					out[string(id)][fmt.Sprintf("%d/%d", i, life)] = true
+				if ok && !slices.Contains(seen[string(id)], life) {
+					seen[string(id)] = append(seen[string(id)], life)
 				}
+			}
+		}
+		for id, lives := range seen {
+			if out[id] == nil {
+				out[id] = map[string]bool{}
+			}
+			for _, l := range lives {
+				out[id][fmt.Sprintf("%d/%d", i, l)] = l < life
 			}
 		}
 	}
 	return out
 }
+
+// faultAccounting is awssim's per-message record of the receives an
+// injected fault lost or undid (Sim.ReceiveAccounting).
+type faultAccounting func(messageID string) (droppedReceives, refusedVisibility int, ok bool)
 
 // dlqReport is dlqInvariant, the number of poison messages found, and the
 // number of valid events that SQS moved there after as many process lives
@@ -698,6 +710,18 @@ func receivedBy(logs []string) map[string]map[string]bool {
 // process every few seconds: a backlog outlives several; read from logs).
 // Any other valid event there is a violation.
 func dlqReport(ctx context.Context, w *world, logs []string) (iv *invariant, n, poison, outlived int) {
+	return dlqReportWith(ctx, w, logs, w.sim.ReceiveAccounting)
+}
+
+// dlqReportWith is dlqReport with the fault accounting given. A valid event
+// in the DLQ is accounted for when each of the maxReceiveCount receives SQS
+// counted has a cause for the message to come back: a process life that
+// held it and ended (killed, or stopped: its held messages are let go), a
+// receive whose response the simulator dropped (the client never saw it),
+// or a visibility extension an injected fault refused (the holder lived on,
+// and SQS handed the message out again). A holder that lived on, kept the
+// message and never extended it leaves receives unaccounted: a violation.
+func dlqReportWith(ctx context.Context, w *world, logs []string, faults faultAccounting) (iv *invariant, n, poison, outlived int) {
 	iv = &invariant{name: "dead-letter queue holds the poison messages, all of them, and nothing parseable else (but events that maxReceiveCount processes each held until they died)"}
 	q := w.sim.SQS()
 	held := receivedBy(logs)
@@ -729,7 +753,14 @@ func dlqReport(ctx context.Context, w *world, logs []string) (iv *invariant, n, 
 				found[ev.ID] = true
 				continue
 			}
-			if err == nil && len(held[ev.ID]) >= awssim.DemoMaxReceiveCount {
+			ended := 0
+			for _, e := range held[ev.ID] {
+				if e {
+					ended++
+				}
+			}
+			dropped, refused, _ := faults(aws.ToString(m.MessageId))
+			if err == nil && ended+dropped+refused >= awssim.DemoMaxReceiveCount {
 				iv.checked++
 				outlived++
 				continue
@@ -745,8 +776,8 @@ func dlqReport(ctx context.Context, w *world, logs []string) (iv *invariant, n, 
 					}
 					return time.UnixMilli(ms).UTC().Format("15:04:05.000")
 				}
-				iv.check(false, "a parseable event in the DLQ, held by %d process lives: %s %s (family %q, service %q, event time %s), sent %s, first received %s",
-					len(held[ev.ID]), ev.Kind, ev.ID, ev.Family, ev.Service, ev.Time.UTC().Format("15:04:05.000"),
+				iv.check(false, "a parseable event in the DLQ, held by %d process lives (%d ended), %d receives dropped, %d extensions refused: %d of %d receives accounted for: %s %s (family %q, service %q, event time %s), sent %s, first received %s",
+					len(held[ev.ID]), ended, dropped, refused, ended+dropped+refused, awssim.DemoMaxReceiveCount, ev.Kind, ev.ID, ev.Family, ev.Service, ev.Time.UTC().Format("15:04:05.000"),
 					at(sqstypes.MessageSystemAttributeNameSentTimestamp), at(sqstypes.MessageSystemAttributeNameApproximateFirstReceiveTimestamp))
 				continue
 			}

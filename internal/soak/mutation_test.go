@@ -514,9 +514,26 @@ func TestMutationDLQInvariant(t *testing.T) {
 			t.Errorf("drained %d messages, want 2", n)
 		}
 	})
-	// lives: how many process lives the logs show holding the event.
-	for _, lives := range []int{0, awssim.DemoMaxReceiveCount - 1, awssim.DemoMaxReceiveCount} {
-		t.Run(fmt.Sprintf("a parseable message in the DLQ, held by %d lives", lives), func(t *testing.T) {
+	// Each case: lives that held the event and ended, whether one more
+	// (the last) held it and lives on, the receives the simulator dropped
+	// and the extensions it refused. Accounted for when ended + dropped +
+	// refused reaches maxReceiveCount.
+	for _, tc := range []struct {
+		ended            int
+		holderLivesOn    bool
+		dropped, refused int
+		accounted        bool
+	}{
+		{ended: 0},
+		{ended: awssim.DemoMaxReceiveCount - 1},
+		{ended: awssim.DemoMaxReceiveCount - 1, holderLivesOn: true},
+		{ended: awssim.DemoMaxReceiveCount, accounted: true},
+		{ended: 2, dropped: 2, refused: 1, accounted: true},
+		{ended: 2, holderLivesOn: true, dropped: 1, refused: 1},
+		{ended: 0, holderLivesOn: true, refused: awssim.DemoMaxReceiveCount, accounted: true},
+	} {
+		name := fmt.Sprintf("a parseable message in the DLQ, %d ended lives, holder lives on %v, %d dropped, %d refused", tc.ended, tc.holderLivesOn, tc.dropped, tc.refused)
+		t.Run(name, func(t *testing.T) {
 			w, url := dlqWorld(t)
 			garbage(t, w)
 			// A real event: the rule delivers the CloudTrail event of a call
@@ -546,31 +563,44 @@ func TestMutationDLQInvariant(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the seeded event does not parse: %v", err)
 			}
-			// Each life: a start, then the event queued (twice in the last
-			// one: a life counts once).
+			// Each ended life: a start, the event queued twice (a life
+			// counts once); then a start of a life that does not hold it,
+			// or of the holder that lives on.
 			var log strings.Builder
-			for i := range lives {
+			for range tc.ended {
 				log.WriteString(`{"level":"INFO","msg":"reconciler starting"}` + "\n")
-				n := 1
-				if i == lives-1 {
-					n = 2
-				}
-				for range n {
+				for range 2 {
 					fmt.Fprintf(&log, `{"level":"DEBUG","msg":"event queued a reconcile","family":"web","kind":"update_service","event_id":%q}`+"\n", ev.ID)
 				}
+			}
+			log.WriteString(`{"level":"INFO","msg":"reconciler starting"}` + "\n")
+			if tc.holderLivesOn {
+				fmt.Fprintf(&log, `{"level":"DEBUG","msg":"event queued a reconcile","family":"web","kind":"update_service","event_id":%q}`+"\n", ev.ID)
 			}
 			path := filepath.Join(t.TempDir(), "reconciler.log")
 			if err := os.WriteFile(path, []byte(log.String()), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			iv, _, _, outlived := dlqReport(mutCtx(t), w, []string{path})
-			if lives >= awssim.DemoMaxReceiveCount {
+			faults := func(id string) (int, int, bool) {
+				d, r, ok := w.sim.ReceiveAccounting(id) // the real record: nothing was faulted here
+				if d != 0 || r != 0 || !ok {
+					t.Errorf("ReceiveAccounting(%s) = %d, %d, %v; want 0, 0, true (a message nothing faulted)", id, d, r, ok)
+				}
+				return d + tc.dropped, r + tc.refused, ok
+			}
+			iv, _, _, outlived := dlqReportWith(mutCtx(t), w, []string{path}, faults)
+			if tc.accounted {
 				if len(iv.violations) != 0 || outlived != 1 || iv.checked != 3 {
-					t.Errorf("an event that %d lives held: want it counted (outlived %d), not flagged: %s", lives, outlived, iv)
+					t.Errorf("want it counted (outlived %d), not flagged: %s", outlived, iv)
 				}
 				return
 			}
-			wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ", fmt.Sprintf("held by %d process lives", lives), ev.ID, "first received")
+			lives := tc.ended
+			if tc.holderLivesOn {
+				lives++
+			}
+			wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ",
+				fmt.Sprintf("held by %d process lives (%d ended), %d receives dropped, %d extensions refused", lives, tc.ended, tc.dropped, tc.refused), ev.ID, "first received")
 			if len(iv.violations) != 1 || iv.checked != 3 || outlived != 0 {
 				t.Errorf("want the one parseable message of 3 flagged: %s", iv)
 			}

@@ -433,7 +433,7 @@ func soak(t *testing.T, p params) {
 		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.maxPerKey, jr.twinsDeregister, activeTwins(view))
 	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d; reconciler moves made on a read another writer overtook (judged against what they read): %d\n", jr.raceOverwrites, jr.staleWrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
-	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d), %d valid events that %d process lives each held until it died; total %s\n", dlqMessages, dlqPoison, len(w.poison), dlqOutlived, awssim.DemoMaxReceiveCount, time.Since(started).Round(time.Second))
+	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d), %d valid events whose %d receives kills and injected faults account for; total %s\n", dlqMessages, dlqPoison, len(w.poison), dlqOutlived, awssim.DemoMaxReceiveCount, time.Since(started).Round(time.Second))
 	for _, iv := range all {
 		fmt.Fprintf(&b, "  %s\n", iv)
 	}
