@@ -15,7 +15,22 @@ for pkg in $(go list ./...); do
 	targets=$( (grep -ho '^func Fuzz[A-Za-z0-9_]*' "$dir"/*_test.go || true) | sed 's/^func //' | sort -u)
 	for t in $targets; do
 		echo "fuzz: $pkg $t for $fuzztime"
-		go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg"
+		out=$(mktemp)
+		if ! go test -run '^$' -fuzz "^${t}\$" -fuzztime "$fuzztime" "$pkg" 2>&1 | tee "$out"; then
+			# Go's coordinator can report its own -fuzztime deadline as a
+			# failure ("context deadline exceeded") when a loaded machine
+			# starves the workers at the boundary (golang/go#75804, fixed
+			# in Go 1.27). A real finding writes a failing input; without
+			# one, the corpus replay decides.
+			if grep -q 'context deadline exceeded' "$out" && ! grep -q 'Failing input written to' "$out"; then
+				echo "fuzz: $t: the -fuzztime deadline race (golang/go#75804), no failing input; replaying the corpus"
+				go test -run "^${t}\$" "$pkg"
+			else
+				rm -f "$out"
+				exit 1
+			fi
+		fi
+		rm -f "$out"
 		if [ "${KEEP:-}" = 1 ] && [ -d "$cache/$pkg/$t" ]; then
 			mkdir -p "$dir/testdata/fuzz/$t"
 			cp -n "$cache/$pkg/$t"/* "$dir/testdata/fuzz/$t/"
