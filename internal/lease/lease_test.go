@@ -256,10 +256,31 @@ func TestOneTakesAll(t *testing.T) {
 		t.Fatal("Owns before any round")
 	}
 	round(t, a)
+	// An acquisition whose answer the transport lost is retried by the SDK
+	// and refused by its own first write (aws-sdk-go-v2#2737 under load):
+	// the item names a, which does not adopt it (by design) and takes it
+	// again, with a new token, once it has run out.
+	want := map[string]int64{}
+	for i := range 32 {
+		want[ShardName(i)] = 1
+	}
+	if held := count(a); held < 32 {
+		for sh, it := range f.items() {
+			if !strings.HasPrefix(sh, "shard-") || a.isHeld(sh) {
+				continue
+			}
+			if it.owner != "a" || it.token != 1 {
+				t.Fatalf("%s not held after one round and not a lost answer of a's own: %+v", sh, it)
+			}
+			want[sh] = 2
+		}
+		f.clock.Advance(dur + time.Millisecond)
+		round(t, a)
+	}
 	for i, fam := range familyOf(32) {
 		fe, ok := a.Owns(fam)
-		if !ok || fe.Shard != ShardName(i) || fe.Token != 1 {
-			t.Fatalf("Owns(%s) = %+v, %v; want %s token 1", fam, fe, ok, ShardName(i))
+		if !ok || fe.Shard != ShardName(i) || fe.Token != want[ShardName(i)] {
+			t.Fatalf("Owns(%s) = %+v, %v; want %s token %d", fam, fe, ok, ShardName(i), want[ShardName(i)])
 		}
 		if err := a.Check(ctxT(t), fe); err != nil {
 			t.Fatalf("Check(%+v): %v", fe, err)
@@ -267,7 +288,7 @@ func TestOneTakesAll(t *testing.T) {
 	}
 	items := f.items()
 	for i := range 32 {
-		if it := items[ShardName(i)]; it.owner != "a" || it.token != 1 || it.expires != ms(f.clock.Now().Add(dur)) {
+		if it := items[ShardName(i)]; it.owner != "a" || it.token != want[ShardName(i)] || it.expires != ms(f.clock.Now().Add(dur)) {
 			t.Fatalf("%s: %+v", ShardName(i), it)
 		}
 	}
@@ -278,7 +299,7 @@ func TestOneTakesAll(t *testing.T) {
 	f.clock.Advance(renew)
 	round(t, a)
 	for i, it := range f.items() {
-		if strings.HasPrefix(i, "shard-") && (it.token != 1 || it.expires != ms(f.clock.Now().Add(dur))) {
+		if strings.HasPrefix(i, "shard-") && (it.token != want[i] || it.expires != ms(f.clock.Now().Add(dur))) {
 			t.Fatalf("after renewal %s: %+v", i, it)
 		}
 	}
