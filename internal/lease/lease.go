@@ -532,21 +532,7 @@ func (m *Manager) renewAll(ctx context.Context) []error {
 // condition failed: the shard is then dropped.
 func (m *Manager) renew(ctx context.Context, shard string, token int64) (bool, error) {
 	now := m.o.Clock()
-	_, err := m.o.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(m.o.Table),
-		Key:                 key(shard),
-		UpdateExpression:    aws.String("SET #e = :exp, #r = :now"),
-		ConditionExpression: aws.String("#o = :me AND #t = :tok"),
-		ExpressionAttributeNames: map[string]string{
-			"#e": AttrExpires, "#r": AttrRenewed, "#o": AttrOwner, "#t": AttrToken,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":exp": avN(ms(now.Add(m.o.Duration))),
-			":now": avN(ms(now)),
-			":me":  avS(m.o.Owner),
-			":tok": avN(token),
-		},
-	})
+	err := m.setExpiry(ctx, shard, token, now.Add(m.o.Duration), now)
 	if IsConditionFailed(err) {
 		m.drop(shard, token, "renewal refused: owner or token changed")
 		return false, nil
@@ -663,21 +649,7 @@ func (m *Manager) giveUp(ctx context.Context, shard, why string) error {
 	if !ok {
 		return nil
 	}
-	_, err := m.o.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:           aws.String(m.o.Table),
-		Key:                 key(shard),
-		UpdateExpression:    aws.String("SET #e = :zero, #r = :now"),
-		ConditionExpression: aws.String("#o = :me AND #t = :tok"),
-		ExpressionAttributeNames: map[string]string{
-			"#e": AttrExpires, "#r": AttrRenewed, "#o": AttrOwner, "#t": AttrToken,
-		},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":zero": avN(0),
-			":now":  avN(ms(m.o.Clock())),
-			":me":   avS(m.o.Owner),
-			":tok":  avN(h.token),
-		},
-	})
+	err := m.setExpiry(ctx, shard, h.token, time.UnixMilli(0), m.o.Clock())
 	m.log.Info("lease released", "shard", shard, "token", h.token, "reason", why)
 	if err != nil && !IsConditionFailed(err) {
 		// It runs out by itself within a lease period.
@@ -709,4 +681,26 @@ func (m *Manager) heldNames() []string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return slices.Sorted(maps.Keys(m.held))
+}
+
+// setExpiry writes a shard's expiry (and when it was written), on the
+// condition that this replica still holds it with token: renewal extends
+// it, giving up sets it to 0 (the epoch).
+func (m *Manager) setExpiry(ctx context.Context, shard string, token int64, expires, now time.Time) error {
+	_, err := m.o.Client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:           aws.String(m.o.Table),
+		Key:                 key(shard),
+		UpdateExpression:    aws.String("SET #e = :exp, #r = :now"),
+		ConditionExpression: aws.String("#o = :me AND #t = :tok"),
+		ExpressionAttributeNames: map[string]string{
+			"#e": AttrExpires, "#r": AttrRenewed, "#o": AttrOwner, "#t": AttrToken,
+		},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":exp": avN(ms(expires)),
+			":now": avN(ms(now)),
+			":me":  avS(m.o.Owner),
+			":tok": avN(token),
+		},
+	})
+	return err
 }
