@@ -177,28 +177,53 @@ func (c *Controller) SweepFamilies(ctx context.Context) error {
 }
 
 func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, family string) (bool, error) {
+	newestOf := func(ctx context.Context) (string, error) {
+		if err := lim.Wait(ctx); err != nil {
+			return "", err
+		}
+		out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
+			FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive,
+			Sort: types.SortOrderDesc, MaxResults: aws.Int32(familySweepPage),
+		})
+		if err != nil {
+			return "", fmt.Errorf("list revisions of %s: %w", family, err)
+		}
+		for _, arn := range out.TaskDefinitionArns {
+			if ecsarn.Family(arn) == family {
+				return arn, nil
+			}
+		}
+		return "", nil
+	}
+	tagsOf := func(ctx context.Context, arn string) ([]types.Tag, error) {
+		if err := lim.Wait(ctx); err != nil {
+			return nil, err
+		}
+		out, err := c.ecs.ListTagsForResource(ctx, &ecs.ListTagsForResourceInput{ResourceArn: aws.String(arn)})
+		if err != nil {
+			return nil, fmt.Errorf("list tags of %s: %w", arn, err)
+		}
+		return out.Tags, nil
+	}
+	return c.familyChangedBy(ctx, family, newestOf, tagsOf)
+}
+
+// familyChangedBy is the sweep's judgement of one family, the same for both
+// ways of reading: never reconciled (and without services, which the
+// service sweep queues), a new newest ACTIVE revision, or other opt-in tags
+// on the revision the last reconcile watched. newestOf and tagsOf are called
+// only when the answer needs them.
+func (c *Controller) familyChangedBy(ctx context.Context, family string, newestOf func(context.Context) (string, error),
+	tagsOf func(context.Context, string) ([]types.Tag, error)) (bool, error) {
 	st, ok := c.st.family(family)
 	if !ok {
 		// Never reconciled. A family with services was queued by the
 		// service sweep (which runs first) and is retried until it succeeds.
 		return len(c.st.servicesOf(family)) == 0, nil
 	}
-	if err := lim.Wait(ctx); err != nil {
-		return false, err
-	}
-	out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
-		FamilyPrefix: aws.String(family), Status: types.TaskDefinitionStatusActive,
-		Sort: types.SortOrderDesc, MaxResults: aws.Int32(familySweepPage),
-	})
+	newest, err := newestOf(ctx)
 	if err != nil {
-		return false, fmt.Errorf("list revisions of %s: %w", family, err)
-	}
-	newest := ""
-	for _, arn := range out.TaskDefinitionArns {
-		if ecsarn.Family(arn) == family {
-			newest = arn
-			break
-		}
+		return false, err
 	}
 	if newest != st.newest {
 		return true, nil
@@ -210,14 +235,11 @@ func (c *Controller) familyChanged(ctx context.Context, lim *rate.Limiter, famil
 	if watched == "" {
 		return false, nil
 	}
-	if err := lim.Wait(ctx); err != nil {
+	tags, err := tagsOf(ctx, watched)
+	if err != nil {
 		return false, err
 	}
-	tags, err := c.ecs.ListTagsForResource(ctx, &ecs.ListTagsForResourceInput{ResourceArn: aws.String(watched)})
-	if err != nil {
-		return false, fmt.Errorf("list tags of %s: %w", watched, err)
-	}
-	return c.optInTags(tags.Tags) != st.decidingTags, nil
+	return c.optInTags(tags) != st.decidingTags, nil
 }
 
 // sweepFamiliesInBulk is SweepFamilies in a few listings: the newest ACTIVE
@@ -282,7 +304,10 @@ func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter)
 	}
 	var queued []string
 	for _, family := range slices.Sorted(maps.Keys(newest)) {
-		if c.changedFromListings(family, newest[family], tagged) {
+		changed, _ := c.familyChangedBy(ctx, family,
+			func(context.Context) (string, error) { return newest[family], nil },
+			func(_ context.Context, arn string) ([]types.Tag, error) { return tagged[arn], nil }) // a revision absent there has no opt-in tag
+		if changed {
 			queued = append(queued, family)
 			c.Enqueue(family)
 		}
@@ -291,27 +316,6 @@ func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter)
 		c.log.Info("family sweep queued families", "count", len(queued), "families", sample(queued))
 	}
 	return nil
-}
-
-// changedFromListings is familyChanged from the bulk listings: the family's
-// newest ACTIVE revision, and the tags of the tagged task definitions (a
-// revision absent from them has no opt-in tag).
-func (c *Controller) changedFromListings(family, newest string, tagged map[string][]types.Tag) bool {
-	st, ok := c.st.family(family)
-	if !ok {
-		return len(c.st.servicesOf(family)) == 0
-	}
-	if newest != st.newest {
-		return true
-	}
-	watched := st.deciding
-	if watched == "" {
-		watched = st.newestSource
-	}
-	if watched == "" {
-		return false
-	}
-	return c.optInTags(tagged[watched]) != st.decidingTags
 }
 
 // ResolveService returns the family of a service's task definition, reading
