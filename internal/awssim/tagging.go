@@ -2,6 +2,7 @@ package awssim
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -53,7 +54,8 @@ func (s *Sim) getResources(in *resourcegroupstaggingapi.GetResourcesInput) (*res
 	afterFam, afterRev := "", 0
 	if after != "" {
 		fam, rev, _ := strings.Cut(after, ":")
-		afterFam, afterRev = fam, atoiOr0(rev)
+		afterFam = fam
+		afterRev, _ = strconv.Atoi(rev)
 	}
 	i := 0
 	if afterFam != "" {
@@ -96,15 +98,4 @@ func matchesTagFilters(tags []ecstypes.Tag, filters []rgtypes.TagFilter) bool {
 		}
 	}
 	return true
-}
-
-func atoiOr0(s string) int {
-	n := 0
-	for _, c := range s {
-		if c < '0' || c > '9' {
-			return 0
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n
 }
