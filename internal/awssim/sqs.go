@@ -1045,12 +1045,21 @@ func (s *Sim) ReceiveAccounting(messageID string) (droppedReceives, refusedVisib
 	st := s.sqs()
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	for _, q := range st.queues {
-		if m := q.byID[messageID]; m != nil {
-			return m.droppedReceives, m.refusedVisibility, true
-		}
+	if m := st.messageLocked(messageID); m != nil {
+		return m.droppedReceives, m.refusedVisibility, true
 	}
 	return 0, 0, false
+}
+
+// messageLocked finds a message by id in any queue (a message moved to a
+// dead-letter queue keeps its id).
+func (st *sqsState) messageLocked(id string) *message {
+	for _, q := range st.queues {
+		if m := q.byID[id]; m != nil {
+			return m
+		}
+	}
+	return nil
 }
 
 // noteFault records what an injected fault did to the messages of one
@@ -1058,14 +1067,6 @@ func (s *Sim) ReceiveAccounting(messageID string) (droppedReceives, refusedVisib
 func (st *sqsState) noteFault(op string, in, out any, dropped, refused bool) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	byID := func(id string) *message {
-		for _, q := range st.queues {
-			if m := q.byID[id]; m != nil {
-				return m
-			}
-		}
-		return nil
-	}
 	byHandle := func(h string) *message {
 		for _, q := range st.queues {
 			if id, _, ok := parseHandle(q, h); ok {
@@ -1080,7 +1081,7 @@ func (st *sqsState) noteFault(op string, in, out any, dropped, refused bool) {
 	case "ReceiveMessage":
 		if o, ok := out.(*sqs.ReceiveMessageOutput); ok && o != nil && dropped {
 			for _, msg := range o.Messages {
-				if m := byID(aws.ToString(msg.MessageId)); m != nil {
+				if m := st.messageLocked(aws.ToString(msg.MessageId)); m != nil {
 					m.droppedReceives++
 				}
 			}
