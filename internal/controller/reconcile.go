@@ -820,7 +820,7 @@ func (c *Controller) contested(log *slog.Logger, p *plan, s *service, twin *revi
 		return
 	}
 	log.Warn("service contested: another writer moved it back from its twin to its source repeatedly; leaving it on the source until the source or the twin's spec changes",
-		"twin", twin.number, "source", s.taskDef, "after", c.o.ContestedAfter, "window", c.o.ContestedWindow.String(), "owner", c.ownerOf(p.family))
+		"twin", twin.number, "source", s.taskDef, "after", c.o.ContestedAfter, "window", c.o.ContestedWindow.String(), "owner", c.familyOwner(p.family))
 	c.act(p, Action{Kind: ActionServiceContested, Family: p.family, Cluster: s.cluster, Service: s.arn,
 		From: s.taskDef, Twin: twin.arn, Reason: SkipContested})
 }
@@ -1041,8 +1041,8 @@ func clusterName(cluster string) string {
 	return cluster[strings.LastIndexByte(cluster, '/')+1:]
 }
 
-// ownerOf is the owner the last reconcile of family found.
-func (c *Controller) ownerOf(family string) string {
+// familyOwner is the owner the last reconcile of family found.
+func (c *Controller) familyOwner(family string) string {
 	if st, ok := c.st.family(family); ok && st != nil {
 		return st.owner
 	}
