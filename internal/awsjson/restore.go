@@ -15,8 +15,8 @@ import (
 //
 // shape is a value (or nil pointer) of the SDK type out encodes, for example
 // (*ecs.RegisterTaskDefinitionInput)(nil); only its type is used. source is the JSON
-// object that value was decoded from, as its author wrote it (empty reads as {}, as in
-// Unmarshal); out is the codec's encoding of that value, or of a value made from it (the
+// object that value was decoded from, as its author wrote it (empty or null reads as {},
+// as in Unmarshal, which decodes null to the zero value); out is the codec's encoding of that value, or of a value made from it (the
 // instrumented twin of a task definition), compact or indented.
 //
 // A member is restored when source has it, out's object at the same place lacks it, the
@@ -47,8 +47,8 @@ func (c Codec) RestorePresent(shape any, source, out []byte) ([]byte, error) {
 	if t == nil || t.Kind() != reflect.Struct {
 		return nil, fmt.Errorf("awsjson: restore: shape %T is not a struct or pointer to struct", shape)
 	}
-	if len(bytes.TrimSpace(source)) == 0 {
-		source = []byte("{}") // as Unmarshal reads it
+	if s := bytes.TrimSpace(source); len(s) == 0 || string(s) == "null" {
+		source = []byte("{}") // as Unmarshal reads it: nothing was set, so nothing was lost
 	}
 	src, err := parseOrdered(source)
 	if err != nil {

@@ -157,6 +157,11 @@ func TestRestorePresentErrors(t *testing.T) {
 		{"source not JSON", register, `{"family":`, `{}`, "source"},
 		{"out not JSON", register, `{}`, `{"family":"f"`, "out"},
 		{"source an array", register, `[]`, `{}`, "must be JSON objects"},
+		{"out an array", register, `{}`, `[]`, "must be JSON objects"},
+		// Unmarshal decodes null to the zero value, so null is a source like {} (found by
+		// FuzzRestorePresent in CI).
+		{"source null", register, ` null `, `{"family":"f"}`, ""},
+		{"source empty", register, ``, `{}`, ""},
 		{"shape not a struct", "x", `{}`, `{}`, "not a struct"},
 		{"shape not an SDK type", struct{ Family string }{}, `{"family":""}`, `{}`, "not a type of the ecs SDK"},
 		{"lost member of the wrong type", register, `{"ipcMode":0}`, `{}`, "ipcMode: expected string, got number"},
