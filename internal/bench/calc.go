@@ -6,6 +6,8 @@ import (
 	"math"
 	"slices"
 	"time"
+
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
 )
 
 // Bucket is a token bucket: Burst tokens, refilled at Refill per second.
@@ -123,4 +125,149 @@ func (c CallCounts) String() string {
 		s += fmt.Sprintf("%s %d", k, c[k])
 	}
 	return s
+}
+
+// The reconciler's default share of each ECS bucket (aws.apiBudget.share)
+// and the family sweep's default rate (sweeps.families.maxCallsPerSecond).
+const (
+	DefaultShare      = 0.5
+	DefaultFamilyRate = 2.0
+)
+
+// Tagging is the pseudo bucket of the calls that are not ECS's (the
+// Resource Groups Tagging API's GetResources has its own quota, not one of
+// ECS's buckets).
+const Tagging = "tagging (not ECS)"
+
+// CategoryOf is the name of the ECS throttle bucket an operation draws from
+// (reference/aws-facts.md §2), or Tagging for a call that is not ECS's.
+func CategoryOf(op string) string {
+	for _, c := range awssim.ECSThrottleCategories {
+		if slices.Contains(c.Actions, op) {
+			return c.Name
+		}
+	}
+	return Tagging
+}
+
+// RealBucket is AWS's bucket of a category, as aws-facts.md gives it.
+func RealBucket(category string) (Bucket, bool) {
+	for _, c := range awssim.ECSThrottleCategories {
+		if c.Name == category {
+			return Bucket{Burst: c.Burst, Refill: c.Refill}, true
+		}
+	}
+	return Bucket{}, false
+}
+
+// ClientBucket is the reconciler's own bucket in front of an account bucket
+// b: share of its burst (at least 1, rounded down, as internal/cloud does)
+// and of its refill, the refill multiplied by scale (aws.apiBudget.bucketScale).
+func ClientBucket(b Bucket, share, scale float64) Bucket {
+	return Bucket{Burst: max(1, math.Floor(b.Burst*share)), Refill: b.Refill * share * scale}
+}
+
+// ByBucket adds the calls up by the bucket they draw from.
+func ByBucket(c CallCounts) CallCounts {
+	out := CallCounts{}
+	for op, n := range c {
+		out[CategoryOf(op)] += n
+	}
+	return out
+}
+
+// ECSCalls is the sum of the calls that draw from an ECS bucket.
+func ECSCalls(c CallCounts) int {
+	n := 0
+	for op, v := range c {
+		if CategoryOf(op) != Tagging {
+			n += v
+		}
+	}
+	return n
+}
+
+// BucketBound is the least time the calls c take through the reconciler's
+// share of AWS's buckets with refills scaled by scale: the buckets drain in
+// parallel, so the slowest bucket's DrainTime. Calls that draw from no ECS
+// bucket do not count.
+func BucketBound(c CallCounts, share, scale float64) time.Duration {
+	var bound time.Duration
+	for cat, n := range ByBucket(c) {
+		b, ok := RealBucket(cat)
+		if !ok {
+			continue
+		}
+		bound = max(bound, DrainTime(n, ClientBucket(b, share, scale)))
+	}
+	return bound
+}
+
+// SlowestBucket names the bucket that decides BucketBound ("" for none).
+func SlowestBucket(c CallCounts, share, scale float64) string {
+	var (
+		name  string
+		bound time.Duration = -1
+	)
+	for _, cat := range slices.Sorted(maps.Keys(ByBucket(c))) {
+		b, ok := RealBucket(cat)
+		if !ok {
+			continue
+		}
+		if d := DrainTime(ByBucket(c)[cat], ClientBucket(b, share, scale)); d > bound {
+			name, bound = cat, d
+		}
+	}
+	return name
+}
+
+// ToReal converts a time measured under buckets whose refills were scaled to
+// AWS's rates: the measured ratio to the scaled bound, applied to the real
+// bound. With a scaled bound of 0 (everything within the bursts) it returns
+// the real bound.
+func ToReal(measured, scaledBound, realBound time.Duration) time.Duration {
+	if scaledBound <= 0 {
+		return realBound
+	}
+	return time.Duration(float64(measured) / float64(scaledBound) * float64(realBound))
+}
+
+// DedupNaiveSweepCalls is what a scanner that lists and describes every
+// service and then describes each distinct task definition once calls per
+// sweep.
+func DedupNaiveSweepCalls(servicesPerCluster []int, distinctTaskDefinitions int) CallCounts {
+	m := ServiceSweepMinimum(servicesPerCluster)
+	m["DescribeTaskDefinition"] = distinctTaskDefinitions
+	return m
+}
+
+// PerHour is how many calls a sweep of calls run every interval makes in an
+// hour.
+func PerHour(calls int, interval time.Duration) float64 {
+	return float64(calls) * float64(time.Hour) / float64(interval)
+}
+
+// BulkFamilySweepMinimum is the fewest calls the family sweep through
+// tag:GetResources makes: ListTaskDefinitions pages of 100 over the
+// account's ACTIVE revisions, and per opt-in tag key (inject, profile)
+// GetResources pages of 100 over the revisions carrying it (an empty
+// listing still takes its call).
+func BulkFamilySweepMinimum(activeRevisions int, taggedByKey ...int) CallCounts {
+	m := CallCounts{"ListTaskDefinitions": pages(activeRevisions, 100)}
+	for _, n := range taggedByKey {
+		m["GetResources"] += pages(n, 100)
+	}
+	return m
+}
+
+// Minutes formats a duration in minutes (or hours past 90 minutes).
+func Minutes(d time.Duration) string {
+	switch {
+	case d >= 90*time.Minute:
+		return fmt.Sprintf("%.2f h", d.Hours())
+	case d >= time.Minute:
+		return fmt.Sprintf("%.1f min", d.Minutes())
+	default:
+		return fmt.Sprintf("%.1f s", d.Seconds())
+	}
 }

@@ -67,3 +67,85 @@ func TestSweepMinimums(t *testing.T) {
 		t.Errorf("naive sweep = %v", naive)
 	}
 }
+
+func TestBucketsOfCalls(t *testing.T) {
+	c := CallCounts{"DescribeTaskDefinition": 30000, "ListTaskDefinitions": 1100, "DescribeServices": 2000,
+		"ListServices": 200, "ListClusters": 1, "GetResources": 200, "UpdateService": 3}
+	by := ByBucket(c)
+	if by["task definition read"] != 31100 || by["service read"] != 2200 || by["cluster read"] != 1 || by[Tagging] != 200 || by["service modify"] != 3 {
+		t.Errorf("by bucket = %v", by)
+	}
+	if got := ECSCalls(c); got != 33304 {
+		t.Errorf("ECS calls = %d, want 33304 (GetResources is not ECS's)", got)
+	}
+	// Share 0.5 of the task definition read bucket: burst 25, 10/s. 31,100
+	// reads take (31,100 - 25) / 10 s; the "about 52 minutes".
+	want := time.Duration((31100.0 - 25) / 10 * float64(time.Second))
+	if got := BucketBound(c, 0.5, 1); got != want {
+		t.Errorf("real bound = %v, want %v", got, want)
+	}
+	if got := SlowestBucket(c, 0.5, 1); got != "task definition read" {
+		t.Errorf("slowest bucket = %q", got)
+	}
+	// Scaled by 50 the refill is 500/s.
+	if got, want := BucketBound(c, 0.5, 50), time.Duration((31100.0-25)/500*float64(time.Second)); got != want {
+		t.Errorf("scaled bound = %v, want %v", got, want)
+	}
+	// 10,000 reads at share 0.5: the "about 17 min".
+	if got := BucketBound(CallCounts{"DescribeTaskDefinition": 10000}, 0.5, 1); got.Round(time.Second) != 998*time.Second {
+		t.Errorf("bound of 10,000 reads = %v", got)
+	}
+	if got := BucketBound(CallCounts{"GetResources": 1000}, 0.5, 1); got != 0 {
+		t.Errorf("tagging calls put a bound %v on ECS's buckets", got)
+	}
+}
+
+func TestClientBucket(t *testing.T) {
+	// internal/cloud floors the burst and keeps at least one token.
+	if got := ClientBucket(Bucket{Burst: 20, Refill: 1}, 0.5, 1); got != (Bucket{Burst: 10, Refill: 0.5}) {
+		t.Errorf("register bucket at share 0.5 = %+v", got)
+	}
+	if got := ClientBucket(Bucket{Burst: 1, Refill: 1}, 0.3, 20); got.Burst != 1 || got.Refill != 6 {
+		t.Errorf("tiny bucket = %+v", got)
+	}
+}
+
+func TestToReal(t *testing.T) {
+	// 110 s measured against a scaled bound of 100 s is 1.1 times the real bound.
+	if got := ToReal(110*time.Second, 100*time.Second, time.Hour); got != 66*time.Minute {
+		t.Errorf("ToReal = %v, want 66m", got)
+	}
+	if got := ToReal(time.Second, 0, time.Minute); got != time.Minute {
+		t.Errorf("ToReal without a scaled bound = %v", got)
+	}
+}
+
+func TestDedupScannerAndRates(t *testing.T) {
+	per := []int{2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000, 2000}
+	// The figure: 12,201 calls per sweep with 10,000 distinct revisions.
+	if got := DedupNaiveSweepCalls(per, 10000); got.Total() != 12201 || got["DescribeTaskDefinition"] != 10000 {
+		t.Errorf("de-duplicating scanner = %v", got)
+	}
+	if got := PerHour(2201, 5*time.Minute); got != 26412 {
+		t.Errorf("per hour = %v", got)
+	}
+	if got := PerHour(300, 30*time.Minute); got != 600 {
+		t.Errorf("per hour = %v", got)
+	}
+	// 20,000 ACTIVE revisions and 10,000 carrying the inject tag, none the
+	// profile tag: 200 + 100 + 1 calls.
+	if got := BulkFamilySweepMinimum(20000, 10000, 0); got["ListTaskDefinitions"] != 200 || got["GetResources"] != 101 {
+		t.Errorf("bulk family sweep = %v", got)
+	}
+}
+
+func TestMinutes(t *testing.T) {
+	for _, tc := range []struct {
+		d    time.Duration
+		want string
+	}{{30 * time.Second, "30.0 s"}, {17 * time.Minute, "17.0 min"}, {3 * time.Hour, "3.00 h"}} {
+		if got := Minutes(tc.d); got != tc.want {
+			t.Errorf("Minutes(%v) = %q, want %q", tc.d, got, tc.want)
+		}
+	}
+}
