@@ -86,12 +86,27 @@ type message struct {
 	inFlight     bool   // received and not yet visible again
 	handle       string // the latest receipt handle
 	dlqSource    string // ARN of the queue it was moved from
-	// faulted counts what injected faults did to this message's receives
-	// (ReceiveAccounting): responses dropped, and receives that came after
-	// a refused visibility change with no later one that succeeded
+	// history is every receive SQS counted (ReceiveHistory), with what
+	// injected faults did to it: its response dropped, or a visibility
+	// change of its holder refused with no later one that succeeded
 	// (refusedPending until the next receive or a successful change).
-	droppedReceives, refusedVisibility int
-	refusedPending                     bool
+	history        []ReceiveRecord
+	refusedPending bool
+	deadLettered   time.Time // when it was moved to a dead-letter queue
+}
+
+// ReceiveRecord is one receive of a message that SQS counted toward its
+// redrive policy's maxReceiveCount.
+type ReceiveRecord struct {
+	At        time.Time // the simulator's clock
+	UserAgent string    // the receiving HTTP client's User-Agent ("" for a Go caller)
+	// Dropped: the simulator dropped the response, so the client never saw
+	// the message (nor its receipt handle).
+	Dropped bool
+	// ExtensionRefused: the holder's visibility change was refused by an
+	// injected throttle or error and none succeeded after it, so the message
+	// came back while its holder meant to keep it.
+	ExtensionRefused bool
 }
 
 func (s *Sim) sqs() *sqsState {
@@ -684,7 +699,7 @@ func errBadHandle(h string) *Error {
 // receiveLocked takes up to n visible messages, moving those past the
 // redrive policy's maxReceiveCount to the dead-letter queue on the way (as
 // SQS does: on the receive that would exceed it).
-func (st *sqsState) receiveLocked(s *Sim, q *queue, n int, visibility time.Duration, now time.Time) []*message {
+func (st *sqsState) receiveLocked(s *Sim, q *queue, n int, visibility time.Duration, now time.Time, userAgent string) []*message {
 	st.expireLocked(q, now)
 	var dlq *queue
 	maxReceives := 0
@@ -706,10 +721,11 @@ func (st *sqsState) receiveLocked(s *Sim, q *queue, n int, visibility time.Durat
 			continue
 		}
 		m.receives++
-		if m.refusedPending {
-			m.refusedVisibility++
-			m.refusedPending = false
+		if m.refusedPending && len(m.history) > 0 {
+			m.history[len(m.history)-1].ExtensionRefused = true
 		}
+		m.refusedPending = false
+		m.history = append(m.history, ReceiveRecord{At: now, UserAgent: userAgent})
 		if m.firstReceive.IsZero() {
 			m.firstReceive = now
 		}
@@ -723,7 +739,7 @@ func (st *sqsState) receiveLocked(s *Sim, q *queue, n int, visibility time.Durat
 		// The message keeps its id, body, attributes, sent time and receive
 		// count (as moto keeps them), and says where it came from.
 		m.dlqSource = q.arn
-		m.inFlight, m.visibleAt = false, now
+		m.inFlight, m.visibleAt, m.deadLettered = false, now, now
 		dlq.msgs = append(dlq.msgs, m)
 		dlq.byID[m.id] = m
 		dlq.wake()
@@ -766,7 +782,7 @@ func (s *Sim) sqsReceiveMessage(ctx context.Context, in *sqs.ReceiveMessageInput
 			vis = q.attrInt("VisibilityTimeout")
 		}
 		now := s.clock.Now()
-		got := st.receiveLocked(s, q, n, time.Duration(vis)*time.Second, now)
+		got := st.receiveLocked(s, q, n, time.Duration(vis)*time.Second, now, userAgentOf(ctx))
 		if len(got) > 0 {
 			out := &sqs.ReceiveMessageOutput{}
 			for _, m := range got {
@@ -1035,20 +1051,37 @@ func contains(xs []string, v string) bool {
 }
 
 // ReceiveAccounting is what injected faults did to a message's receives:
-// receives whose response the simulator dropped (served, counted by SQS,
-// never seen by the client), and receives that followed a
+// the receives whose response the simulator dropped (SQS counted them, the
+// message was never seen by the client), and receives that followed a
 // ChangeMessageVisibility an injected throttle or error refused, with no
 // successful change between (the message came back when its holder meant
-// to keep it). ok is false for an unknown message id. A chaos
-// test needs it to account for a valid message in a dead-letter queue.
+// to keep it). ok is false for an unknown message id.
 func (s *Sim) ReceiveAccounting(messageID string) (droppedReceives, refusedVisibility int, ok bool) {
+	history, _, ok := s.ReceiveHistory(messageID)
+	for _, r := range history {
+		if r.Dropped {
+			droppedReceives++
+		}
+		if r.ExtensionRefused {
+			refusedVisibility++
+		}
+	}
+	return droppedReceives, refusedVisibility, ok
+}
+
+// ReceiveHistory is every receive of a message that SQS counted, oldest
+// first, and when it was moved to a dead-letter queue (zero if it was
+// not). ok is false for an unknown message id. A chaos test needs it to
+// account for a valid message in a dead-letter queue: each receive must
+// have a reason for the message to have come back.
+func (s *Sim) ReceiveHistory(messageID string) (history []ReceiveRecord, deadLettered time.Time, ok bool) {
 	st := s.sqs()
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if m := st.messageLocked(messageID); m != nil {
-		return m.droppedReceives, m.refusedVisibility, true
+		return slices.Clone(m.history), m.deadLettered, true
 	}
-	return 0, 0, false
+	return nil, time.Time{}, false
 }
 
 // messageLocked finds a message by id in any queue (a message moved to a
@@ -1081,8 +1114,8 @@ func (st *sqsState) noteFault(op string, in, out any, dropped, refused bool) {
 	case "ReceiveMessage":
 		if o, ok := out.(*sqs.ReceiveMessageOutput); ok && o != nil && dropped {
 			for _, msg := range o.Messages {
-				if m := st.messageLocked(aws.ToString(msg.MessageId)); m != nil {
-					m.droppedReceives++
+				if m := st.messageLocked(aws.ToString(msg.MessageId)); m != nil && len(m.history) > 0 {
+					m.history[len(m.history)-1].Dropped = true
 				}
 			}
 		}
