@@ -25,6 +25,9 @@ type Config struct {
 	Queue Queue `json:"queue"`
 	// Sweeps are the periodic rescans that catch what events miss.
 	Sweeps Sweeps `json:"sweeps"`
+	// Leases let several replicas share the account, one writer per
+	// family (off without a table).
+	Leases Leases `json:"leases"`
 	// Workers is the number of families reconciled at the same time (1-64).
 	Workers int `json:"workers"`
 	// Mode is what the reconciler does: "enforce" (instrument and roll out),
@@ -266,6 +269,7 @@ func Default() *Config {
 			Services: ServiceSweep{Interval: D(5 * time.Minute), Jitter: 0.1},
 			Families: FamilySweep{Interval: D(30 * time.Minute), Jitter: 0.1, MaxCallsPerSecond: 2, TaggingAPI: true},
 		},
+		Leases:    defaultLeases(),
 		Workers:   4,
 		Mode:      policy.ModeEnforce,
 		TagPrefix: patch.DefaultTagPrefix,

@@ -78,6 +78,8 @@ func (c *Config) Validate() error {
 		}
 	}
 
+	c.Leases.validate(add)
+
 	intRange(add, "workers", c.Workers, 1, 64)
 	oneOf(add, "mode", c.Mode, policy.ModeEnforce, policy.ModeAudit, policy.ModeRemove)
 	if msg := checkTagPrefix(c.TagPrefix); msg != "" {
@@ -187,6 +189,9 @@ func (c *Config) ValidateRun(embedded bool) error {
 	}
 	if !embedded && c.Queue.URL == "" {
 		fieldErr(&errs, "queue.url", "required by run (or use --embedded)")
+	}
+	if embedded && c.Leases.Enabled() && c.Leases.Endpoint == "" {
+		fieldErr(&errs, "leases.endpoint", "required with --embedded and leases.table: the embedded AWS serves no DynamoDB")
 	}
 	return errors.Join(errs...)
 }
