@@ -150,6 +150,11 @@ type Options struct {
 	Margin time.Duration
 	Clock  func() time.Time
 	Logger *slog.Logger
+	// OnRound, when set, is told after each round of Run (failed or not)
+	// the fences this replica holds and trusts then (Held): the wiring
+	// learns from it which shards were gained or lost, and when the first
+	// round is done.
+	OnRound func(held []Fence)
 }
 
 type held struct {
@@ -321,6 +326,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	for {
 		if err := m.Round(ctx); err != nil && ctx.Err() == nil {
 			m.log.Warn("lease round failed; the next one retries", "err", err)
+		}
+		if m.o.OnRound != nil && ctx.Err() == nil {
+			m.o.OnRound(m.Held())
 		}
 		select {
 		case <-ctx.Done():

@@ -821,3 +821,42 @@ func TestClockSkew(t *testing.T) {
 		})
 	}
 }
+
+// Run tells OnRound what it holds after each round: after the first one,
+// every shard of a lone replica, with the tokens the table shows.
+func TestRunTellsEachRound(t *testing.T) {
+	f := newFixture(t, server(t))
+	rounds := make(chan []Fence, 1)
+	a, err := New(Options{Client: f.client, Table: f.table, Owner: "a", Shards: 4, Clock: f.clock.Now,
+		OnRound: func(held []Fence) {
+			select {
+			case rounds <- held:
+			default:
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(ctxT(t))
+	done := make(chan error)
+	go func() { done <- a.Run(ctx) }()
+	var held []Fence
+	select {
+	case held = <-rounds:
+	case <-ctx.Done():
+		t.Fatal("no round told")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	items := f.items()
+	if len(held) != 4 {
+		t.Fatalf("first round told %v, want the 4 shards", held)
+	}
+	for _, fe := range held {
+		if it := items[fe.Shard]; it.owner != "a" || it.token != fe.Token {
+			t.Errorf("told %+v, the table says %+v", fe, it)
+		}
+	}
+}
