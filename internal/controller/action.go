@@ -82,6 +82,9 @@ func (c *Controller) write(ctx context.Context, p *plan, log *slog.Logger, a Act
 		c.act(p, a)
 		return false, nil
 	}
+	if err := c.checkLease(ctx, p); err != nil {
+		return false, err
+	}
 	if err := do(ctx, &a); err != nil {
 		return false, err
 	}

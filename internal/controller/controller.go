@@ -137,6 +137,14 @@ type Options struct {
 	// started has succeeded, or failed with a TerminalError (the SQS
 	// consumer deletes what it covered).
 	OnSuccess func(ctx context.Context, family string, started time.Time)
+	// Leases, when set, makes this replica one of several that share the
+	// account: a family is reconciled only by the holder of its lease, and
+	// every write batch is checked against the lease first (lease.go).
+	Leases Leases
+	// OnNotOwned is told each family left alone for want of its lease,
+	// with one of NotOwnedReasons (metrics; the SQS consumer gives the
+	// family's messages back to the queue).
+	OnNotOwned func(ctx context.Context, family, reason string)
 	// OnAction is told every write, made or (audit mode) planned.
 	OnAction func(Action)
 	Observer Observer
@@ -166,6 +174,7 @@ type Controller struct {
 	// makes its per-family calls from then on.
 	taggingDenied atomic.Bool
 	swept         chan struct{} // closed when the first service sweep is done
+	lease         leaseState    // with Options.Leases: shards held, families left to others
 }
 
 // New checks the options and returns a controller.
@@ -237,7 +246,7 @@ func New(o Options) (*Controller, error) {
 
 // Enqueue asks for a reconcile of a family.
 func (c *Controller) Enqueue(family string) {
-	if family != "" {
+	if family != "" && c.leaseAdmits(family) {
 		c.queue.Add(family)
 	}
 }
@@ -368,6 +377,8 @@ func (c *Controller) processNext(ctx context.Context) bool {
 			// The fallback that follows rollouts when no deployment event arrives.
 			c.queue.AddAfter(family, res.RequeueAfter)
 		}
+	case c.leaseSkipped(rctx, family, err):
+		// Another replica's family now: not retried here (lease.go).
 	case isTerm:
 		// No retry can fix it: acknowledge the family's messages (they
 		// would only come back to the same answer) and wait for a change.

@@ -76,6 +76,8 @@ type plan struct {
 	registered map[string]bool
 	// actions are the writes this reconcile made or (audit mode) planned.
 	actions []Action
+	// fence is the family's lease as the reconcile started (with leases).
+	fence Fence
 }
 
 type twinKey struct {
@@ -90,11 +92,15 @@ type twinKey struct {
 // instrumented is a decision, logged and kept, not an error.
 func (c *Controller) Reconcile(ctx context.Context, family string) (Result, error) {
 	log := c.log.With("family", family)
+	fence, err := c.leaseFence(family)
+	if err != nil {
+		return Result{}, err
+	}
 	services, err := c.refreshServices(ctx, family)
 	if err != nil {
 		return Result{}, err
 	}
-	p := &plan{family: family, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, restored: map[string]string{}, registered: map[string]bool{}}
+	p := &plan{family: family, fence: fence, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, restored: map[string]string{}, registered: map[string]bool{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return Result{}, err
 	}
