@@ -16,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/watch"
@@ -661,70 +660,67 @@ func dlqInvariant(ctx context.Context, w *world) (*invariant, int) {
 	return iv, n
 }
 
-// receivedBy reads the reconcilers' logs: for each event id, the process
-// lives (a log's "reconciler starting" lines divide it) that queued a
-// reconcile for it, that is, received and held it, and whether each life
-// ended (a later life of the same log started): a life that ended while it
-// held a message gave SQS a reason to hand it out again.
-func receivedBy(logs []string) map[string]map[string]bool {
-	out := map[string]map[string]bool{}
-	for i, path := range logs {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue
-		}
-		life := 0
-		seen := map[string][]int{} // event id -> lives of this log that held it
-		for _, line := range bytes.Split(b, []byte("\n")) {
-			switch {
-			case bytes.Contains(line, []byte(`"msg":"reconciler starting"`)):
-				life++
-			case bytes.Contains(line, []byte(`"msg":"event queued a reconcile"`)):
-				_, rest, ok := bytes.Cut(line, []byte(`"event_id":"`))
-				id, _, _ := bytes.Cut(rest, []byte(`"`))
-				if ok && !slices.Contains(seen[string(id)], life) {
-					seen[string(id)] = append(seen[string(id)], life)
+// receiveHistory is awssim's record of a message's counted receives
+// (Sim.ReceiveHistory).
+type receiveHistory func(messageID string) (history []awssim.ReceiveRecord, deadLettered time.Time, ok bool)
+
+// holderOf names the process life that made a receive: the latest life of
+// the replica the User-Agent names ("soak-replica/N") started at or before
+// at, when it stopped holding messages (its SIGKILL or SIGTERM was sent;
+// zero while it runs), and a description for messages. ok is false when no
+// replica's life made it.
+type holderOf func(userAgent string, at time.Time) (end time.Time, who string, ok bool)
+
+// livesHolder is holderOf over the soak's replicas.
+func livesHolder(reps []*replica) holderOf {
+	return func(ua string, at time.Time) (time.Time, string, bool) {
+		id := replicaOf(&awssim.Call{UserAgent: ua})
+		for _, r := range reps {
+			if id == "" || fmt.Sprintf("replica %d", r.id) != id {
+				continue
+			}
+			r.mu.Lock()
+			lives := slices.Clone(r.lives)
+			r.mu.Unlock()
+			for i := len(lives) - 1; i >= 0; i-- {
+				if l := lives[i]; !l.started.After(at) {
+					end := l.ended()
+					return end, fmt.Sprintf("replica %d's life %d (started %s, ended %s)", r.id, i+1, clock(l.started), clock(end)), true
 				}
 			}
 		}
-		for id, lives := range seen {
-			if out[id] == nil {
-				out[id] = map[string]bool{}
-			}
-			for _, l := range lives {
-				out[id][fmt.Sprintf("%d/%d", i, l)] = l < life
-			}
-		}
+		return time.Time{}, "", false
 	}
-	return out
 }
 
-// faultAccounting is awssim's per-message record of the receives an
-// injected fault lost or undid (Sim.ReceiveAccounting).
-type faultAccounting func(messageID string) (droppedReceives, refusedVisibility int, ok bool)
+func clock(t time.Time) string {
+	if t.IsZero() {
+		return "never"
+	}
+	return t.UTC().Format("15:04:05.000")
+}
 
 // dlqReport is dlqInvariant, the number of poison messages found, and the
-// number of valid events that SQS moved there after as many process lives
-// as the queue's maxReceiveCount had each received and held them, and died
-// or stopped before their family's reconcile ended (the chaos kills a
-// process every few seconds: a backlog outlives several; read from logs).
-// Any other valid event there is a violation.
-func dlqReport(ctx context.Context, w *world, logs []string) (iv *invariant, n, poison, outlived int) {
-	return dlqReportWith(ctx, w, logs, w.sim.ReceiveAccounting)
+// number of valid events in the DLQ that the chaos accounts for (see
+// dlqReportWith), from the simulator's receive history and the replicas'
+// lives.
+func dlqReport(ctx context.Context, w *world, reps []*replica) (iv *invariant, n, poison, outlived int) {
+	return dlqReportWith(ctx, w, w.sim.ReceiveHistory, livesHolder(reps))
 }
 
-// dlqReportWith is dlqReport with the fault accounting given. A valid event
-// in the DLQ is accounted for when each of the maxReceiveCount receives SQS
-// counted has a cause for the message to come back: a process life that
-// held it and ended (killed, or stopped: its held messages are let go), a
-// receive whose response the simulator dropped (the client never saw it),
-// or a visibility extension an injected fault refused (the holder lived on,
-// and SQS handed the message out again). A holder that lived on, kept the
-// message and never extended it leaves receives unaccounted: a violation.
-func dlqReportWith(ctx context.Context, w *world, logs []string, faults faultAccounting) (iv *invariant, n, poison, outlived int) {
-	iv = &invariant{name: "dead-letter queue holds the poison messages, all of them, and nothing parseable else (but events that maxReceiveCount processes each held until they died)"}
+// dlqReportWith is dlqReport with the receive history and the lives given.
+// A valid event in the DLQ is accounted for when every receive SQS counted
+// (maxReceiveCount of them) has a cause for the message to have come back:
+// the simulator dropped the receive's response (the client never saw it),
+// or refused its holder's visibility extension (the holder lived on, and
+// SQS handed the message out again), or the process life that received it
+// was killed or stopped before the message's next receive (or its move to
+// the DLQ): it died holding it. A holder that lived on past the message's
+// return with no refused extension let a message it held lapse: a
+// violation, as is a receive no replica's life made.
+func dlqReportWith(ctx context.Context, w *world, history receiveHistory, holder holderOf) (iv *invariant, n, poison, outlived int) {
+	iv = &invariant{name: "dead-letter queue holds the poison messages, all of them, and nothing parseable else (but events each of whose receives a kill or an injected fault explains)"}
 	q := w.sim.SQS()
-	held := receivedBy(logs)
 	found := map[string]bool{}
 	defer func() {
 		w.mu.Lock()
@@ -736,8 +732,7 @@ func dlqReportWith(ctx context.Context, w *world, logs []string, faults faultAcc
 		poison = len(found)
 	}()
 	for {
-		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600,
-			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll}})
+		out, err := q.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(w.dlqURL), MaxNumberOfMessages: 10, VisibilityTimeout: 3600})
 		if err != nil {
 			iv.check(false, "receiving from the DLQ: %v", err)
 			return iv, n, 0, outlived
@@ -753,40 +748,46 @@ func dlqReportWith(ctx context.Context, w *world, logs []string, faults faultAcc
 				found[ev.ID] = true
 				continue
 			}
-			ended := 0
-			for _, e := range held[ev.ID] {
-				if e {
-					ended++
+			if err != nil {
+				if len(body) > 160 {
+					body = body[:160] + "..."
 				}
+				iv.check(errors.Is(err, watch.ErrUnparseable), "a message in the DLQ that is neither an event nor unparseable (parse: %v): %s", err, body)
+				continue
 			}
-			dropped, refused, _ := faults(aws.ToString(m.MessageId))
-			if err == nil && ended+dropped+refused >= awssim.DemoMaxReceiveCount {
+			recs, dead, _ := history(aws.ToString(m.MessageId))
+			unexplained := explainReceives(recs, dead, holder)
+			if len(recs) >= awssim.DemoMaxReceiveCount && len(unexplained) == 0 {
 				iv.checked++
 				outlived++
 				continue
 			}
-			if err == nil {
-				// What tells where it was lost: the event, and when SQS
-				// took it and first handed it out (the receives were in the
-				// source queue; the count is the DLQ's own).
-				at := func(a sqstypes.MessageSystemAttributeName) string {
-					ms, err := strconv.ParseInt(m.Attributes[string(a)], 10, 64)
-					if err != nil {
-						return "?"
-					}
-					return time.UnixMilli(ms).UTC().Format("15:04:05.000")
-				}
-				iv.check(false, "a parseable event in the DLQ, held by %d process lives (%d ended), %d receives dropped, %d extensions refused: %d of %d receives accounted for: %s %s (family %q, service %q, event time %s), sent %s, first received %s",
-					len(held[ev.ID]), ended, dropped, refused, ended+dropped+refused, awssim.DemoMaxReceiveCount, ev.Kind, ev.ID, ev.Family, ev.Service, ev.Time.UTC().Format("15:04:05.000"),
-					at(sqstypes.MessageSystemAttributeNameSentTimestamp), at(sqstypes.MessageSystemAttributeNameApproximateFirstReceiveTimestamp))
-				continue
-			}
-			if len(body) > 160 {
-				body = body[:160] + "..."
-			}
-			iv.check(errors.Is(err, watch.ErrUnparseable), "a message in the DLQ that is neither an event nor unparseable (parse: %v): %s", err, body)
+			iv.check(false, "a parseable event in the DLQ, %d of %d receives (maxReceiveCount) recorded, %d of them unexplained: %s %s (family %q, service %q, event time %s), moved to the DLQ %s: %s",
+				len(recs), awssim.DemoMaxReceiveCount, len(unexplained), ev.Kind, ev.ID, ev.Family, ev.Service, clock(ev.Time), clock(dead), strings.Join(unexplained, "; "))
 		}
 	}
+}
+
+// explainReceives returns, for each receive of a dead-lettered message that
+// nothing explains, what is known of it (see dlqReportWith).
+func explainReceives(recs []awssim.ReceiveRecord, dead time.Time, holder holderOf) (unexplained []string) {
+	for i, r := range recs {
+		next := dead
+		if i+1 < len(recs) {
+			next = recs[i+1].At
+		}
+		if r.Dropped || r.ExtensionRefused {
+			continue
+		}
+		end, who, ok := holder(r.UserAgent, r.At)
+		switch {
+		case !ok:
+			unexplained = append(unexplained, fmt.Sprintf("receive %d at %s by no replica's process (User-Agent %q)", i+1, clock(r.At), r.UserAgent))
+		case end.IsZero() || end.After(next):
+			unexplained = append(unexplained, fmt.Sprintf("receive %d at %s by %s, which still ran when the message came back at %s", i+1, clock(r.At), who, clock(next)))
+		}
+	}
+	return unexplained
 }
 
 // secretsInvariant searches the reconcilers' logs for the token values.

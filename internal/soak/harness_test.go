@@ -316,9 +316,26 @@ type life struct {
 	done     chan struct{} // closed when the process has exited
 	err      error         // its exit, once done is closed
 	logStart int64         // the log's size when it started
+	started  time.Time     // just before the process started
 
 	mu        sync.Mutex
-	killedFor string // the step a kill interrupted; "" while nobody killed it
+	killedFor string    // the step a kill interrupted; "" while nobody killed it
+	endAt     time.Time // when its SIGKILL or SIGTERM was sent, or it exited by itself
+}
+
+// ended is when the life stopped holding messages: its SIGKILL or SIGTERM
+// was sent, or it exited by itself; zero while it runs.
+func (l *life) ended() time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.endAt
+}
+
+// signalledLocked records the end of the life (the first signal sent).
+func (l *life) signalledLocked() {
+	if l.endAt.IsZero() {
+		l.endAt = time.Now()
+	}
 }
 
 // kill sends SIGKILL (once) and waits for the exit.
@@ -330,6 +347,7 @@ func (l *life) kill(step string) bool {
 		return false
 	}
 	l.killedFor = step
+	l.signalledLocked()
 	l.mu.Unlock()
 	_ = l.cmd.Process.Kill()
 	<-l.done
@@ -355,6 +373,7 @@ type replica struct {
 	mu       sync.Mutex
 	cfg      string
 	cur      *life
+	lives    []*life        // every life, oldest first
 	armed    string         // the step whose call kills the process
 	killsBy  map[string]int // kills by the step they interrupted
 	aimed    map[string]int // kills aimed at a step
@@ -432,14 +451,23 @@ func (r *replica) start() (*life, error) {
 		"AWS_CONFIG_FILE=/dev/null", "AWS_SHARED_CREDENTIALS_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true",
 		"HOME=" + filepath.Dir(r.log), "PATH=/usr/bin:/bin",
 	}
+	started := time.Now()
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, err
 	}
-	l := &life{cmd: cmd, done: make(chan struct{}), logStart: st.Size()}
-	go func() { l.err = cmd.Wait(); f.Close(); close(l.done) }()
+	l := &life{cmd: cmd, done: make(chan struct{}), logStart: st.Size(), started: started}
+	go func() {
+		l.err = cmd.Wait()
+		l.mu.Lock()
+		l.signalledLocked() // an exit nobody asked for ends it too
+		l.mu.Unlock()
+		f.Close()
+		close(l.done)
+	}()
 	r.mu.Lock()
 	r.cur = l
+	r.lives = append(r.lives, l)
 	r.starts++
 	r.mu.Unlock()
 	return l, nil
@@ -490,6 +518,7 @@ func (r *replica) stop() (graceful bool) {
 	}
 	l.mu.Lock()
 	l.killedFor = "stop"
+	l.signalledLocked()
 	l.mu.Unlock()
 	_ = l.cmd.Process.Signal(syscall.SIGTERM)
 	select {
@@ -506,15 +535,32 @@ func (r *replica) stop() (graceful bool) {
 // waitReady waits for the life's "ready" log line; false if the process
 // exited first or ctx ended.
 func (r *replica) waitReady(ctx context.Context, l *life) bool {
+	return r.waitLog(ctx, l, `"msg":"ready: `)
+}
+
+// firstSweepsDone are the log lines of a life's first complete service and
+// family sweeps (a failed sweep is retried sooner than its interval, and
+// readiness can come from a partial one).
+var firstSweepsDone = []string{`"msg":"sweep done","sweep":"services"`, `"msg":"sweep done","sweep":"families"`}
+
+// waitLog waits until the life's log holds every one of the texts (each
+// within a line); false if the process exited first or ctx ended.
+func (r *replica) waitLog(ctx context.Context, l *life, texts ...string) bool {
 	off := l.logStart
 	var carry []byte
+	seen := make([]bool, len(texts))
 	for {
 		if f, err := os.Open(r.log); err == nil {
 			if _, err := f.Seek(off, io.SeekStart); err == nil {
 				b, _ := io.ReadAll(f)
 				off += int64(len(b))
 				carry = append(carry, b...)
-				if bytes.Contains(carry, []byte(`"msg":"ready: `)) {
+				all := true
+				for i, text := range texts {
+					seen[i] = seen[i] || bytes.Contains(carry, []byte(text))
+					all = all && seen[i]
+				}
+				if all {
 					f.Close()
 					return true
 				}

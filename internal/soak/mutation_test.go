@@ -514,26 +514,50 @@ func TestMutationDLQInvariant(t *testing.T) {
 			t.Errorf("drained %d messages, want 2", n)
 		}
 	})
-	// Each case: lives that held the event and ended, whether one more
-	// (the last) held it and lives on, the receives the simulator dropped
-	// and the extensions it refused. Accounted for when ended + dropped +
-	// refused reaches maxReceiveCount.
+	// The lives of two replicas, in seconds from t0: replica 0 is killed
+	// every 10 s (lives 1-5) and its sixth life runs on; replica 1's one
+	// life runs on.
+	t0 := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	at := func(sec float64) time.Time { return t0.Add(time.Duration(sec * float64(time.Second))) }
+	r0 := &replica{id: 0}
+	for i := range 6 {
+		l := &life{started: at(float64(10 * i))}
+		if i < 5 {
+			l.endAt = at(float64(10*i + 10))
+		}
+		r0.lives = append(r0.lives, l)
+	}
+	r1 := &replica{id: 1, lives: []*life{{started: t0}}}
+	holder := livesHolder([]*replica{r0, r1})
+	by := func(id int, sec float64) awssim.ReceiveRecord {
+		return awssim.ReceiveRecord{At: at(sec), UserAgent: fmt.Sprintf("aws-sdk-go-v2/1.41.0 app/ecs-sidecar-reconciler soak-replica/%d", id)}
+	}
+	dropped := func(r awssim.ReceiveRecord) awssim.ReceiveRecord { r.Dropped = true; return r }
+	refused := func(r awssim.ReceiveRecord) awssim.ReceiveRecord { r.ExtensionRefused = true; return r }
 	for _, tc := range []struct {
-		ended            int
-		holderLivesOn    bool
-		dropped, refused int
-		accounted        bool
+		name     string
+		receives []awssim.ReceiveRecord
+		dead     float64
+		want     string // "" when the event is accounted for, else part of the violation
 	}{
-		{ended: 0},
-		{ended: awssim.DemoMaxReceiveCount - 1},
-		{ended: awssim.DemoMaxReceiveCount - 1, holderLivesOn: true},
-		{ended: awssim.DemoMaxReceiveCount, accounted: true},
-		{ended: 2, dropped: 2, refused: 1, accounted: true},
-		{ended: 2, holderLivesOn: true, dropped: 1, refused: 1},
-		{ended: 0, holderLivesOn: true, refused: awssim.DemoMaxReceiveCount, accounted: true},
+		{name: "five holders killed holding it",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11), by(0, 21), by(0, 31), by(0, 41)}, dead: 51},
+		{name: "dropped and refused receives, then three holders killed",
+			receives: []awssim.ReceiveRecord{dropped(by(1, 1)), refused(by(1, 2)), by(0, 11), by(0, 21), by(0, 31)}, dead: 45},
+		{name: "the last holder lives on",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11), by(0, 21), by(0, 31), by(1, 41)}, dead: 51,
+			want: "receive 5 at 12:00:41.000 by replica 1's life 1 (started 12:00:00.000, ended never), which still ran when the message came back at 12:00:51.000"},
+		{name: "a holder let it lapse before it was killed",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 5), by(0, 21), by(0, 31), by(0, 41)}, dead: 51,
+			want: "receive 1 at 12:00:01.000 by replica 0's life 1 (started 12:00:00.000, ended 12:00:10.000), which still ran when the message came back at 12:00:05.000"},
+		{name: "a receive by no replica",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11), by(0, 21), by(0, 31), {At: at(41), UserAgent: "aws-cli/2.15"}}, dead: 51,
+			want: `receive 5 at 12:00:41.000 by no replica's process (User-Agent "aws-cli/2.15")`},
+		{name: "fewer receives than maxReceiveCount",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11)}, dead: 21,
+			want: "2 of 5 receives (maxReceiveCount) recorded, 0 of them unexplained"},
 	} {
-		name := fmt.Sprintf("a parseable message in the DLQ, %d ended lives, holder lives on %v, %d dropped, %d refused", tc.ended, tc.holderLivesOn, tc.dropped, tc.refused)
-		t.Run(name, func(t *testing.T) {
+		t.Run(tc.name, func(t *testing.T) {
 			w, url := dlqWorld(t)
 			garbage(t, w)
 			// A real event: the rule delivers the CloudTrail event of a call
@@ -563,44 +587,24 @@ func TestMutationDLQInvariant(t *testing.T) {
 			if err != nil {
 				t.Fatalf("the seeded event does not parse: %v", err)
 			}
-			// Each ended life: a start, the event queued twice (a life
-			// counts once); then a start of a life that does not hold it,
-			// or of the holder that lives on.
-			var log strings.Builder
-			for range tc.ended {
-				log.WriteString(`{"level":"INFO","msg":"reconciler starting"}` + "\n")
-				for range 2 {
-					fmt.Fprintf(&log, `{"level":"DEBUG","msg":"event queued a reconcile","family":"web","kind":"update_service","event_id":%q}`+"\n", ev.ID)
+			// The event was sent to the DLQ directly: its real history is
+			// the checker's own receive there (a Go caller, no User-Agent);
+			// the case's history stands for the receives.
+			history := func(id string) ([]awssim.ReceiveRecord, time.Time, bool) {
+				recs, dead, ok := w.sim.ReceiveHistory(id)
+				if !ok || len(recs) != 1 || recs[0].UserAgent != "" || !dead.IsZero() {
+					t.Errorf("ReceiveHistory(%s) = %+v, dead-lettered %s, known %v; want the checker's receive only, zero, true", id, recs, dead, ok)
 				}
+				return tc.receives, at(tc.dead), ok
 			}
-			log.WriteString(`{"level":"INFO","msg":"reconciler starting"}` + "\n")
-			if tc.holderLivesOn {
-				fmt.Fprintf(&log, `{"level":"DEBUG","msg":"event queued a reconcile","family":"web","kind":"update_service","event_id":%q}`+"\n", ev.ID)
-			}
-			path := filepath.Join(t.TempDir(), "reconciler.log")
-			if err := os.WriteFile(path, []byte(log.String()), 0o600); err != nil {
-				t.Fatal(err)
-			}
-			faults := func(id string) (int, int, bool) {
-				d, r, ok := w.sim.ReceiveAccounting(id) // the real record: nothing was faulted here
-				if d != 0 || r != 0 || !ok {
-					t.Errorf("ReceiveAccounting(%s) = %d, %d, %v; want 0, 0, true (a message nothing faulted)", id, d, r, ok)
-				}
-				return d + tc.dropped, r + tc.refused, ok
-			}
-			iv, _, _, outlived := dlqReportWith(mutCtx(t), w, []string{path}, faults)
-			if tc.accounted {
+			iv, _, _, outlived := dlqReportWith(mutCtx(t), w, history, holder)
+			if tc.want == "" {
 				if len(iv.violations) != 0 || outlived != 1 || iv.checked != 3 {
 					t.Errorf("want it counted (outlived %d), not flagged: %s", outlived, iv)
 				}
 				return
 			}
-			lives := tc.ended
-			if tc.holderLivesOn {
-				lives++
-			}
-			wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ",
-				fmt.Sprintf("held by %d process lives (%d ended), %d receives dropped, %d extensions refused", lives, tc.ended, tc.dropped, tc.refused), ev.ID, "first received")
+			wantCaught(t, []*invariant{iv}, iv.name, nil, "a parseable event in the DLQ", tc.want, ev.ID)
 			if len(iv.violations) != 1 || iv.checked != 3 || outlived != 0 {
 				t.Errorf("want the one parseable message of 3 flagged: %s", iv)
 			}

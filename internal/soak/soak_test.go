@@ -311,8 +311,21 @@ func soak(t *testing.T, p params) {
 	}
 	restart(eventsPhase)
 	// Each process's first family sweep runs beside its first service
-	// sweep and can end after readiness: wait until both have ended (no
-	// sweep call for 2 s, at most 30 s) before counting.
+	// sweep and can end after readiness, and a first sweep that failed
+	// (throttled by the replicas' start together) is retried within
+	// seconds: wait until every process logged both sweeps done, then for
+	// no sweep call for 2 s, before counting.
+	for _, r := range reps {
+		r.mu.Lock()
+		l := r.cur
+		r.mu.Unlock()
+		rctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		ok := l != nil && r.waitLog(rctx, l, firstSweepsDone...)
+		cancel()
+		if !ok {
+			t.Fatalf("phase %s: replica %d did not complete its first sweeps within 2m (log %s)", eventsPhase.name, r.id, keepLog(t, r.log))
+		}
+	}
 	swept0 := sweepCalls()
 	for still, deadline := 0, time.Now().Add(30*time.Second); still < 4 && time.Now().Before(deadline); {
 		time.Sleep(500 * time.Millisecond)
@@ -367,7 +380,7 @@ func soak(t *testing.T, p params) {
 	for _, r := range reps {
 		logs = append(logs, r.log)
 	}
-	dlq, dlqMessages, dlqPoison, dlqOutlived := dlqReport(context.Background(), w, logs)
+	dlq, dlqMessages, dlqPoison, dlqOutlived := dlqReport(context.Background(), w, reps)
 	secrets := secretsInvariant(w, logs)
 	procs := &invariant{name: "reconciler processes exited only when killed or stopped"}
 	for _, r := range reps {
@@ -433,7 +446,7 @@ func soak(t *testing.T, p params) {
 		jr.twinsRegistered, jr.secretTwins, jr.plaintextTwins, jr.dupsRegistered, jr.maxPerKey, jr.twinsDeregister, activeTwins(view))
 	fmt.Fprintf(&b, "  pipeline deploys overtaken by a concurrent reconciler write (ECS has no conditional update): %d; reconciler moves made on a read another writer overtook (judged against what they read): %d\n", jr.raceOverwrites, jr.staleWrites)
 	fmt.Fprintf(&b, "  faults injected during the chaos (from /_sim/stats): %s\n", faultLine(statsChaos))
-	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d), %d valid events whose %d receives kills and injected faults account for; total %s\n", dlqMessages, dlqPoison, len(w.poison), dlqOutlived, awssim.DemoMaxReceiveCount, time.Since(started).Round(time.Second))
+	fmt.Fprintf(&b, "  DLQ: %d messages, %d of them the poison messages sent (%d), %d valid events each of whose %d receives a kill or an injected fault explains; total %s\n", dlqMessages, dlqPoison, len(w.poison), dlqOutlived, awssim.DemoMaxReceiveCount, time.Since(started).Round(time.Second))
 	for _, iv := range all {
 		fmt.Fprintf(&b, "  %s\n", iv)
 	}
