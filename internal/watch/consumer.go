@@ -30,15 +30,22 @@ const (
 	OutcomeUnresolved  = "unresolved"  // its service no longer exists: deleted
 	OutcomeRetry       = "retry"       // resolving it failed: left for redelivery
 	OutcomeReleased    = "released"    // held past MaxHold: given back to SQS, which redrives it to the DLQ in the end
+	OutcomeGivenBack   = "given_back"  // its family is another replica's (leases): made visible again soon, for the owner
+	OutcomeNotOwned    = "not_owned"   // its family is another replica's and it was given back GiveBackReceives times: deleted
 )
 
 // Outcomes lists every outcome, for pre-creating metric label values.
-var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeForeign, OutcomeUnresolved, OutcomeRetry, OutcomeReleased}
+var Outcomes = []string{OutcomeQueued, OutcomeUnparseable, OutcomeIgnored, OutcomeForeign, OutcomeUnresolved, OutcomeRetry, OutcomeReleased,
+	OutcomeGivenBack, OutcomeNotOwned}
 
 // Bounds of ConsumerOptions.MaxHold.
 const (
 	// DefaultMaxHold is MaxHold when unset (or 3 × Visibility, if longer).
 	DefaultMaxHold = 15 * time.Minute
+	// DefaultGiveBackReceives and DefaultGiveBackDelay are
+	// ConsumerOptions.GiveBackReceives and GiveBackDelay when unset.
+	DefaultGiveBackReceives = 5
+	DefaultGiveBackDelay    = 2 * time.Second
 	// MaxMaxHold is SQS's own bound: a message's visibility cannot be
 	// extended past 12 hours from its receive.
 	MaxMaxHold = 12 * time.Hour
@@ -94,6 +101,27 @@ type ConsumerOptions struct {
 	Resolve Resolver
 	// Observe is told the kind ("" when unknown) and outcome of each message.
 	Observe func(kind Kind, outcome string)
+	// Owns, when set (leases: several replicas share the queue), says
+	// whether this replica holds the lease of a family. A message of a
+	// family it does not own is not held: while SQS's receive count of it
+	// is at most GiveBackReceives it is given back (hidden for
+	// GiveBackDelay × its receive count, then visible to every replica, the
+	// owner among them); received more often than that, it is deleted: the
+	// owner reconciles the family at its sweeps, and at once when it takes
+	// the family's shard. Either way Enqueue is told the family (the
+	// controller does not queue it, and remembers it for when its shard
+	// comes to this replica). So a valid event is never dead-lettered for
+	// reaching the wrong replica, as long as GiveBackReceives is below the
+	// queue's maxReceiveCount.
+	Owns func(family string) bool
+	// GiveBackReceives bounds the receives of a message of another
+	// replica's family that are given back (default 5).
+	GiveBackReceives int
+	// GiveBackDelay is the visibility timeout of a message given back, per
+	// receive so far: 1 × at the first receive, 2 × at the second... so
+	// that a message of a family no replica owns yet (during a take-over)
+	// is not received again and again in a tight loop (default 2s).
+	GiveBackDelay time.Duration
 	// Lag is told, for each event handled, the time from the event to the
 	// success of the reconcile that covered it.
 	Lag    func(kind Kind, lag time.Duration)
@@ -169,6 +197,15 @@ func NewConsumer(client SQSAPI, o ConsumerOptions) (*Consumer, error) {
 	if lo := MinMaxHold(o.Visibility); o.MaxHold < lo || o.MaxHold > MaxMaxHold {
 		return nil, fmt.Errorf("watch: max hold %v: must be between %v (3 × visibility, at most 12h) and 12h", o.MaxHold, lo)
 	}
+	if o.GiveBackReceives == 0 {
+		o.GiveBackReceives = DefaultGiveBackReceives
+	}
+	if o.GiveBackDelay == 0 {
+		o.GiveBackDelay = DefaultGiveBackDelay
+	}
+	if o.GiveBackReceives < 1 || o.GiveBackDelay < time.Second || o.GiveBackDelay%time.Second != 0 {
+		return nil, fmt.Errorf("watch: give back %d receives, delay %v: want at least 1 receive and whole seconds from 1s", o.GiveBackReceives, o.GiveBackDelay)
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -234,10 +271,17 @@ func (c *Consumer) receiveOnce(ctx context.Context) error {
 		return fmt.Errorf("receive: %w", err)
 	}
 	var drop []sqstypes.Message
+	back := map[int32][]string{} // visibility in seconds -> receipts given back
 	for _, m := range out.Messages {
-		if !c.handle(ctx, m) {
+		switch keep, secs := c.handle(ctx, m); {
+		case secs > 0:
+			back[secs] = append(back[secs], aws.ToString(m.ReceiptHandle))
+		case !keep:
 			drop = append(drop, m)
 		}
+	}
+	for secs, receipts := range back {
+		c.setVisibility(ctx, receipts, secs)
 	}
 	if len(drop) > 0 {
 		entries := make([]sqstypes.DeleteMessageBatchRequestEntry, len(drop))
@@ -249,23 +293,24 @@ func (c *Consumer) receiveOnce(ctx context.Context) error {
 	return nil
 }
 
-// handle decides what becomes of one message: it returns false when the
-// message is to be deleted at once.
-func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
+// handle decides what becomes of one message: keep is false when the
+// message is to be deleted at once; giveBack > 0 when it is to be made
+// visible again in that many seconds (another replica's family).
+func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) (keep bool, giveBack int32) {
 	arrived := c.o.Now()
 	ev, err := Parse([]byte(aws.ToString(m.Body)))
 	switch {
 	case errors.Is(err, ErrUnparseable):
 		c.observe("", OutcomeUnparseable)
 		c.log.Warn("deleting a message that is not an EventBridge event", "message_id", aws.ToString(m.MessageId), "reason", err)
-		return false
+		return false, 0
 	case errors.Is(err, ErrIgnored):
 		c.observe("", OutcomeIgnored)
 		c.log.Debug("deleting an event the reconciler does not act on", "message_id", aws.ToString(m.MessageId), "reason", err)
-		return false
+		return false, 0
 	case err != nil:
 		c.observe("", OutcomeUnparseable)
-		return false
+		return false, 0
 	}
 	if why := ev.Foreign(c.o.Account, c.o.Region); why != "" {
 		c.observe(ev.Kind, OutcomeForeign)
@@ -273,26 +318,29 @@ func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
 		c.log.Warn("deleting an event from another account or Region", "event_id", bounded(ev.ID),
 			"message_id", aws.ToString(m.MessageId), "kind", ev.Kind, "account", bounded(ev.Account), "region", bounded(ev.Region),
 			"mismatch", why, "own_account", c.o.Account, "own_region", c.o.Region)
-		return false
+		return false, 0
 	}
 	family := ev.Family
 	if family == "" {
 		if c.o.Resolve == nil {
 			c.observe(ev.Kind, OutcomeUnresolved)
-			return false
+			return false, 0
 		}
 		family, err = c.o.Resolve(ctx, ev)
 		switch {
 		case errors.Is(err, ErrNoFamily):
 			c.observe(ev.Kind, OutcomeUnresolved)
 			c.log.Info("deleting an event of a service that no longer exists", "event_id", ev.ID, "service", ev.Service)
-			return false
+			return false, 0
 		case err != nil:
 			// Leave it: it becomes visible again and is retried.
 			c.observe(ev.Kind, OutcomeRetry)
 			c.log.Warn("cannot map a service event to its family; it will be redelivered", "event_id", ev.ID, "service", ev.Service, "err", err)
-			return true
+			return true, 0
 		}
+	}
+	if c.o.Owns != nil && !c.o.Owns(family) {
+		return c.notOwned(m, ev, family)
 	}
 	h := held{
 		receipt: aws.ToString(m.ReceiptHandle), messageID: aws.ToString(m.MessageId),
@@ -317,7 +365,26 @@ func (c *Consumer) handle(ctx context.Context, m sqstypes.Message) bool {
 		c.log.Info("service updated by another principal", "family", family, "service", bounded(ev.Service), "by", ev.Caller, "event_id", ev.ID)
 	}
 	c.o.Enqueue(family)
-	return true
+	return true, 0
+}
+
+// notOwned is handle's answer for a message of a family that another
+// replica owns (ConsumerOptions.Owns): given back while its receive count
+// is at most GiveBackReceives, deleted after.
+func (c *Consumer) notOwned(m sqstypes.Message, ev Event, family string) (keep bool, giveBack int32) {
+	receives, _ := strconv.Atoi(m.Attributes[string(sqstypes.MessageSystemAttributeNameApproximateReceiveCount)])
+	receives = max(receives, 1)
+	c.o.Enqueue(family) // not queued; remembered for when its shard comes here
+	if receives > c.o.GiveBackReceives {
+		c.observe(ev.Kind, OutcomeNotOwned)
+		c.log.Info("deleting an event of another replica's family, given back enough: its owner covers the family by its sweeps",
+			"family", family, "kind", ev.Kind, "event_id", ev.ID, "receive_count", receives)
+		return false, 0
+	}
+	c.observe(ev.Kind, OutcomeGivenBack)
+	c.log.Debug("giving an event of another replica's family back to the queue", "family", family, "kind", ev.Kind, "event_id", ev.ID, "receive_count", receives)
+	delay := min(time.Duration(receives)*c.o.GiveBackDelay, 12*time.Hour)
+	return false, int32(delay / time.Second)
 }
 
 // Done tells the consumer that a reconcile of family which started at
@@ -352,6 +419,28 @@ func (c *Consumer) Done(ctx context.Context, family string, started time.Time) {
 		}
 	}
 	c.deleteEntries(ctx, entries)
+}
+
+// GiveBack returns the held messages of a family to the queue, visible
+// again after GiveBackDelay, without deleting them: the family turned out
+// to be another replica's (its lease went while they waited), and the
+// owner is to receive them. Their receive count is not reset: one that
+// comes back here past GiveBackReceives is deleted (ConsumerOptions.Owns).
+func (c *Consumer) GiveBack(ctx context.Context, family string) {
+	c.mu.Lock()
+	hs := c.held[family]
+	delete(c.held, family)
+	c.mu.Unlock()
+	if len(hs) == 0 {
+		return
+	}
+	receipts := make([]string, len(hs))
+	for i, h := range hs {
+		receipts[i] = h.receipt
+		c.observe(h.kind, OutcomeGivenBack)
+	}
+	c.log.Info("giving the messages of a family back to the queue: its lease is another replica's now", "family", family, "count", len(hs))
+	c.setVisibility(ctx, receipts, int32(c.o.GiveBackDelay/time.Second))
 }
 
 // Held returns the number of messages waiting for a reconcile.
