@@ -232,6 +232,16 @@ func ToReal(measured, scaledBound, realBound time.Duration) time.Duration {
 	return time.Duration(float64(measured) / float64(scaledBound) * float64(realBound))
 }
 
+// ToRealAdditive converts as ToReal but takes the time measured beyond the
+// scaled bound as an overhead that does not scale with the buckets (the
+// machine's latency, a sweep's calls one after another): the real bound
+// plus that overhead. The two conversions bracket the real time: this one
+// when the overhead is the machine's, ToReal when it is time the buckets
+// stand idle that scales with them.
+func ToRealAdditive(measured, scaledBound, realBound time.Duration) time.Duration {
+	return realBound + max(0, measured-scaledBound)
+}
+
 // DedupNaiveSweepCalls is what a scanner that lists and describes every
 // service and then describes each distinct task definition once calls per
 // sweep.

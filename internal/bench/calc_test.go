@@ -115,6 +115,12 @@ func TestToReal(t *testing.T) {
 	if got := ToReal(110*time.Second, 100*time.Second, time.Hour); got != 66*time.Minute {
 		t.Errorf("ToReal = %v, want 66m", got)
 	}
+	if got := ToRealAdditive(110*time.Second, 100*time.Second, time.Hour); got != time.Hour+10*time.Second {
+		t.Errorf("ToRealAdditive = %v, want 1h0m10s", got)
+	}
+	if got := ToRealAdditive(90*time.Second, 100*time.Second, time.Hour); got != time.Hour {
+		t.Errorf("ToRealAdditive below the bound = %v, want the bound", got)
+	}
 	if got := ToReal(time.Second, 0, time.Minute); got != time.Minute {
 		t.Errorf("ToReal without a scaled bound = %v", got)
 	}

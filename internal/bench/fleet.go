@@ -36,7 +36,19 @@ type fleetResult struct {
 
 	processDescribes, processReDescribes int
 
-	naive CallCounts
+	naive, dedup  CallCounts
+	distinctInUse int // distinct task definitions the fleet's services run
+
+	// The restart, under AWS's buckets with refills scaled by restartScale
+	// and the default share: the reconciler's calls from its start until
+	// it was first idle, and that time.
+	restartScale    float64
+	restartCalls    CallCounts
+	restartMeasured time.Duration
+	throttled       int // calls the simulator refused for their rate, over the process's life
+
+	// The idle sweeps' durations (sweep_last_duration_seconds).
+	serviceSweepTime, familySweepTime time.Duration
 
 	latencies           []time.Duration
 	sweepsDuringSamples int
@@ -118,7 +130,10 @@ func runFleet(ctx context.Context, o Options, bin, dir string, logf func(string,
 	if err := instrumentFleet(ctx, o, s, f, secret, logf); err != nil {
 		return res, err
 	}
-	if err := naiveSweep(ctx, s, &res, logf); err != nil {
+	if err := naiveSweep(ctx, s, &res, false, logf); err != nil {
+		return res, err
+	}
+	if err := naiveSweep(ctx, s, &res, true, logf); err != nil {
 		return res, err
 	}
 	if err := restartedProcess(ctx, o, bin, dir, s, f, secret, &res, logf); err != nil {
@@ -203,8 +218,13 @@ func instrumentFleet(ctx context.Context, o Options, s *simServer, f *fleet, sec
 
 // naiveSweep does what existing scanners do on every sweep: list every
 // service of every cluster, describe them, and describe every service's
-// task definition.
-func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, logf func(string, ...any)) error {
+// task definition; with dedup, each distinct task definition once.
+func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, dedup bool, logf func(string, ...any)) error {
+	mark := "naive"
+	if dedup {
+		mark = "dedup"
+	}
+	described := map[string]bool{}
 	counter := &opCounter{m: map[string]CallCounts{}}
 	client, err := ecsClient(ctx, s.endpoint, "bench-naive-scanner", counter)
 	if err != nil {
@@ -212,7 +232,7 @@ func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, logf func(s
 	}
 	before := s.calls()
 	start := time.Now()
-	ctx = context.WithValue(ctx, sweepKey{}, "naive")
+	ctx = context.WithValue(ctx, sweepKey{}, mark)
 	var clusters []string
 	for p := ecs.NewListClustersPaginator(client, &ecs.ListClustersInput{MaxResults: aws.Int32(100)}); p.HasMorePages(); {
 		page, err := p.NextPage(ctx)
@@ -236,6 +256,11 @@ func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, logf func(s
 				return fmt.Errorf("naive: %w", err)
 			}
 			for _, sv := range out.Services {
+				td := aws.ToString(sv.TaskDefinition)
+				if dedup && described[td] {
+					continue
+				}
+				described[td] = true
 				if _, err := client.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
 					TaskDefinition: sv.TaskDefinition, Include: []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
 				}); err != nil {
@@ -244,14 +269,19 @@ func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, logf func(s
 			}
 		}
 	}
-	res.naive = counter.get("naive")
+	got := counter.get(mark)
+	if dedup {
+		res.dedup, res.distinctInUse = got, len(described)
+	} else {
+		res.naive = got
+	}
 	after := s.calls()
-	for op, n := range res.naive {
+	for op, n := range got {
 		if got := after[op] - before[op]; got != n {
 			return fmt.Errorf("naive: the simulator served %d %s, the scanner counted %d", got, op, n)
 		}
 	}
-	logf("fleet: naive scanner: %d calls in %v (%s)", res.naive.Total(), time.Since(start).Round(time.Millisecond), res.naive)
+	logf("fleet: %s scanner: %d calls in %v (%s)", mark, got.Total(), time.Since(start).Round(time.Millisecond), got)
 	return nil
 }
 
@@ -292,14 +322,18 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 	})
 
 	s.countRun("process")
+	// AWS's buckets, refills scaled by RestartScale, on both sides: the
+	// simulator's whole buckets, the process's default share of them.
+	res.restartScale = o.RestartScale
+	s.sim.EnableThrottling(o.RestartScale)
 	start := time.Now()
 	proc, err := startProcess(bin, dir, "fleet", processConfig{endpoint: s.endpoint, queueURL: queue, secretArn: secret,
-		bucketScale: config.MaxBucketScale, sweepInterval: o.SweepInterval, familyRate: 20 * config.MaxBucketScale})
+		bucketScale: o.RestartScale, share: defaultShare, sweepInterval: o.SweepInterval, familyRate: DefaultFamilyRate * o.RestartScale})
 	if err != nil {
 		return err
 	}
 	defer proc.stop()
-	logf("fleet: reconciler pid %d restarted on %d services", proc.cmd.Process.Pid, res.services)
+	logf("fleet: reconciler pid %d restarted on %d services, buckets x%g, share %g", proc.cmd.Process.Pid, res.services, o.RestartScale, DefaultShare)
 	// Idle: every family reconciled, nothing queued or in progress, twice
 	// in a row.
 	calm := 0
@@ -323,12 +357,18 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 		ok := m.sum("ecs_sidecar_reconcile_total", `result="success"`) >= float64(res.families) &&
 			m.sum("ecs_sidecar_workqueue_depth") == 0 && m.sum("ecs_sidecar_workqueue_unfinished_work_seconds") == 0
 		if ok {
+			if calm == 0 {
+				res.restartMeasured = time.Since(start)
+				res.restartCalls = s.reconcilerCalls("process")
+			}
 			calm++
 		} else {
 			calm = 0
 		}
 	}
 	res.settle = time.Since(start)
+	logf("fleet: restart: %d ECS calls (%s) in %v; bound at x%g %v", ECSCalls(res.restartCalls), ByBucket(res.restartCalls),
+		res.restartMeasured.Round(time.Millisecond), o.RestartScale, BucketBound(res.restartCalls, DefaultShare, o.RestartScale).Round(time.Millisecond))
 	logf("fleet: the restarted reconciler was idle after %v", res.settle.Round(time.Second))
 	if err := idleSweeps(ctx, o, s, f, proc, res, logf); err != nil {
 		return err
@@ -379,6 +419,7 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 		return err
 	}
 	res.processDescribes, res.processReDescribes = s.describes("process")
+	res.throttled = s.throttled()
 	return proc.stop()
 }
 
@@ -392,7 +433,7 @@ type latencyProbe struct {
 // the calls of each set are that sweep's).
 var (
 	serviceSweepOps = []string{"ListClusters", "ListServices", "DescribeServices"}
-	familySweepOps  = []string{"ListTaskDefinitionFamilies", "ListTaskDefinitions", "ListTagsForResource"}
+	familySweepOps  = []string{"ListTaskDefinitionFamilies", "ListTaskDefinitions", "ListTagsForResource", "GetResources"}
 )
 
 // processCalls reads the process's answered ECS calls by operation: its
@@ -402,6 +443,10 @@ var (
 func processCalls(m promText) CallCounts {
 	out := CallCounts{}
 	for _, op := range append(append([]string{}, serviceSweepOps...), familySweepOps...) {
+		if CategoryOf(op) == Tagging {
+			out[op] = int(m.sum("ecs_sidecar_aws_api_calls_total", `error_code=""`, `operation="`+op+`"`))
+			continue
+		}
 		out[op] = int(m.sum("ecs_sidecar_aws_api_calls_total", `error_code=""`, `operation="`+op+`"`, `service="ECS"`))
 	}
 	return out
@@ -488,7 +533,9 @@ func idleSweeps(ctx context.Context, o Options, s *simServer, f *fleet, proc *pr
 	res.sweepReconciles = int64(m.sum("ecs_sidecar_reconcile_total") - reconciles0)
 	res.serviceSweep, res.familySweep = wins[0].got, wins[1].got
 	res.serviceServed, res.familyServed = wins[0].served, wins[1].served
-	res.serviceMin, res.familyMin = ServiceSweepMinimum(f.servicesPerCluster), FamilySweepMinimum(len(f.families))
+	res.serviceMin, res.familyMin = ServiceSweepMinimum(f.servicesPerCluster), s.bulkFamilyMinimum()
+	res.serviceSweepTime = time.Duration(m.sum("ecs_sidecar_sweep_last_duration_seconds", `sweep="services"`) * float64(time.Second))
+	res.familySweepTime = time.Duration(m.sum("ecs_sidecar_sweep_last_duration_seconds", `sweep="families"`) * float64(time.Second))
 	logf("fleet: idle service sweep %d calls (minimum %d: %s; got %s), family sweep %d calls (minimum %d); %d families queued, %d reconciles meanwhile",
 		res.serviceSweep.Total(), res.serviceMin.Total(), res.serviceMin, res.serviceSweep, res.familySweep.Total(), res.familyMin.Total(), res.sweepQueued, res.sweepReconciles)
 	return nil

@@ -22,29 +22,66 @@ import (
 type processConfig struct {
 	endpoint, queueURL, secretArn string
 	bucketScale                   float64
-	workers                       int
-	maxInFlight                   int // 0: the default
+	// share is aws.apiBudget.share; 0: 1 (the whole bucket, as the
+	// convergence run has it). defaultShare: the default, 0.5.
+	share       float64
+	workers     int
+	maxInFlight int // 0: the default
 	// sweepInterval, when set, is both sweeps' interval, without jitter,
 	// and familyRate the family sweep's calls per second.
 	sweepInterval time.Duration
 	familyRate    float64
+	// serviceInterval and familyInterval, when set, are the sweeps'
+	// intervals with the default jitter (the install runs: the defaults
+	// scaled down); sweepInterval must be 0 then.
+	serviceInterval, familyInterval time.Duration
+	// rollouts, when set, replaces the rollouts section (canary off and
+	// maxInFlight otherwise).
+	rollouts *RolloutPacing
+}
+
+// defaultShare asks processConfig for the default aws.apiBudget.share.
+const defaultShare = -1
+
+// RolloutPacing is the rollouts section of a first install's config: the
+// pacing keys, canary, and the deadline (set by the run: the default, scaled).
+type RolloutPacing struct {
+	MaxInFlight, PerCluster, RampStart int
+	Canary                             bool
+	deadline                           time.Duration
 }
 
 func (c processConfig) yaml(metricsListen string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "aws:\n  region: us-east-1\n  endpoint: %s\n  maxAttempts: 10\n", c.endpoint)
-	fmt.Fprintf(&b, "  apiBudget:\n    share: 1\n    bucketScale: %g\n", c.bucketScale)
+	switch c.share {
+	case defaultShare:
+		fmt.Fprintf(&b, "  apiBudget:\n    bucketScale: %g\n", c.bucketScale)
+	case 0:
+		fmt.Fprintf(&b, "  apiBudget:\n    share: 1\n    bucketScale: %g\n", c.bucketScale)
+	default:
+		fmt.Fprintf(&b, "  apiBudget:\n    share: %g\n    bucketScale: %g\n", c.share, c.bucketScale)
+	}
 	fmt.Fprintf(&b, "queue:\n  url: %s\n", c.queueURL)
 	if c.workers > 0 {
 		fmt.Fprintf(&b, "workers: %d\n", c.workers)
 	}
-	if c.sweepInterval > 0 {
+	switch {
+	case c.sweepInterval > 0:
 		fmt.Fprintf(&b, "sweeps:\n  services: {interval: %s, jitter: 0}\n  families: {interval: %s, jitter: 0, maxCallsPerSecond: %g}\n",
 			c.sweepInterval, c.sweepInterval, c.familyRate)
+	case c.serviceInterval > 0:
+		fmt.Fprintf(&b, "sweeps:\n  services: {interval: %s}\n  families: {interval: %s, maxCallsPerSecond: %g}\n",
+			c.serviceInterval, c.familyInterval, c.familyRate)
 	}
-	b.WriteString("rollouts:\n  canary: false\n")
-	if c.maxInFlight > 0 {
-		fmt.Fprintf(&b, "  maxInFlight: %d\n  maxInFlightPerCluster: %d\n", c.maxInFlight, c.maxInFlight)
+	if r := c.rollouts; r != nil {
+		fmt.Fprintf(&b, "rollouts:\n  canary: %t\n  maxInFlight: %d\n  maxInFlightPerCluster: %d\n  rampStart: %d\n  deadline: %s\n",
+			r.Canary, r.MaxInFlight, r.PerCluster, r.RampStart, r.deadline)
+	} else {
+		b.WriteString("rollouts:\n  canary: false\n")
+		if c.maxInFlight > 0 {
+			fmt.Fprintf(&b, "  maxInFlight: %d\n  maxInFlightPerCluster: %d\n", c.maxInFlight, c.maxInFlight)
+		}
 	}
 	b.WriteString("images:\n  resolve: false\n")
 	fmt.Fprintf(&b, "metrics:\n  listen: %s\n", metricsListen)

@@ -31,6 +31,7 @@ const (
 	tokenSecret = "bench/lacework-token"
 	injectKey   = "ecs-sidecar/inject"
 	sourceKey   = "ecs-sidecar/source"
+	profileKey  = "ecs-sidecar/profile"
 	// reconcilerAgent is in the user agent of every call the reconciler
 	// makes (cloud.Options.AppID in cmd/reconciler, and ours in process).
 	reconcilerAgent = "ecs-sidecar-reconciler"
@@ -101,14 +102,21 @@ func (s *simServer) describes(run string) (revisions, repeats int) {
 	return revisions, repeats
 }
 
-const ecsTargetPrefix = "AmazonEC2ContainerServiceV20141113."
+const (
+	ecsTargetPrefix     = "AmazonEC2ContainerServiceV20141113."
+	taggingTargetPrefix = "ResourceGroupsTaggingAPI_20170126."
+)
 
 // countDescribes counts the reconciler's successful ECS calls (by its user
 // agent) by operation, and its DescribeTaskDefinition calls by revision
 // ("family:revision"; a bare family name is its own key), per run.
 func (s *simServer) countDescribes(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		op, isECS := strings.CutPrefix(r.Header.Get("X-Amz-Target"), ecsTargetPrefix)
+		target := r.Header.Get("X-Amz-Target")
+		op, isECS := strings.CutPrefix(target, ecsTargetPrefix)
+		if tagOp, isTagging := strings.CutPrefix(target, taggingTargetPrefix); isTagging {
+			op, isECS = tagOp, true // counted beside ECS's calls (CategoryOf keeps them apart)
+		}
 		if !isECS || !strings.Contains(r.UserAgent(), reconcilerAgent) {
 			next.ServeHTTP(w, r)
 			return
@@ -244,7 +252,18 @@ type serviceRef struct{ cluster, name string }
 // stating its command: the harness reads no image configs) and services of
 // each family on that revision, through the simulator's Go API.
 func (s *simServer) seedFleet(ctx context.Context, prefix string, clusters, families, perFamily int) (*fleet, error) {
+	return s.seedFleetWith(ctx, prefix, clusters, families, perFamily, false)
+}
+
+// seedFleetWith is seedFleet; circuitBreaker turns on each service's
+// deployment circuit breaker with rollback, as a first install's fleet
+// would have it (a failed rollout then returns to the source revision).
+func (s *simServer) seedFleetWith(ctx context.Context, prefix string, clusters, families, perFamily int, circuitBreaker bool) (*fleet, error) {
 	e := s.sim.ECS()
+	var deployment *types.DeploymentConfiguration
+	if circuitBreaker {
+		deployment = &types.DeploymentConfiguration{DeploymentCircuitBreaker: &types.DeploymentCircuitBreaker{Enable: true, Rollback: true}}
+	}
 	f := &fleet{servicesPerCluster: make([]int, clusters), services: map[string][]serviceRef{}}
 	for i := range clusters {
 		name := fmt.Sprintf("%s-c%02d", prefix, i)
@@ -267,6 +286,7 @@ func (s *simServer) seedFleet(ctx context.Context, prefix string, clusters, fami
 			if _, err := e.CreateService(ctx, &ecs.CreateServiceInput{
 				Cluster: aws.String(f.clusters[ci]), ServiceName: aws.String(name), TaskDefinition: aws.String(family + ":1"),
 				DesiredCount: aws.Int32(1), LaunchType: types.LaunchTypeFargate, NetworkConfiguration: network,
+				DeploymentConfiguration: deployment,
 			}); err != nil {
 				return nil, fmt.Errorf("seed service %s: %w", name, err)
 			}
@@ -325,4 +345,26 @@ func (s *simServer) lastUpdate() (time.Time, error) {
 		}
 	}
 	return time.Time{}, errors.New("no UpdateService in the journal")
+}
+
+// bulkFamilyMinimum is BulkFamilySweepMinimum of the simulator's account
+// now: its ACTIVE revisions, and those carrying the inject tag and the
+// profile tag.
+func (s *simServer) bulkFamilyMinimum() CallCounts {
+	active, inject, profile := 0, 0, 0
+	for _, fam := range s.sim.State().Families {
+		for _, r := range fam.Revisions {
+			if r.Status != "ACTIVE" {
+				continue
+			}
+			active++
+			if _, ok := r.Tags[injectKey]; ok {
+				inject++
+			}
+			if _, ok := r.Tags[profileKey]; ok {
+				profile++
+			}
+		}
+	}
+	return BulkFamilySweepMinimum(active, inject, profile)
 }
