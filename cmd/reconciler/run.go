@@ -24,6 +24,7 @@ import (
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
 	"github.com/ecs-sidecar/reconciler/internal/config"
 	"github.com/ecs-sidecar/reconciler/internal/controller"
+	"github.com/ecs-sidecar/reconciler/internal/lease"
 	"github.com/ecs-sidecar/reconciler/internal/watch"
 )
 
@@ -214,6 +215,14 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		tagging = resourcegroupstaggingapi.NewFromConfig(awsCfg)
 	}
 	var consumer *watch.Consumer
+	var ls *leases
+	var gate controller.Leases // nil without leases (not a nil leaseGate)
+	if cfg.Leases.Enabled() {
+		if ls, err = newLeases(cfg.Leases, awsCfg, log, reg, nil); err != nil {
+			return err
+		}
+		gate = leaseGate{ls.m}
+	}
 	var trail *audit.Publisher
 	if cfg.Audit.EventBus != "" {
 		if trail, err = audit.New(eventbridge.NewFromConfig(awsCfg), cfg.Audit.EventBus, log); err != nil {
@@ -258,6 +267,13 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 				consumer.Done(ctx, family, started)
 			}
 		},
+		Leases: gate,
+		OnNotOwned: func(ctx context.Context, family, reason string) {
+			ls.notOwned.WithLabelValues(reason).Inc()
+			if consumer != nil && reason != controller.NotOwnedQueued {
+				consumer.GiveBack(ctx, family) // the owner is to receive them
+			}
+		},
 	})
 	if err != nil {
 		return err
@@ -267,6 +283,10 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		account, err := watch.OwnAccount(ctx, sts.NewFromConfig(awsCfg), cfg.Queue.URL)
 		if err != nil {
 			log.Warn("the reconciler's account is not known from STS: events are checked against the queue's account", "account", account, "err", err)
+		}
+		var owns func(string) bool
+		if ls != nil {
+			owns = func(family string) bool { _, ok := ls.m.Owns(family); return ok }
 		}
 		consumer, err = watch.NewConsumer(sqs.NewFromConfig(awsCfg), watch.ConsumerOptions{
 			QueueURL:    cfg.Queue.URL,
@@ -287,6 +307,10 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 			Observe: func(kind watch.Kind, outcome string) { obs.EventObserved(string(kind), outcome) },
 			Lag:     func(kind watch.Kind, d time.Duration) { obs.EventLag(string(kind), d) },
 			Logger:  log,
+
+			// With leases: events of other replicas' families go back to the queue.
+			Owns:             owns,
+			GiveBackReceives: cfg.Leases.GiveBackReceives,
 		})
 		if err != nil {
 			return err
@@ -297,6 +321,10 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 
 	log.Info("reconciler starting", "region", awsCfg.Region, "endpoint", cfg.AWS.Endpoint, "mode", cfg.Mode,
 		"queue", cfg.Queue.URL, "workers", cfg.Workers, "profiles", strings.Join(cfg.ProfileNames(), ","))
+	if ls != nil {
+		log.Info("leases on: this replica reconciles the families of the shards it holds", "table", cfg.Leases.Table,
+			"shards", cfg.Leases.Shards, "lease", cfg.Leases.Duration.String(), "owner", ls.m.Owner())
+	}
 	if names := cfg.LaceworkProfilesWithoutToken(); len(names) > 0 {
 		log.Warn("profiles inject no access token: the agent must find it in the image's config.json or the container's variables",
 			"profiles", strings.Join(names, ","))
@@ -316,9 +344,37 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 	defer cancel()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2)
+	leasesDone := make(chan struct{})
+	if ls != nil {
+		// The leases outlive ctx: renewed while in-flight reconciles
+		// finish their write batches, given back once the controller and
+		// the consumer have stopped.
+		lctx, stopLeases := context.WithCancel(context.WithoutCancel(ctx))
+		defer func() {
+			stopLeases()
+			<-leasesDone
+		}()
+		ls.onRound = func(held []lease.Fence) { ctl.LeasesChanged(fences(held)) }
+		go func() {
+			defer close(leasesDone)
+			ls.run(lctx)
+		}()
+	} else {
+		close(leasesDone)
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		if ls != nil {
+			// Nothing is written before the first lease round: until then
+			// this replica cannot know which families are its own.
+			select {
+			case <-ctx.Done():
+				errs <- nil
+				return
+			case <-ls.first:
+			}
+		}
 		err := ctl.Run(ctx)
 		if err != nil {
 			log.Error("controller stopped", "err", err)
