@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecr"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
@@ -369,6 +370,25 @@ func (a *authorizer) requests(ctx context.Context, svc, op, region string, param
 	case "ECR":
 		if _, ok := params.(*ecr.GetAuthorizationTokenInput); ok {
 			return one("ecr:GetAuthorizationToken", "*", base()), nil
+		}
+	case "DynamoDB":
+		// The lease table (internal/lease): each item operation is
+		// authorized on the table's ARN.
+		var table *string
+		switch in := params.(type) {
+		case *dynamodb.GetItemInput:
+			table = in.TableName
+		case *dynamodb.PutItemInput:
+			table = in.TableName
+		case *dynamodb.UpdateItemInput:
+			table = in.TableName
+		case *dynamodb.DeleteItemInput:
+			table = in.TableName
+		case *dynamodb.ScanInput:
+			table = in.TableName
+		}
+		if table != nil {
+			return one("dynamodb:"+op, arn("dynamodb", "table/"+aws.ToString(table)), base()), nil
 		}
 	case "Resource Groups Tagging API":
 		if _, ok := params.(*resourcegroupstaggingapi.GetResourcesInput); ok {

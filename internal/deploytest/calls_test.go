@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -23,6 +24,7 @@ import (
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
 	"github.com/ecs-sidecar/reconciler/internal/config"
 	"github.com/ecs-sidecar/reconciler/internal/controller"
+	"github.com/ecs-sidecar/reconciler/internal/lease"
 	"github.com/ecs-sidecar/reconciler/internal/moto"
 	"github.com/ecs-sidecar/reconciler/internal/watch"
 )
@@ -600,6 +602,52 @@ func TestTaskRoleUnderIAMEvaluation(t *testing.T) {
 		}
 		consume(false) // held message returned on shutdown
 		consume(true)  // reconciled: deleted
+	})
+
+	t.Run("shard leases", func(t *testing.T) {
+		if !cfg.Leases.Enabled() {
+			t.Fatal("the rendered configuration has no lease table: the stack's default is 2 replicas, with leases")
+		}
+		setup := dynamodb.NewFromConfig(newClientConfig(t, motoURL, simRegion, nil, nil))
+		for _, table := range []string{cfg.Leases.Table, "someone-elses"} {
+			if _, err := setup.CreateTable(ctx, lease.CreateTableInput(table)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		client := dynamodb.NewFromConfig(newClientConfig(t, motoURL, simRegion, w.rec, w.az))
+		m, err := lease.New(lease.Options{Client: client, Table: cfg.Leases.Table, Shards: cfg.Leases.Shards, Duration: cfg.Leases.Duration.Duration})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark := w.az.mark()
+		// A round (take, heartbeat, scan), the check before a write
+		// batch, and the release on SIGTERM: every call the leases make.
+		if err := m.Round(ctx); err != nil {
+			t.Fatalf("lease round: %v", err)
+		}
+		f, ok := m.Owns("web")
+		if !ok {
+			t.Fatal("a lone replica does not own web after a round")
+		}
+		if err := m.Check(ctx, f); err != nil {
+			t.Fatalf("check: %v", err)
+		}
+		if err := m.Release(ctx); err != nil {
+			t.Fatalf("release: %v", err)
+		}
+		for _, d := range denials(w.az.since(mark)) {
+			t.Errorf("denied, and the leases need it: %s", d.Request)
+		}
+		// Another table is not the reconciler's.
+		other, err := lease.New(lease.Options{Client: client, Table: "someone-elses", Shards: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mark = w.az.mark()
+		if err := other.Round(ctx); !cloud.IsAccessDenied(err) {
+			t.Errorf("a round on another table: %v, want AccessDenied", err)
+		}
+		requireDenied(t, w.az.since(mark), "dynamodb:Scan", "arn:aws:dynamodb:"+simRegion+":"+simAccount+":table/someone-elses", "a table other than the stack's")
 	})
 
 	t.Run("image configs", func(t *testing.T) {

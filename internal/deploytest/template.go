@@ -442,6 +442,15 @@ func (r resolver) attr(resource, attribute string) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("Fn::GetAtt %s: no such resource", key)
 	}
+	if res.Condition != "" {
+		on, err := r.condition(res.Condition)
+		if err != nil {
+			return "", err
+		}
+		if !on {
+			return "", fmt.Errorf("%s: the stack does not create %s (condition %s is false)", key, resource, res.Condition)
+		}
+	}
 	s, name := r.s, r.s.StackName+"-"+resource
 	arn := func(service, region, rest string) string {
 		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", s.Partition, service, region, s.Account, rest)
@@ -461,6 +470,10 @@ func (r resolver) attr(resource, attribute string) (string, error) {
 		return arn("logs", s.Region, "log-group:"+name+":*"), nil
 	case "AWS::ECS::TaskDefinition.":
 		return arn("ecs", s.Region, "task-definition/"+name+":1"), nil
+	case "AWS::DynamoDB::Table.":
+		return name, nil
+	case "AWS::DynamoDB::Table.Arn":
+		return arn("dynamodb", s.Region, "table/"+name), nil
 	case "AWS::S3::Bucket.Arn":
 		return fmt.Sprintf("arn:%s:s3:::%s", s.Partition, name), nil
 	}
@@ -509,6 +522,19 @@ func strs(v any) ([]string, error) {
 		out[i] = s
 	}
 	return out, nil
+}
+
+// Creates reports whether the stack creates a resource: it exists and its
+// Condition, if any, holds.
+func (t *Template) Creates(s Stack, resource string) (bool, error) {
+	res, ok := t.Resources[resource]
+	if !ok {
+		return false, nil
+	}
+	if res.Condition == "" {
+		return true, nil
+	}
+	return resolver{t: t, s: s}.condition(res.Condition)
 }
 
 // Property resolves one property of a resource.

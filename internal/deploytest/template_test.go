@@ -12,12 +12,15 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/config"
+	"github.com/ecs-sidecar/reconciler/internal/lease"
 	"github.com/ecs-sidecar/reconciler/internal/patch"
 	"github.com/ecs-sidecar/reconciler/internal/policy"
 )
@@ -230,6 +233,12 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 				{"sqs:DeleteMessage", "arn:aws:sqs:eu-west-1:123456789012:other", nil, awssim.DecisionImplicitDeny},
 				{"secretsmanager:GetSecretValue", s.Params["TokenSecretArn"].(string), nil, awssim.DecisionImplicitDeny},
 				{"iam:SimulatePrincipalPolicy", "arn:aws:iam::123456789012:role/reconciler-TaskRole", nil, awssim.DecisionAllowed},
+				// The stack's lease table, no other (two replicas by default).
+				{"dynamodb:GetItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/reconciler-LeaseTable", here, awssim.DecisionAllowed},
+				{"dynamodb:UpdateItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/reconciler-LeaseTable", here, awssim.DecisionAllowed},
+				{"dynamodb:UpdateItem", "arn:aws:dynamodb:eu-west-1:123456789012:table/orders", here, awssim.DecisionImplicitDeny},
+				{"dynamodb:Query", "arn:aws:dynamodb:eu-west-1:123456789012:table/reconciler-LeaseTable", here, awssim.DecisionImplicitDeny},
+				{"dynamodb:DeleteTable", "arn:aws:dynamodb:eu-west-1:123456789012:table/reconciler-LeaseTable", here, awssim.DecisionImplicitDeny},
 			}
 			for _, c := range cases {
 				if got := awssim.Evaluate(statements, c.action, c.resource, c.ctx); got != c.want {
@@ -474,9 +483,22 @@ func TestOwnTaskDefinition(t *testing.T) {
 	}
 	m := svc.(map[string]any)
 	dc := m["DeploymentConfiguration"].(map[string]any)
+	// Two tasks by default, sharing the account by leases: a deploy
+	// starts the new ones before it stops the old.
 	gotSvc := []any{m["DesiredCount"], dc["MinimumHealthyPercent"], dc["MaximumPercent"], m["Cluster"]}
-	if d := cmp.Diff(gotSvc, []any{float64(1), float64(0), float64(100), "tools"}); d != "" {
+	if d := cmp.Diff(gotSvc, []any{"2", float64(50), float64(200), "tools"}); d != "" {
 		t.Errorf("service desired/min/max/cluster (-got +want):\n%s", d)
+	}
+	// One task: stopped before the new one starts.
+	svc, err = tpl.Property(withParams(s, map[string]any{"Replicas": "1"}), "Service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m = svc.(map[string]any)
+	dc = m["DeploymentConfiguration"].(map[string]any)
+	gotSvc = []any{m["DesiredCount"], dc["MinimumHealthyPercent"], dc["MaximumPercent"], m["Cluster"]}
+	if d := cmp.Diff(gotSvc, []any{"1", float64(0), float64(100), "tools"}); d != "" {
+		t.Errorf("one replica: service desired/min/max/cluster (-got +want):\n%s", d)
 	}
 }
 
@@ -565,5 +587,69 @@ func TestGoMemoryLimitFollowsTaskMemory(t *testing.T) {
 	s.Params["TaskMemory"] = "3072"
 	if _, err := tpl.Property(s, "TaskDefinition"); err == nil || !strings.Contains(err.Error(), "FindInMap") {
 		t.Errorf("TaskMemory 3072 (no mapping): err %v, want a FindInMap error", err)
+	}
+}
+
+// The lease table follows Replicas: with two or more tasks (the default)
+// the stack creates it as internal/lease's schema says, the rendered
+// configuration names it, and the task role may use it and nothing else of
+// DynamoDB; with one task there is no table, no grant, no lease setting.
+func TestLeaseTableFollowsReplicas(t *testing.T) {
+	tpl := load(t)
+	for _, replicas := range []string{"1", "2", "4"} {
+		t.Run(replicas, func(t *testing.T) {
+			s := withParams(minimalStack(), map[string]any{"Replicas": replicas})
+			requireDeployable(t, tpl, s)
+			leases := replicas != "1"
+			created, err := tpl.Creates(s, "LeaseTable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if created != leases {
+				t.Fatalf("LeaseTable created: %v, want %v", created, leases)
+			}
+			cfg := renderedConfigOf(t, tpl, s)
+			var dynamo []awssim.Statement
+			for _, st := range policyOf(t, tpl, s, "TaskRolePolicy", "PolicyDocument") {
+				if slices.ContainsFunc(st.Actions, func(a string) bool { return strings.HasPrefix(a, "dynamodb:") }) {
+					dynamo = append(dynamo, st)
+				}
+			}
+			if !leases {
+				if cfg.Leases.Enabled() || len(dynamo) != 0 {
+					t.Errorf("one replica: leases %+v, DynamoDB statements %+v; want none", cfg.Leases, dynamo)
+				}
+				return
+			}
+			if cfg.Leases.Table != "reconciler-LeaseTable" || cfg.Leases.Shards != config.DefaultLeaseShards {
+				t.Errorf("leases %+v, want the stack's table and the default shards", cfg.Leases)
+			}
+			if err := cfg.ValidateRun(false); err != nil {
+				t.Errorf("rendered config: %v", err)
+			}
+			want := []awssim.Statement{{Sid: "ShardLeases", Effect: "Allow",
+				Actions:   []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"},
+				Resources: []string{"arn:aws:dynamodb:eu-west-1:123456789012:table/reconciler-LeaseTable"}}}
+			if d := cmp.Diff(dynamo, want, cmpopts.EquateEmpty()); d != "" {
+				t.Errorf("DynamoDB statements (-got +want):\n%s", d)
+			}
+			props, err := tpl.Property(s, "LeaseTable")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.Marshal(props)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got dynamodb.CreateTableInput
+			if err := json.Unmarshal(b, &got); err != nil {
+				t.Fatalf("LeaseTable: %v\n%s", err, b)
+			}
+			wantTable := lease.CreateTableInput("")
+			wantTable.TableName = nil
+			if d := cmp.Diff(&got, wantTable, cmpopts.IgnoreUnexported(dynamodb.CreateTableInput{}, ddbtypes.AttributeDefinition{}, ddbtypes.KeySchemaElement{})); d != "" {
+				t.Errorf("LeaseTable is not internal/lease's schema (-template +lease.CreateTableInput):\n%s", d)
+			}
+		})
 	}
 }
