@@ -337,32 +337,50 @@ func TestLeaseTakenDuringAPauseStopsTheWrites(t *testing.T) {
 
 // When a replica gains a shard, the families of that shard it knows of
 // (from its services index, or left to another replica before) are
-// reconciled at once, without waiting for a sweep.
+// reconciled at once, without waiting for a sweep: after the owner gave
+// its shards back (SIGTERM), and after its leases ran out (SIGKILL: no
+// renewal for a lease period, by the taker's clock).
 func TestGainedShardQueuesItsFamilies(t *testing.T) {
-	w := newWorld(t)
-	lt := newLeaseTable(t)
-	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
-	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
-	clock := &fakeClock{t: time.UnixMilli(1_800_000_000_000)}
-	a, b := lt.manager(t, "a", clock.Now), lt.manager(t, "b", clock.Now)
-	leaseRound(t, a) // a holds every shard
-	leaseRound(t, b) // b holds none: a's are unexpired
-	cb := w.controller(t, func(o *Options) { o.Leases = leaseGate{b} })
-	cb.LeasesChanged(held(b))
-	sweep(t, cb)
-	if cb.QueueLen() != 0 {
-		t.Fatalf("b queued %d families it does not own", cb.QueueLen())
+	for _, how := range []string{"released", "expired"} {
+		t.Run(how, func(t *testing.T) {
+			w := newWorld(t)
+			lt := newLeaseTable(t)
+			src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+			w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+			clock := &fakeClock{t: time.UnixMilli(1_800_000_000_000)}
+			a, b := lt.manager(t, "a", clock.Now), lt.manager(t, "b", clock.Now)
+			leaseRound(t, a) // a holds every shard
+			leaseRound(t, b) // b holds none: a's are unexpired
+			cb := w.controller(t, func(o *Options) { o.Leases = leaseGate{b} })
+			cb.LeasesChanged(held(b))
+			sweep(t, cb)
+			if cb.QueueLen() != 0 {
+				t.Fatalf("b queued %d families it does not own", cb.QueueLen())
+			}
+			switch how {
+			case "released":
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				defer cancel()
+				if err := a.Release(ctx); err != nil {
+					t.Fatal(err)
+				}
+			case "expired":
+				// a is gone without a word; one renew period short of the
+				// lease, its shards are still its own.
+				clock.Advance(lease.DefaultDuration - lease.DefaultDuration/3)
+				leaseRound(t, b)
+				cb.LeasesChanged(held(b))
+				if len(b.Held()) != 0 || cb.QueueLen() != 0 {
+					t.Fatalf("b took %d shards, queued %d families before a's leases ran out", len(b.Held()), cb.QueueLen())
+				}
+				clock.Advance(lease.DefaultDuration/3 + time.Millisecond)
+			}
+			leaseRound(t, b)
+			cb.LeasesChanged(held(b))
+			if got := drain(t, cb); len(got) != 1 || got[0] != "web" {
+				t.Fatalf("reconciled %v after the gain, want [web]", got)
+			}
+			w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
+		})
 	}
-	// a goes away (SIGTERM): b takes its shards at its next round.
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	if err := a.Release(ctx); err != nil {
-		t.Fatal(err)
-	}
-	leaseRound(t, b)
-	cb.LeasesChanged(held(b))
-	if got := drain(t, cb); len(got) != 1 || got[0] != "web" {
-		t.Fatalf("reconciled %v after the gain, want [web]", got)
-	}
-	w.isTwinOf(t, w.taskDefOf(t, "web"), 1)
 }
