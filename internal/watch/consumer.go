@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -474,12 +475,20 @@ func (c *Consumer) deleteEntries(ctx context.Context, entries []sqstypes.DeleteM
 // tend every Visibility/3, counted from the end of the previous one, on the
 // clock of After.
 func (c *Consumer) extendLoop(ctx context.Context) {
+	wait := c.o.Visibility / 3
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-c.o.After(c.o.Visibility / 3):
+		case <-c.o.After(wait):
+			start := c.o.Now()
 			c.tend(ctx)
+			// Tends start every Visibility/3: a tend that took long (many
+			// held messages, throttled and retried calls) does not push
+			// the next one later, or the last messages of a slow tend
+			// would go without an extension for longer than a visibility
+			// timeout and come back while held.
+			wait = max(0, c.o.Visibility/3-c.o.Now().Sub(start))
 		}
 	}
 }
@@ -552,18 +561,45 @@ func (c *Consumer) releaseAll(ctx context.Context) {
 	c.setVisibility(ctx, receipts, 0)
 }
 
-// setVisibility sets the visibility timeout of the messages of receipts.
+// visibilityCalls bounds the ChangeMessageVisibilityBatch calls of one
+// setVisibility in flight at once.
+const visibilityCalls = 8
+
+// setVisibility sets the visibility timeout of the messages of receipts, in
+// batches of 10, up to visibilityCalls batches at once: one call after the
+// other, a consumer holding hundreds of messages (a backlog) under
+// throttling, whose calls the SDK retries with backoff, extended its last
+// batches seconds late, past their visibility timeout. Entries SQS did not
+// change are logged (with their codes: MessageNotInflight is a message that
+// came back before its extension), never their receipts.
 func (c *Consumer) setVisibility(ctx context.Context, receipts []string, seconds int32) {
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, visibilityCalls)
 	for start := 0; start < len(receipts); start += 10 {
 		batch := receipts[start:min(start+10, len(receipts))]
 		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, len(batch))
 		for i, r := range batch {
 			entries[i] = sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String(r), VisibilityTimeout: seconds}
 		}
-		if _, err := c.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(c.o.QueueURL), Entries: entries}); err != nil {
-			c.log.Warn("change message visibility failed", "count", len(entries), "err", err)
-		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() { <-slots; wg.Done() }()
+			out, err := c.client.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(c.o.QueueURL), Entries: entries})
+			if err != nil {
+				c.log.Warn("change message visibility failed", "count", len(entries), "err", err)
+				return
+			}
+			if len(out.Failed) > 0 {
+				codes := make([]string, len(out.Failed))
+				for i, f := range out.Failed {
+					codes[i] = aws.ToString(f.Code)
+				}
+				c.log.Warn("change message visibility failed for some messages", "count", len(out.Failed), "of", len(entries), "codes", strings.Join(codes, ","))
+			}
+		}()
 	}
+	wg.Wait()
 }
 
 func (c *Consumer) observe(k Kind, outcome string) {
