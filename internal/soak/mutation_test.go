@@ -553,6 +553,8 @@ func TestMutationDLQInvariant(t *testing.T) {
 		{name: "a receive by no replica",
 			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11), by(0, 21), by(0, 31), {At: at(41), UserAgent: "aws-cli/2.15"}}, dead: 51,
 			want: `receive 5 at 12:00:41.000 by no replica's process (User-Agent "aws-cli/2.15")`},
+		{name: "the DLQ drain's own receive is not counted",
+			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11), by(0, 21), by(0, 31), by(0, 41), {At: at(60)}}, dead: 51},
 		{name: "fewer receives than maxReceiveCount",
 			receives: []awssim.ReceiveRecord{by(0, 1), by(0, 11)}, dead: 21,
 			want: "2 of 5 receives (maxReceiveCount) recorded, 0 of them unexplained"},
