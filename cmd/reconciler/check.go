@@ -668,6 +668,12 @@ func requiredPermissions(cfg *config.Config, id identity, region, queueArn strin
 			}
 		}
 	}
+	if cfg.Leases.Enabled() {
+		// The lease table (docs/leases.md): rounds, heartbeats, the check
+		// before each write batch, the release.
+		reqs = append(reqs, requirement{resource: arn("dynamodb", "table/"+cfg.Leases.Table),
+			actions: []string{"dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem", "dynamodb:Scan"}})
+	}
 	if bus := cfg.Audit.EventBus; bus != "" {
 		if !strings.HasPrefix(bus, "arn:") {
 			bus = arn("events", "event-bus/"+bus)

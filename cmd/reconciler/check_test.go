@@ -253,6 +253,14 @@ func TestCheck(t *testing.T) {
 		{"task role may not pass the family roles", func(t *testing.T, w *checkWorld) {
 			w.putTaskRolePolicy(t, func(st awssim.Statement) bool { return st.Sid == "PassFamiliesRolesToEcsTasks" })
 		}, []string{"permissions"}, "iam:PassRole on " + checkExecRole},
+		// The template's two replicas use its lease table: the task role
+		// may; another table, it may not.
+		{"leases on the stack table", func(t *testing.T, w *checkWorld) {
+			w.cfg.Leases.Table = "reconciler-LeaseTable"
+		}, nil, ""},
+		{"leases on another table", func(t *testing.T, w *checkWorld) {
+			w.cfg.Leases.Table = "someone-elses"
+		}, []string{"permissions"}, "dynamodb:GetItem"},
 		{"trail not logging", func(t *testing.T, w *checkWorld) {
 			w.sim.PutTrail(awssim.Trail{Name: "management", Logging: false})
 		}, []string{"cloudtrail"}, "not logging"},
