@@ -41,7 +41,7 @@ func run() int {
 	flag.IntVar(&o.InstallPacing.PerCluster, "install-per-cluster", o.InstallPacing.PerCluster, "rollouts.maxInFlightPerCluster of the first install")
 	flag.IntVar(&o.FailAt, "fail-at", o.FailAt, "the failure run fails a rollout once this many are in flight")
 	flag.DurationVar(&o.InstallTimeout, "install-timeout", o.InstallTimeout, "give up on a first install after this long")
-	flag.StringVar(&o.Only, "only", "", "run only these scenarios (comma-separated: convergence, install, fleet); for trying one out, the table is partial")
+	flag.StringVar(&o.Only, "only", "", "run only these scenarios (comma-separated: convergence, install, fleet, big); for trying one out, the table is partial")
 	flag.IntVar(&o.LatencySamples, "latency-samples", o.LatencySamples, "event-to-UpdateService samples")
 	cpuProfile := flag.String("cpuprofile", "", "write the harness's CPU profile (the simulator's and the in-process reconciler's) to this file")
 	flag.Parse()

@@ -63,7 +63,7 @@ type Options struct {
 	// into a temporary directory.
 	Reconciler string
 	// Only, when set, is a comma-separated list of the scenarios to run
-	// (convergence, install, fleet); the table is then partial.
+	// (convergence, install, fleet, big); the table is then partial.
 	Only string
 	// Command is how the run was started, for the document.
 	Command string
@@ -171,7 +171,7 @@ func Run(ctx context.Context, o Options, logw io.Writer) (*Report, error) {
 			return nil, fmt.Errorf("fleet: %w", err)
 		}
 	}
-	if o.BigFamilies > 0 {
+	if o.BigFamilies > 0 && o.runs("big") {
 		if r.big, err = runBigFleet(ctx, o, bin, dir, logf); err != nil {
 			return nil, fmt.Errorf("big fleet: %w", err)
 		}
@@ -220,6 +220,9 @@ func (r *Report) notes() {
 				in.pacing.RampStart, in.atFailure, in.lowAfterFailure, Minutes(in.real()), Minutes(r.installs[0].real()))
 			continue
 		}
+		note("The first installs convert by multiplying the measured time by %g: whatever the machine adds to each round of "+
+			"rollouts (an event's way through the queue, a reconcile) is multiplied too, so the real times are upper estimates. "+
+			"Their rollouts are %v long here.", in.scale, scaledDown(realRollout, in.scale))
 		perService := float64(ByBucket(in.calls)["service read"]) / float64(max(1, in.services))
 		note("The first install's reconciler made %.0f service-read calls (DescribeServices, ListServices) per service (%s in all): "+
 			"at AWS's rates and share 0.5 that bucket alone takes %s, so at a larger ceiling it, not the rollouts, would bound a "+
@@ -231,10 +234,12 @@ func (r *Report) notes() {
 			"the header): the p50 is %v.", p99.Round(100*time.Microsecond), f.restartScale, Percentile(f.latencies, 50).Round(100*time.Microsecond))
 	}
 	if r.big.services == 0 {
-		note("Peak RSS at %d services is not measured by default: its own fleet (seeding, instrumenting %d services in-process, a "+
-			"restart and a sweep) costs about %.0f times the 20,000-service fleet's set-up and restart, a few minutes more than "+
-			"`make bench`'s 10 on this machine. `go run ./cmd/bench --big-families %d --only fleet` runs it.",
-			TargetSweepServices, TargetSweepServices, float64(TargetSweepServices)/float64(max(1, f.services)), TargetSweepServices/2)
+		note("Peak RSS at %d services is not measured by default: its own fleet costs the seeding and the in-process "+
+			"instrumenting of %d services, a restart with nothing cached and one more sweep; the %d-service fleet's took %v "+
+			"here, and the larger one scales with its services (about %.1f times), more than `make bench`'s 10 minutes allow "+
+			"on this machine. `go run ./cmd/bench --reconciler bin/reconciler --only big --big-families %d --out FILE` runs it alone.",
+			TargetSweepServices, TargetSweepServices, f.services, f.setupToIdle.Round(time.Second),
+			float64(TargetSweepServices)/float64(max(1, f.services)), TargetSweepServices/2)
 	} else {
 		note("The %d-service fleet for peak RSS took %v of the run (seeding, instrumenting, restart to idle in %v, one sweep).",
 			r.big.services, r.big.cost.Round(time.Second), r.big.settle.Round(time.Second))

@@ -56,6 +56,7 @@ type fleetResult struct {
 
 	peakRSS, rss int64
 	settle       time.Duration // restart to idle, process
+	setupToIdle  time.Duration // seeding until the restarted process was idle
 }
 
 // sweepKey marks the context of a sweep whose calls are counted.
@@ -136,7 +137,7 @@ func runFleet(ctx context.Context, o Options, bin, dir string, logf func(string,
 	if err := naiveSweep(ctx, s, &res, true, logf); err != nil {
 		return res, err
 	}
-	if err := restartedProcess(ctx, o, bin, dir, s, f, secret, &res, logf); err != nil {
+	if err := restartedProcess(ctx, o, bin, dir, s, f, secret, &res, t0, logf); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -288,7 +289,7 @@ func naiveSweep(ctx context.Context, s *simServer, res *fleetResult, dedup bool,
 // restartedProcess starts the reconciler process on the converged fleet (a
 // restart: nothing cached), waits until it is idle, measures
 // event-to-UpdateService latency, and reads its peak RSS.
-func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simServer, f *fleet, secret string, res *fleetResult, logf func(string, ...any)) error {
+func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simServer, f *fleet, secret string, res *fleetResult, t0 time.Time, logf func(string, ...any)) error {
 	queue, err := s.seedQueue(ctx)
 	if err != nil {
 		return err
@@ -367,6 +368,7 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 		}
 	}
 	res.settle = time.Since(start)
+	res.setupToIdle = time.Since(t0)
 	logf("fleet: restart: %d ECS calls (%s) in %v; bound at x%g %v", ECSCalls(res.restartCalls), ByBucket(res.restartCalls),
 		res.restartMeasured.Round(time.Millisecond), o.RestartScale, BucketBound(res.restartCalls, DefaultShare, o.RestartScale).Round(time.Millisecond))
 	logf("fleet: the restarted reconciler was idle after %v", res.settle.Round(time.Second))
