@@ -269,6 +269,9 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		},
 		Leases: gate,
 		OnNotOwned: func(ctx context.Context, family, reason string) {
+			if ls == nil {
+				return // told only with leases
+			}
 			ls.notOwned.WithLabelValues(reason).Inc()
 			if consumer != nil && reason != controller.NotOwnedQueued {
 				consumer.GiveBack(ctx, family) // the owner is to receive them
