@@ -184,7 +184,7 @@ func Run(ctx context.Context, o Options, logw io.Writer) (*Report, error) {
 // notes explain what the numbers of this run imply; each is written only
 // when the run showed it.
 func (r *Report) notes() {
-	c, f := r.conv, r.fleet
+	o, c, f := r.Options, r.conv, r.fleet
 	note := func(format string, args ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, args...)) }
 	if d := f.serviceServed.Total() + f.familyServed.Total() - f.serviceSweep.Total() - f.familySweep.Total(); d != 0 {
 		note("In the idle-sweep windows the simulator answered %d attempts more than the calls the process counts as answered: "+
@@ -205,6 +205,11 @@ func (r *Report) notes() {
 			"tag:GetResources instead of describing each.",
 			n, TargetRestartCalls, f.restartCalls, f.restartCalls["DescribeTaskDefinition"], f.distinctInUse,
 			f.restartCalls["DescribeServices"], f.serviceMin["DescribeServices"])
+	}
+	if f.restartMeasured > o.SweepInterval {
+		note("The restart took longer than the process's sweep interval (%v): its calls and its bound include those of the "+
+			"service sweeps after the first that ran until it was idle (%d had ended by then; a sweep is %d calls), so the "+
+			"restart proper made up to that many calls fewer.", o.SweepInterval, f.restartSweeps, f.serviceMin.Total())
 	}
 	if sb := BucketBound(f.serviceSweep, DefaultShare, f.restartScale); sb > 0 && f.serviceSweepTime > sb*3/2 {
 		note("The idle service sweep took %.1fs at x%g against a bucket bound of %.1fs: its calls run one after another, so on this "+
@@ -297,7 +302,8 @@ func (r *Report) rows() {
 		fmt.Sprintf("%d (%s; besides, %d tag:GetResources)", ECSCalls(f.restartCalls), ecsOnly(ByBucket(f.restartCalls)), f.restartCalls["GetResources"]),
 		fmt.Sprintf("<= %d", TargetRestartCalls), status(ECSCalls(f.restartCalls) <= TargetRestartCalls))
 	add("restart: DescribeTaskDefinition calls / distinct task definitions the services run",
-		fmt.Sprintf("%d / %d = %.2f (%d distinct revisions described)", tdReads, f.distinctInUse, ratio(tdReads, f.distinctInUse), f.processDescribes),
+		fmt.Sprintf("%d / %d = %.2f (over the process's whole life, latency samples included: %d distinct revisions described)",
+			tdReads, f.distinctInUse, ratio(tdReads, f.distinctInUse), f.processDescribes),
 		"<= 1.00", status(f.distinctInUse > 0 && tdReads <= f.distinctInUse))
 	add(fmt.Sprintf("restart: start to idle, measured at x%g / bound of its calls at x%g (slowest bucket: %s)", S, S, SlowestBucket(f.restartCalls, DefaultShare, S)),
 		fmt.Sprintf("%.1fs / %.1fs = %.2f; at AWS's rates: %s (bound %s)", f.restartMeasured.Seconds(), rb.Seconds(), ratioD(f.restartMeasured, rb),

@@ -155,3 +155,37 @@ func TestMinutes(t *testing.T) {
 		}
 	}
 }
+
+func TestSpreadAndRange(t *testing.T) {
+	got := spread(50001, 10)
+	total := 0
+	for _, n := range got {
+		total += n
+	}
+	if total != 50001 || got[0] != 5001 || got[9] != 5000 {
+		t.Errorf("spread = %v", got)
+	}
+	// 50,000 services in 10 clusters: 1 + 500 + 5,000 calls, 545.1 s at
+	// share 0.5 of the service read bucket (50 tokens, 10/s): past the
+	// 5-minute interval.
+	big := ServiceSweepMinimum(spread(50000, 10))
+	if big.Total() != 5501 || BucketBound(big, 0.5, 1) != 545*time.Second {
+		t.Errorf("50,000-service sweep = %v, bound %v", big, BucketBound(big, 0.5, 1))
+	}
+	if got := realRange(66*time.Second, 60*time.Second, 50*time.Minute); got != "50.1 min to 55.0 min" {
+		t.Errorf("realRange = %q", got)
+	}
+	if got := realRange(60*time.Second, 60*time.Second, 50*time.Minute); got != "50.0 min" {
+		t.Errorf("realRange at the bound = %q", got)
+	}
+}
+
+func TestJSONField(t *testing.T) {
+	line := `{"time":"x","level":"WARN","msg":"rollout window braked after a failed rollout","from":30,"to":5}`
+	if from, to := jsonField(line, "from"), jsonField(line, "to"); from != "30" || to != "5" {
+		t.Errorf("from %q to %q", from, to)
+	}
+	if got := jsonField(line, "ceiling"); got != "" {
+		t.Errorf("absent field = %q", got)
+	}
+}

@@ -45,6 +45,7 @@ type fleetResult struct {
 	restartScale    float64
 	restartCalls    CallCounts
 	restartMeasured time.Duration
+	restartSweeps   int // service sweeps ended by then
 	throttled       int // calls the simulator refused for their rate, over the process's life
 
 	// The idle sweeps' durations (sweep_last_duration_seconds).
@@ -361,6 +362,7 @@ func restartedProcess(ctx context.Context, o Options, bin, dir string, s *simSer
 			if calm == 0 {
 				res.restartMeasured = time.Since(start)
 				res.restartCalls = s.reconcilerCalls("process")
+				res.restartSweeps = int(m.sum("ecs_sidecar_sweeps_total", `sweep="services"`))
 			}
 			calm++
 		} else {
