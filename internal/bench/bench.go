@@ -229,7 +229,7 @@ func (r *Report) notes() {
 			"rollouts (an event's way through the queue, a reconcile) is multiplied too, so the real times are upper estimates. "+
 			"Their rollouts are %v long here.", in.scale, scaledDown(realRollout, in.scale))
 		perService := float64(ByBucket(in.calls)["service read"]) / float64(max(1, in.services))
-		note("The first install's reconciler made %.0f service-read calls (DescribeServices, ListServices) per service (%s in all): "+
+		note("The first install's reconciler made %.0f service-read calls (DescribeServices, ListServiceDeployments, ListServices) per service (%s in all): "+
 			"at AWS's rates and share 0.5 that bucket alone takes %s, so at a larger ceiling it, not the rollouts, would bound a "+
 			"first install.", perService, in.calls, Minutes(BucketBound(CallCounts{"DescribeServices": ByBucket(in.calls)["service read"]}, DefaultShare, 1)))
 	}
