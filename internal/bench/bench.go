@@ -36,7 +36,9 @@ type Options struct {
 	Families, ServicesPerFamily, Clusters int
 	FleetTimeout                          time.Duration
 	// SweepInterval is both sweeps' interval in the process on the large
-	// fleet (the idle sweeps measured are its second ones).
+	// fleet (the idle sweeps measured are its second ones); longer than
+	// the restart under RestartScale's buckets, so that the restart's
+	// calls are its first sweeps' and its reconciles' only.
 	SweepInterval time.Duration
 	// RestartScale multiplies the refills of AWS's buckets (both the
 	// simulator's and the process's, which takes the default share) for
@@ -73,7 +75,7 @@ type Options struct {
 func DefaultOptions() Options {
 	return Options{
 		ConvergeFamilies: 1000, ThrottleScale: 20, ConvergeTimeout: 5 * time.Minute,
-		Families: 10000, ServicesPerFamily: 2, Clusters: 10, FleetTimeout: 6 * time.Minute, SweepInterval: time.Minute,
+		Families: 10000, ServicesPerFamily: 2, Clusters: 10, FleetTimeout: 6 * time.Minute, SweepInterval: 90 * time.Second,
 		RestartScale:    50,
 		InstallFamilies: 500, InstallServicesPerFamily: 2, InstallClusters: 10, InstallScale: 100,
 		InstallPacing: RolloutPacing{MaxInFlight: 100, PerCluster: 20, RampStart: 5, Canary: true}, FailAt: 30,
