@@ -22,6 +22,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/ecs-sidecar/reconciler/internal/config"
 )
 
 // Options of a run; DefaultOptions are issue 11's.
@@ -78,7 +80,10 @@ func DefaultOptions() Options {
 		Families: 10000, ServicesPerFamily: 2, Clusters: 10, FleetTimeout: 6 * time.Minute, SweepInterval: 90 * time.Second,
 		RestartScale:    50,
 		InstallFamilies: 500, InstallServicesPerFamily: 2, InstallClusters: 10, InstallScale: 100,
-		InstallPacing: RolloutPacing{MaxInFlight: 100, PerCluster: 20, RampStart: 5, Canary: true}, FailAt: 30,
+		// The defaults' pacing (a ramp from 5 to 100, 20 a cluster), with
+		// the canary on: slower than the default (off), so an upper bound.
+		InstallPacing: RolloutPacing{MaxInFlight: config.DefaultMaxInFlight, PerCluster: config.DefaultMaxInFlightPerCluster,
+			RampStart: config.DefaultRampStart, Canary: true}, FailAt: 30,
 		InstallTimeout: 5 * time.Minute,
 		LatencySamples: 200, LatencyTimeout: 10 * time.Second, LatencyGap: 100 * time.Millisecond,
 	}
@@ -292,7 +297,7 @@ func (r *Report) rows() {
 	if len(r.installs) > 0 {
 		in := r.installs[0]
 		rounds := (in.services + 4) / 5
-		add(fmt.Sprintf("first install of %d services at the plain defaults (maxInFlight 5, no ramp), computed: %d rounds of 5 rollouts x %v",
+		add(fmt.Sprintf("first install of %d services at the previous defaults (maxInFlight 5, no ramp), computed: %d rounds of 5 rollouts x %v",
 			in.services, rounds, realRollout),
 			Minutes(time.Duration(rounds)*realRollout), fmt.Sprintf("<= %v", TargetInstall), status(time.Duration(rounds)*realRollout <= TargetInstall))
 	}
@@ -542,14 +547,15 @@ refills multiplied by S): their real time is measured x S.
   simulator's rollouts take %v (5 minutes), its buckets and the process's refill x%g; the process has the
   default config but for `+"`sweeps: {services: {interval: %v}, families: {interval: %v, maxCallsPerSecond: %g}}`"+`
   (the defaults' 5m, 30m and 2/s, scaled) and `+"`rollouts: {canary: true, rampStart: %d, maxInFlight: %d, maxInFlightPerCluster: %d, deadline: %v}`"+`
-  (the ramp, whose ceiling the defaults, maxInFlight 5, would hold at 5). It finds the work through
+  (the defaults' ramp and bounds, with the canary on, which the default leaves off: an upper
+  bound for the defaults; the previous defaults, 5 at once with no ramp, are the computed row). It finds the work through
   its first sweeps and ECS's deployment events on the queue, as in an account. Measured from the
   process's start until every service runs a twin (the failure run: all but the failed family's) and
   no rollout is in flight; polled every 50ms, like the rollouts in flight (the simulator's pending
   rollouts). The failure run arms the simulator's rollout rule once %d rollouts are in flight: the
   next twin rollout to reach its outcome fails (circuit breaker, rollback to the source), and so do
   later twin rollouts of that family. "Window braked" is the process's own log line
-  (`+"`rollout window braked after a failed rollout`"+`, from -> to). The plain defaults' row is
+  (`+"`rollout window braked after a failed rollout`"+`, from -> to). The previous defaults' row is
   computed: services / 5 in flight x 5 minutes, with no overhead.
 `, in.families, in.services/max(1, in.families), in.clusters, in.scale, scaledDown(realRollout, in.scale), in.scale,
 			scaledDown(realServiceInterval, in.scale), scaledDown(realFamilyInterval, in.scale), DefaultFamilyRate*in.scale,

@@ -183,8 +183,9 @@ func TestDefaults(t *testing.T) {
 		{"workers", c.Workers, 4},
 		{"mode", c.Mode, policy.ModeEnforce},
 		{"tagPrefix", c.TagPrefix, "ecs-sidecar/"},
-		{"rollouts.maxInFlight", c.Rollouts.MaxInFlight, 5},
-		{"rollouts.maxInFlightPerCluster", c.Rollouts.MaxInFlightPerCluster, 2},
+		{"rollouts.maxInFlight", c.Rollouts.MaxInFlight, 100},
+		{"rollouts.maxInFlightPerCluster", c.Rollouts.MaxInFlightPerCluster, 20},
+		{"rollouts.rampStart", c.Rollouts.RampStart, 5},
 		{"rollouts.deadline", c.Rollouts.Deadline, D(30 * time.Minute)},
 		{"rollouts.canary", c.Rollouts.Canary, false},
 		{"rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert},
@@ -242,7 +243,7 @@ log: {level: debug, format: text}
 		{"workers", c.Workers, 8},
 		{"rollouts.canary", c.Rollouts.Canary, true},
 		{"rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutLeave},
-		{"rollouts.maxInFlight", c.Rollouts.MaxInFlight, 5},
+		{"rollouts.maxInFlight", c.Rollouts.MaxInFlight, 100},
 		{"log.level", c.Log.SlogLevel().String(), "DEBUG"},
 		{"log.format", c.Log.Format, LogFormatText},
 	}
@@ -517,6 +518,33 @@ func TestMaxHoldDefault(t *testing.T) {
 		c := mustParse(t, tc.doc)
 		if got := c.Queue.MaxHold.Duration; got != tc.want {
 			t.Errorf("%s: queue.maxHold = %v, want %v", tc.doc, got, tc.want)
+		}
+	}
+}
+
+// The pacing defaults (a ramp from 5 to 100, 20 a cluster) follow a
+// maxInFlight set below them: a file that says only maxInFlight: 3, valid
+// before the ramp was the default, still loads, with 3 a cluster and a ramp
+// that starts at 3; what the file says itself is kept.
+func TestRolloutDefaultsFollowMaxInFlight(t *testing.T) {
+	for _, tt := range []struct {
+		yaml                       string
+		max, perCluster, rampStart int
+	}{
+		{"rollouts: {}", DefaultMaxInFlight, DefaultMaxInFlightPerCluster, DefaultRampStart},
+		{"rollouts: {maxInFlight: 3}", 3, 3, 3},
+		{"rollouts: {maxInFlight: 10}", 10, 10, 5},
+		{"rollouts: {maxInFlight: 10, maxInFlightPerCluster: 2, rampStart: 0}", 10, 2, 0},
+		{"rollouts: {maxInFlight: 500}", 500, DefaultMaxInFlightPerCluster, DefaultRampStart},
+	} {
+		c, err := Parse([]byte(tt.yaml))
+		if err != nil {
+			t.Errorf("%s: %v", tt.yaml, err)
+			continue
+		}
+		if r := c.Rollouts; r.MaxInFlight != tt.max || r.MaxInFlightPerCluster != tt.perCluster || r.RampStart != tt.rampStart {
+			t.Errorf("%s: maxInFlight %d, maxInFlightPerCluster %d, rampStart %d; want %d, %d, %d",
+				tt.yaml, r.MaxInFlight, r.MaxInFlightPerCluster, r.RampStart, tt.max, tt.perCluster, tt.rampStart)
 		}
 	}
 }

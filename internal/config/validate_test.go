@@ -78,13 +78,15 @@ func TestValidateReportsPath(t *testing.T) {
 		// rollouts
 		{"rollouts: {maxInFlight: 0, maxInFlightPerCluster: 1}", "rollouts.maxInFlight: must be at least 1"},
 		{"rollouts: {maxInFlightPerCluster: 0}", "rollouts.maxInFlightPerCluster: must be at least 1"},
-		{"rollouts: {maxInFlightPerCluster: 6}", "rollouts.maxInFlightPerCluster: must not exceed rollouts.maxInFlight (5)"},
+		{"rollouts: {maxInFlightPerCluster: 101}", "rollouts.maxInFlightPerCluster: must not exceed rollouts.maxInFlight (100)"},
+		{"rollouts: {maxInFlight: 3, maxInFlightPerCluster: 4}", "rollouts.maxInFlightPerCluster: must not exceed rollouts.maxInFlight (3)"},
 		{"rollouts: {deadline: 0s}", "rollouts.deadline: must be at least 1s"},
 		{"ownerTag: aws:cloudformation:stack-name", "ownerTag: must not start with aws:"},
 		{"rollouts: {contestedAfter: -1}", "rollouts.contestedAfter: must be between 0 and 100"},
 		{"rollouts: {contestedWindow: 10s}", "rollouts.contestedWindow: must be at least 1m"},
-		{"rollouts: {rampStart: -1}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
-		{"rollouts: {rampStart: 6}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (5)"},
+		{"rollouts: {rampStart: -1}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (100)"},
+		{"rollouts: {rampStart: 101}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (100)"},
+		{"rollouts: {maxInFlight: 3, rampStart: 4}", "rollouts.rampStart: must be between 0 (no ramp) and rollouts.maxInFlight (3)"},
 		{"rollouts: {onOptOut: keep}", `rollouts.onOptOut: "keep" is not one of revert, leave`},
 		// images
 		{"images: {timeout: 0s}", "images.timeout: must be greater than 0"},
@@ -213,6 +215,7 @@ func TestValidateAccepts(t *testing.T) {
 		"rollouts: {maxInFlight: 1, maxInFlightPerCluster: 1, deadline: 1s}",
 		"rollouts: {maxInFlight: 50, maxInFlightPerCluster: 10, rampStart: 2}",
 		"rollouts: {rampStart: 5}",
+		"rollouts: {maxInFlight: 3}", // the per-cluster bound and the ramp's start follow it (TestRolloutDefaultsFollowMaxInFlight)
 		"images: {timeout: 1ms, pinDigest: true, insecureRegistries: [registry.example.com, 'registry.example.com:5000', 'localhost:5000', '10.0.0.7:80', '[::1]:5000', '[fd00::1]', my-registry]}",
 		"audit: {eventBus: 'aws.partner/example.com/123/events'}",
 		"audit: {eventBus: 'arn:aws:events:us-east-1:123456789012:event-bus/audit'}",

@@ -271,8 +271,11 @@ workers: 8
 # contestedAfter 0: the soak's pipeline rolls services back to their source
 # at random, and its invariant wants every opted-in service on its twin; a
 # contested service (left on its source on purpose) is the controller
-# tests' subject (TestIaCThatRevertsEveryApplyEndsContested).
-rollouts: {maxInFlight: 100, maxInFlightPerCluster: 50, deadline: 5m, contestedAfter: 0}
+# tests' subject (TestIaCThatRevertsEveryApplyEndsContested). rampStart 0:
+# the fragile families fail a rollout every few seconds, and the ramp would
+# hold the window at its start the whole chaos; the ramp is the rollout
+# tests' and the bench's subject.
+rollouts: {maxInFlight: 100, maxInFlightPerCluster: 50, rampStart: 0, deadline: 5m, contestedAfter: 0}
 images: {resolve: false}
 metrics: {listen: "127.0.0.1:0"}
 log: {format: json, level: %s}
