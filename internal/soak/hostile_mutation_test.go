@@ -243,6 +243,13 @@ func TestMutationDuplicateCount(t *testing.T) {
 	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 1 {
 		t.Errorf("one twin: %d", r.maxPerKey)
 	}
+	// The pipeline's forgeries carry the twin's markers: not the
+	// reconciler's registrations, not counted.
+	e.twin(t, e.pipeline, src, "spec1")
+	e.twin(t, e.pipeline, src, "spec1")
+	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 1 || r.dupsRegistered != 0 || r.twinsRegistered != 1 {
+		t.Errorf("one twin and two forgeries of it: max %d, duplicates %d, twins %d; want 1, 0, 1", r.maxPerKey, r.dupsRegistered, r.twinsRegistered)
+	}
 	e.twin(t, e.reconciler, src, "spec1")
 	e.twin(t, e.reconciler, src, "spec1")
 	if r := journalInvariants(e.sim.Journal(), w); r.maxPerKey != 3 || r.maxKey.family != "soak-f001" || r.dupsRegistered != 2 {
