@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
 
 	"github.com/ecs-sidecar/reconciler/internal/cloud"
@@ -174,7 +175,10 @@ type Controller struct {
 	// makes its per-family calls from then on.
 	taggingDenied atomic.Bool
 	swept         chan struct{} // closed when the first service sweep is done
-	lease         leaseState    // with Options.Leases: shards held, families left to others
+	// firstListing is the account-wide listing Run makes beside the first
+	// service sweep (with Tagging), for the first family sweep to take.
+	firstListing atomic.Pointer[accountListing]
+	lease        leaseState // with Options.Leases: shards held, families left to others
 }
 
 // New checks the options and returns a controller.
@@ -244,8 +248,18 @@ func New(o Options) (*Controller, error) {
 	return &Controller{o: o, ecs: o.ECS, log: log, st: newState(), queue: q, swept: make(chan struct{})}, nil
 }
 
-// Enqueue asks for a reconcile of a family.
+// Enqueue asks for a reconcile of a family, for something that happened
+// outside (an event): the reconcile lists the family's revisions itself,
+// whatever an account-wide listing kept of it.
 func (c *Controller) Enqueue(family string) {
+	if family != "" {
+		c.st.dropListing(family)
+	}
+	c.enqueue(family)
+}
+
+// enqueue is Enqueue for the sweeps, which keep what they listed.
+func (c *Controller) enqueue(family string) {
 	if family != "" && c.leaseAdmits(family) {
 		c.queue.Add(family)
 	}
@@ -285,24 +299,54 @@ func (c *Controller) Run(ctx context.Context) error {
 			return err
 		})
 	}()
+	// With Tagging, the family sweep lists every ACTIVE revision of the
+	// account anyway: its first listing is made now, beside the first
+	// service sweep (another bucket), and the first reconciles take each
+	// family's revisions from it (issue 21: no ListTaskDefinitions per
+	// family at a restart). Reconciles wait for it; failed, they list
+	// their families themselves.
+	listed := make(chan struct{})
+	if c.o.Tagging != nil && !c.taggingDenied.Load() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer close(listed)
+			l, err := c.listAccount(ctx, rate.NewLimiter(rate.Limit(c.o.FamilySweepRate), 1))
+			if err != nil {
+				if ctx.Err() == nil {
+					c.log.Warn("listing the account's revisions failed; the first reconciles list their families' revisions", "err", err)
+				}
+				return
+			}
+			c.keepListing(l)
+			c.firstListing.Store(l)
+		}()
+	} else {
+		close(listed)
+	}
+	ready := func() bool {
+		for _, ch := range []chan struct{}{c.swept, listed} {
+			select {
+			case <-ctx.Done():
+				return false
+			case <-ch:
+			}
+		}
+		return true
+	}
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.swept:
+		if ready() {
+			c.every(ctx, c.o.FamilySweep, "families", c.SweepFamilies)
 		}
-		c.every(ctx, c.o.FamilySweep, "families", c.SweepFamilies)
 	}()
 	for range c.o.Workers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			select {
-			case <-ctx.Done():
+			if !ready() {
 				return
-			case <-c.swept:
 			}
 			for c.processNext(ctx) {
 			}

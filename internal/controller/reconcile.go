@@ -66,6 +66,9 @@ type plan struct {
 	newest   *revision // newest ACTIVE source revision
 	deciding *revision // newest source revision carrying the inject tag
 	services []*service
+	// reused: services are the service sweep's read, not this reconcile's
+	// (refreshServices); a write that depends on them reads them again.
+	reused   bool
 	decision policy.Decision
 	mode     string // the global mode, or the matching rule's
 	// listed are the family's ACTIVE revisions as listed, newest first;
@@ -96,11 +99,11 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	if err != nil {
 		return Result{}, err
 	}
-	services, err := c.refreshServices(ctx, family)
+	services, reused, err := c.refreshServices(ctx, family)
 	if err != nil {
 		return Result{}, err
 	}
-	p := &plan{family: family, fence: fence, services: services, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, restored: map[string]string{}, registered: map[string]bool{}}
+	p := &plan{family: family, fence: fence, services: services, reused: reused, seen: map[twinKey][]*revision{}, twins: map[twinKey]*revision{}, dups: map[string]*revision{}, restored: map[string]string{}, registered: map[string]bool{}}
 	if err := c.readRevisions(ctx, p); err != nil {
 		return Result{}, err
 	}
@@ -146,10 +149,21 @@ func (c *Controller) Reconcile(ctx context.Context, family string) (Result, erro
 	return res, err
 }
 
-// cleanUp deregisters what deregistrations lists.
+// cleanUp deregisters what deregistrations lists. Which twins are unused
+// is what the services say: when they are the sweep's read, they are read
+// again first, and the list made again from that.
 func (c *Controller) cleanUp(ctx context.Context, log *slog.Logger, p *plan) error {
+	list := deregistrations(p, c.o.DeregisterUnusedTwins, c.st.cachedRevision)
+	if len(list) > 0 && p.reused && p.mode != policy.ModeAudit {
+		services, err := c.describeFamily(ctx, p.family)
+		if err != nil {
+			return err
+		}
+		p.services, p.reused = services, false
+		list = deregistrations(p, c.o.DeregisterUnusedTwins, c.st.cachedRevision)
+	}
 	var errs []error
-	for _, a := range deregistrations(p, c.o.DeregisterUnusedTwins, c.st.cachedRevision) {
+	for _, a := range list {
 		_, err := c.write(ctx, p, log, a, func(ctx context.Context, _ *Action) error {
 			log.Info("deregistering a twin", "twin", revisionNumber(a.Twin), "source", revisionNumber(a.Source), "reason", a.Reason)
 			_, err := c.ecs.DeregisterTaskDefinition(ctx, &ecs.DeregisterTaskDefinitionInput{TaskDefinition: aws.String(a.Twin)})
@@ -216,8 +230,26 @@ func deregistrations(p *plan, unused bool, cached func(string) *revision) []Acti
 }
 
 // refreshServices describes the services known to run a revision of the
-// family, by ten per cluster, and updates the index.
-func (c *Controller) refreshServices(ctx context.Context, family string) ([]*service, error) {
+// family, by ten per cluster, and updates the index. When a service sweep
+// has just described every one of them (and no reconcile used that read
+// yet), it takes the sweep's read instead (reused true): the restart's
+// first reconciles cost no DescribeServices. The writes that change what
+// those reads say re-read first: a move re-reads its service (moveService),
+// so does a return to the source, and deregistrations re-read the family's
+// services (cleanUp).
+func (c *Controller) refreshServices(ctx context.Context, family string) (services []*service, reused bool, err error) {
+	if cached, ok := c.st.takeSwept(family); ok {
+		out := slices.DeleteFunc(cached, func(s *service) bool { return s.family() != family })
+		sort.Slice(out, func(i, j int) bool { return out[i].arn < out[j].arn })
+		return out, true, nil
+	}
+	out, err := c.describeFamily(ctx, family)
+	return out, false, err
+}
+
+// describeFamily describes the cached services of family, by ten per
+// cluster.
+func (c *Controller) describeFamily(ctx context.Context, family string) ([]*service, error) {
 	known := c.st.servicesOf(family)
 	byCluster := map[string][]string{}
 	for _, s := range known {
@@ -225,7 +257,7 @@ func (c *Controller) refreshServices(ctx context.Context, family string) ([]*ser
 	}
 	var out []*service
 	for _, cluster := range slices.Sorted(maps.Keys(byCluster)) {
-		fresh, err := c.describeServices(ctx, cluster, byCluster[cluster])
+		fresh, err := c.describeServices(ctx, cluster, byCluster[cluster], false)
 		if err != nil {
 			return nil, err
 		}
@@ -240,8 +272,9 @@ func (c *Controller) refreshServices(ctx context.Context, family string) ([]*ser
 }
 
 // describeServices describes services of one cluster by ten, updating the
-// index: services that are gone are dropped from it.
-func (c *Controller) describeServices(ctx context.Context, cluster string, arns []string) ([]*service, error) {
+// index: services that are gone are dropped from it. swept marks the reads
+// as a service sweep's (see takeSwept).
+func (c *Controller) describeServices(ctx context.Context, cluster string, arns []string, swept bool) ([]*service, error) {
 	var out []*service
 	for start := 0; start < len(arns); start += 10 {
 		batch := arns[start:min(start+10, len(arns))]
@@ -260,6 +293,7 @@ func (c *Controller) describeServices(ctx context.Context, cluster string, arns 
 				c.st.dropService(svc.arn)
 				continue
 			}
+			svc.swept = swept
 			c.st.putService(svc)
 			out = append(out, svc)
 		}
@@ -270,20 +304,31 @@ func (c *Controller) describeServices(ctx context.Context, cluster string, arns 
 // readRevisions lists the family's ACTIVE revisions newest first and reads
 // as many as the decision needs: down to the newest source revision that
 // carries the inject tag, and to every source revision a service runs.
+//
+// The first reconcile of a family takes its revisions from the account-wide
+// listing the family sweep made, when it kept them (takeListing): no
+// ListTaskDefinitions per family at a restart. An event of the family since
+// that listing began made it list afresh (Enqueue); a revision registered
+// later, whose event was lost, is found by the next family sweep (a newer
+// newest revision), as for any reconcile.
 func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
-	out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
-		FamilyPrefix: aws.String(p.family),
-		Status:       types.TaskDefinitionStatusActive,
-		Sort:         types.SortOrderDesc,
-		MaxResults:   aws.Int32(maxRevisionsPerList),
-	})
-	if err != nil {
-		return fmt.Errorf("list revisions of %s: %w", p.family, err)
-	}
-	p.listedAll = out.NextToken == nil
-	for _, arn := range out.TaskDefinitionArns {
-		if ecsarn.Family(arn) == p.family {
-			p.listed = append(p.listed, arn)
+	if l, ok := c.st.takeListing(p.family); ok {
+		p.listed, p.listedAll = slices.Clone(l.arns), l.all
+	} else {
+		out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
+			FamilyPrefix: aws.String(p.family),
+			Status:       types.TaskDefinitionStatusActive,
+			Sort:         types.SortOrderDesc,
+			MaxResults:   aws.Int32(maxRevisionsPerList),
+		})
+		if err != nil {
+			return fmt.Errorf("list revisions of %s: %w", p.family, err)
+		}
+		p.listedAll = out.NextToken == nil
+		for _, arn := range out.TaskDefinitionArns {
+			if ecsarn.Family(arn) == p.family {
+				p.listed = append(p.listed, arn)
+			}
 		}
 	}
 	// Newest first, whatever order the listing used.
@@ -834,6 +879,10 @@ func (c *Controller) contested(log *slog.Logger, p *plan, s *service, twin *revi
 // errNotNow stops a write that must wait (pacing, a changed service).
 var errNotNow = errors.New("not now")
 
+// errChanged fails a reconcile whose write found the service changed since
+// the sweep's read it decided on: the retry reads it afresh.
+var errChanged = errors.New("the service changed since it was read; reconciling again")
+
 // moveService points s at twin, unless the service changed meanwhile or
 // pacing defers it.
 func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan, s *service, twin *revision, current map[string]bool) (move, error) {
@@ -843,7 +892,7 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan,
 		// may have deployed since. Moving it now would undo that deploy, so
 		// read it again (ECS has no conditional update) and leave a changed
 		// service to the next reconcile.
-		now, err := c.describeServices(ctx, s.cluster, []string{s.arn})
+		now, err := c.describeServices(ctx, s.cluster, []string{s.arn}, false)
 		if err != nil {
 			return err
 		}
@@ -981,6 +1030,19 @@ func (c *Controller) returnToSource(ctx context.Context, log *slog.Logger, p *pl
 	}
 	a := Action{Kind: ActionReturnToSource, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: source, Reason: reason}
 	_, err = c.write(ctx, p, log, a, func(ctx context.Context, a *Action) error {
+		if p.reused {
+			// The service is the sweep's read: read it again before
+			// changing it, as moveService does, and leave a changed
+			// service to the next reconcile.
+			now, err := c.describeServices(ctx, s.cluster, []string{s.arn}, false)
+			if err != nil {
+				return err
+			}
+			if len(now) != 1 || now[0].taskDef != s.taskDef {
+				log.Info("service changed since the sweep read it; looking again", "was", s.taskDef)
+				return fmt.Errorf("return service %s to its source: %w", s.arn, errChanged)
+			}
+		}
 		log.Info("returning service to its source", "from", s.taskDef, "to", source, "reason", reason)
 		out, err := c.ecs.UpdateService(ctx, &ecs.UpdateServiceInput{
 			Cluster: aws.String(s.cluster), Service: aws.String(s.arn), TaskDefinition: aws.String(source),

@@ -193,6 +193,9 @@ type service struct {
 	controller  types.DeploymentControllerType
 	status      string
 	deployments []deployment
+	// swept: read by a service sweep and not yet used by a reconcile
+	// (takeSwept). Read and cleared under state.mu only.
+	swept bool
 }
 
 func (s *service) family() string { return ecsarn.Family(s.taskDef) }
@@ -302,6 +305,76 @@ type state struct {
 	rolling   map[string]*service
 	// clusters interns cluster ARNs: every cached service names one.
 	clusters map[string]string
+
+	// listing holds, for the first reconcile of each family never
+	// reconciled, the family's revisions as the last account-wide listing
+	// saw them (takeListing); touched are the families queued from outside
+	// (an event) while a listing was under way (listings > 0): a listing may
+	// predate what the event says, so they are not kept.
+	listing  map[string]listedRevisions
+	touched  map[string]bool
+	listings int
+}
+
+// listedRevisions are a family's ACTIVE revisions as an account-wide
+// listing saw them, newest first; all: the family has no more.
+type listedRevisions struct {
+	arns []string
+	all  bool
+}
+
+// beginListing notes that an account-wide listing starts: the families
+// queued from outside from now on are not taken from it (keepListing).
+func (st *state) beginListing() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.listings == 0 {
+		st.touched = map[string]bool{}
+	}
+	st.listings++
+}
+
+// keepListing ends a listing begun by beginListing and keeps of it (nil: it
+// failed) the families never reconciled and not touched since it began,
+// replacing what an older listing kept.
+func (st *state) keepListing(families map[string]listedRevisions) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.listings--
+	if families != nil {
+		for fam := range families {
+			if _, reconciled := st.families[fam]; reconciled || st.touched[fam] {
+				delete(families, fam)
+			}
+		}
+		st.listing = families
+	}
+	if st.listings == 0 {
+		st.touched = nil
+	}
+}
+
+// takeListing returns, once, the family's revisions as the last
+// account-wide listing saw them, if it kept them.
+func (st *state) takeListing(family string) (listedRevisions, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	l, ok := st.listing[family]
+	if ok {
+		delete(st.listing, family)
+	}
+	return l, ok
+}
+
+// dropListing forgets the family's listed revisions: something outside (an
+// event) says the family changed, and its reconcile must list it afresh.
+func (st *state) dropListing(family string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.listing, family)
+	if st.touched != nil {
+		st.touched[family] = true
+	}
 }
 
 func newState() *state {
@@ -342,6 +415,31 @@ func (st *state) servicesOf(family string) []*service {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	return slices.Clone(st.byFamily[family])
+}
+
+// takeSwept returns the cached services of family when a service sweep read
+// every one of them and no reconcile has used that read yet, and marks the
+// read used: the first reconcile after a sweep need not describe again what
+// the sweep has just described. Any other read of a service (a reconcile's,
+// an event's, an UpdateService answer) replaces the cached copy with one
+// that is not marked, so a reconcile that follows a rollout or an event
+// describes its services itself. false when the family has no service.
+func (st *state) takeSwept(family string) ([]*service, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	list := st.byFamily[family]
+	if len(list) == 0 {
+		return nil, false
+	}
+	for _, s := range list {
+		if !s.swept {
+			return nil, false
+		}
+	}
+	for _, s := range list {
+		s.swept = false
+	}
+	return slices.Clone(list), true
 }
 
 // putService caches what ECS said of a service; it replaces any

@@ -72,14 +72,14 @@ func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued ma
 		listed[a] = true
 	}
 	c.st.keepServicesOf(cluster, listed)
-	services, err := c.describeServices(ctx, cluster, arns)
+	services, err := c.describeServices(ctx, cluster, arns, true)
 	if err != nil {
 		return err
 	}
 	for _, s := range services {
 		if f := s.family(); !queued[f] && c.needsWork(s) {
 			queued[f] = true
-			c.Enqueue(f)
+			c.enqueue(f)
 		}
 	}
 	return nil
@@ -136,8 +136,9 @@ const familySweepPage = 10
 // per second either way, and it describes no revision.
 func (c *Controller) SweepFamilies(ctx context.Context) error {
 	lim := rate.NewLimiter(rate.Limit(c.o.FamilySweepRate), 1)
+	first := c.firstListing.Swap(nil)
 	if c.o.Tagging != nil && !c.taggingDenied.Load() {
-		err := c.sweepFamiliesInBulk(ctx, lim)
+		err := c.sweepFamiliesInBulk(ctx, lim, first)
 		if !cloud.IsAccessDenied(err) {
 			return err
 		}
@@ -166,7 +167,7 @@ func (c *Controller) SweepFamilies(ctx context.Context) error {
 		}
 		if changed {
 			queued = append(queued, family)
-			c.Enqueue(family)
+			c.enqueue(family)
 		}
 	}
 	if len(queued) > 0 {
@@ -250,25 +251,24 @@ func (c *Controller) familyChangedBy(ctx context.Context, family string, newestO
 // change, if any, is not delayed by it); a revision listed there but
 // deregistered since is never looked up, only the revisions a reconcile
 // recorded are.
-func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter) error {
-	newest := map[string]string{}
-	p := ecs.NewListTaskDefinitionsPaginator(c.ecs, &ecs.ListTaskDefinitionsInput{
-		Status: types.TaskDefinitionStatusActive, Sort: types.SortOrderDesc, MaxResults: aws.Int32(100),
-	})
-	for p.HasMorePages() {
-		if err := lim.Wait(ctx); err != nil {
+//
+// The listing is also kept for the first reconcile of each family it
+// queues or that the service sweep queued (see takeListing): that reconcile
+// takes the family's revisions from it instead of listing them again. The
+// first family sweep of Run takes the listing Run made at the start, beside
+// the first service sweep (first, non-nil), instead of listing again.
+func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter, first *accountListing) error {
+	listing := first
+	if listing == nil {
+		var err error
+		if listing, err = c.listAccount(ctx, lim); err != nil {
 			return err
 		}
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return fmt.Errorf("list task definitions: %w", err)
-		}
-		for _, arn := range page.TaskDefinitionArns {
-			fam := ecsarn.Family(arn)
-			if was, ok := newest[fam]; !ok || revisionNumber(arn) > revisionNumber(was) {
-				newest[fam] = arn
-			}
-		}
+		c.keepListing(listing)
+	}
+	newest := make(map[string]string, len(listing.families))
+	for fam, arns := range listing.families {
+		newest[fam] = arns[0]
 	}
 	tagged := map[string][]types.Tag{}
 	for _, key := range []string{c.o.TagPrefix + patch.KeyInject, c.o.TagPrefix + patch.KeyProfile} {
@@ -309,13 +309,65 @@ func (c *Controller) sweepFamiliesInBulk(ctx context.Context, lim *rate.Limiter)
 			func(_ context.Context, arn string) ([]types.Tag, error) { return tagged[arn], nil }) // a revision absent there has no opt-in tag
 		if changed {
 			queued = append(queued, family)
-			c.Enqueue(family)
+			c.enqueue(family)
 		}
 	}
 	if len(queued) > 0 {
 		c.log.Info("family sweep queued families", "count", len(queued), "families", sample(queued))
 	}
 	return nil
+}
+
+// accountListing is one account-wide ListTaskDefinitions of the ACTIVE
+// revisions: each family's ARNs, newest first, at most
+// maxRevisionsPerList of them (all: the family has no more).
+type accountListing struct {
+	families map[string][]string
+	all      map[string]bool
+}
+
+// listAccount lists every ACTIVE revision of the account, 100 a page, at
+// most lim's rate.
+func (c *Controller) listAccount(ctx context.Context, lim *rate.Limiter) (*accountListing, error) {
+	l := &accountListing{families: map[string][]string{}, all: map[string]bool{}}
+	c.st.beginListing()
+	p := ecs.NewListTaskDefinitionsPaginator(c.ecs, &ecs.ListTaskDefinitionsInput{
+		Status: types.TaskDefinitionStatusActive, Sort: types.SortOrderDesc, MaxResults: aws.Int32(100),
+	})
+	for p.HasMorePages() {
+		if err := lim.Wait(ctx); err != nil {
+			c.st.keepListing(nil)
+			return nil, err
+		}
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			c.st.keepListing(nil)
+			return nil, fmt.Errorf("list task definitions: %w", err)
+		}
+		for _, arn := range page.TaskDefinitionArns {
+			fam := ecsarn.Family(arn)
+			l.families[fam] = append(l.families[fam], arn)
+		}
+	}
+	for fam, arns := range l.families {
+		slices.SortStableFunc(arns, func(a, b string) int { return int(revisionNumber(b) - revisionNumber(a)) })
+		l.all[fam] = len(arns) <= maxRevisionsPerList
+		l.families[fam] = slices.Clip(arns[:min(len(arns), maxRevisionsPerList)])
+	}
+	return l, nil
+}
+
+// keepListing keeps of an account-wide listing (listAccount) the families
+// this replica may reconcile and has never reconciled, for their first
+// reconcile (takeListing).
+func (c *Controller) keepListing(l *accountListing) {
+	keep := map[string]listedRevisions{}
+	for fam, arns := range l.families {
+		if c.leaseAdmits(fam) {
+			keep[fam] = listedRevisions{arns: arns, all: l.all[fam]}
+		}
+	}
+	c.st.keepListing(keep)
 }
 
 // ResolveService returns the family of a service's task definition, reading
