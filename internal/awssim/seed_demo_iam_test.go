@@ -49,7 +49,9 @@ func TestDemoReconcilerRoleHoldsTheTemplatesPolicy(t *testing.T) {
 	}
 	doc, err := tpl.PolicyJSON(deploytest.Stack{
 		Region: awssim.DefaultRegion, Account: awssim.DefaultAccount, Partition: "aws", StackName: "reconciler",
-		Params: map[string]any{"TokenSecretArn": secretArn, "PassableRoleArns": []string{awssim.DemoExecutionRole}},
+		// The demo is one process (make run): a stack of one replica,
+		// which has no lease table and no grant on one.
+		Params: map[string]any{"TokenSecretArn": secretArn, "PassableRoleArns": []string{awssim.DemoExecutionRole}, "Replicas": 1},
 		Attrs:  map[string]string{"Queue.Arn": queueArn, "TaskRole.Arn": awssim.DemoReconcilerRole},
 	}, "TaskRolePolicy", "PolicyDocument")
 	if err != nil {
