@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
 	"k8s.io/client-go/util/workqueue"
 
@@ -178,7 +179,14 @@ type Controller struct {
 	// firstListing is the account-wide listing Run makes beside the first
 	// service sweep (with Tagging), for the first family sweep to take.
 	firstListing atomic.Pointer[accountListing]
-	lease        leaseState // with Options.Leases: shards held, families left to others
+	// describing shares a DescribeTaskDefinition between the callers that
+	// want the same revision at once (revision).
+	describing singleflight.Group
+	// prefetch, set by Run, bounds the describes of the restart's prefetch
+	// (prefetchRevisions) running at once; prefetchWG waits for them.
+	prefetch   chan struct{}
+	prefetchWG sync.WaitGroup
+	lease      leaseState // with Options.Leases: shards held, families left to others
 }
 
 // New checks the options and returns a controller.
@@ -283,6 +291,10 @@ func (c *Controller) QueueLen() int { return c.queue.Len() }
 func (c *Controller) Run(ctx context.Context) error {
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
+	// The first service sweep describes the revisions it finds in the
+	// background, as many at once as there are workers (prefetchRevisions).
+	c.prefetch = make(chan struct{}, c.o.Workers)
+	defer c.prefetchWG.Wait()
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {

@@ -72,9 +72,11 @@ type plan struct {
 	decision policy.Decision
 	mode     string // the global mode, or the matching rule's
 	// listed are the family's ACTIVE revisions as listed, newest first;
-	// listedAll is true when the listing was complete.
-	listed    []string
-	listedAll bool
+	// listedAll is true when the listing was complete; fromListing when
+	// they are an account-wide listing's (takeListing).
+	listed      []string
+	listedAll   bool
+	fromListing bool
 	// registered are the twins this reconcile registered.
 	registered map[string]bool
 	// actions are the writes this reconcile made or (audit mode) planned.
@@ -313,7 +315,7 @@ func (c *Controller) describeServices(ctx context.Context, cluster string, arns 
 // newest revision), as for any reconcile.
 func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 	if l, ok := c.st.takeListing(p.family); ok {
-		p.listed, p.listedAll = slices.Clone(l.arns), l.all
+		p.listed, p.listedAll, p.fromListing = slices.Clone(l.arns), l.all, true
 	} else {
 		out, err := c.ecs.ListTaskDefinitions(ctx, &ecs.ListTaskDefinitionsInput{
 			FamilyPrefix: aws.String(p.family),
@@ -342,7 +344,7 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 		if err != nil {
 			return err
 		}
-		fresh[rev.arn] = fresh[rev.arn] || described
+		fresh[rev.arn] = fresh[rev.arn] || described || p.fromListing && rev.prefetched
 		if rev.class.Kind == patch.KindTwin {
 			need[rev.class.SourceRevision] = true
 			p.twinSeen(rev)
@@ -356,7 +358,7 @@ func (c *Controller) readRevisions(ctx context.Context, p *plan) error {
 		if err != nil {
 			return err
 		}
-		fresh[rev.arn] = fresh[rev.arn] || described
+		fresh[rev.arn] = fresh[rev.arn] || described || p.fromListing && rev.prefetched
 		p.revs = append(p.revs, rev)
 		if rev.class.Kind == patch.KindTwin {
 			p.twinSeen(rev)

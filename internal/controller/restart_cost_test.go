@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 	"github.com/aws/aws-sdk-go-v2/service/resourcegroupstaggingapi"
 	"github.com/google/go-cmp/cmp"
+	"golang.org/x/time/rate"
 
 	"github.com/ecs-sidecar/reconciler/internal/awssim"
 )
@@ -119,7 +120,7 @@ func TestRestartListsTheAccountOnce(t *testing.T) {
 	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	timers := awssim.NewFakeTimers(clock)
 	w, families := restartedFleet(t, awssim.Options{Clock: clock})
-	ops := []string{"ListTaskDefinitions", "DescribeServices", "ListServices", "GetResources"}
+	ops := []string{"ListTaskDefinitions", "DescribeServices", "ListServices", "GetResources", "DescribeTaskDefinition", "ListTagsForResource"}
 	before := map[string]int64{}
 	for _, op := range ops {
 		before[op] = w.count(op)
@@ -157,8 +158,10 @@ func TestRestartListsTheAccountOnce(t *testing.T) {
 		got[op] = w.count(op) - before[op]
 	}
 	// One page lists the 12 revisions; the sweep describes the 6 services
-	// in one call; GetResources: one page per opt-in tag key.
-	want := map[string]int64{"ListTaskDefinitions": 1, "DescribeServices": 1, "ListServices": 1, "GetResources": 2}
+	// in one call; GetResources: one page per opt-in tag key; each twin
+	// (the prefetch) and each source (its reconcile) is described once.
+	want := map[string]int64{"ListTaskDefinitions": 1, "DescribeServices": 1, "ListServices": 1, "GetResources": 2,
+		"DescribeTaskDefinition": 12, "ListTagsForResource": 0}
 	if diff := cmp.Diff(got, want); diff != "" {
 		t.Errorf("calls of the restart (-got +want):\n%s", diff)
 	}
@@ -223,5 +226,81 @@ func TestAnEventMakesAReconcileListAfresh(t *testing.T) {
 		if st == nil || st.newestSource != newest {
 			t.Errorf("%s: the reconcile found %+v as the newest source, want %s", fam, st, newest)
 		}
+	}
+}
+
+// The restart's prefetch (Run sets Controller.prefetch): the first service
+// sweep describes the revisions the services run in the background, each
+// once, and a family's first reconcile that takes the account listing counts
+// their tags as its own read; one that an event queued reads them again.
+func TestPrefetchDescribesWhatTheServicesRun(t *testing.T) {
+	ctx := context.Background()
+	w := newWorld(t)
+	for f := range 3 {
+		fam := fmt.Sprintf("fam%d", f)
+		src := w.register(t, fam, "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+		w.createService(t, "svc-"+fam, src, types.DeploymentControllerTypeEcs)
+	}
+	c := w.controller(t, func(o *Options) {
+		o.Tagging, o.MaxInFlight, o.MaxInFlightPerCluster = resourcegroupstaggingapi.NewFromConfig(w.cfg), 100, 100
+	})
+	c.prefetch = make(chan struct{}, 2) // as Run does
+	l, err := c.listAccount(ctx, rate.NewLimiter(rate.Inf, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.keepListing(l)
+	sweep(t, c)
+	c.prefetchWG.Wait()
+	if n := w.count("DescribeTaskDefinition"); n != 3 {
+		t.Fatalf("the first sweep's prefetch described %d revisions, want the 3 the services run", n)
+	}
+	c.Enqueue("fam0") // an event: fam0 lists, and reads its source's tags, afresh
+	tags := w.count("ListTagsForResource")
+	drain(t, c)
+	if n := w.count("DescribeTaskDefinition"); n != 3 {
+		t.Errorf("%d DescribeTaskDefinition calls in all, want 3: each revision once", n)
+	}
+	if n := w.count("ListTagsForResource") - tags; n != 1 {
+		t.Errorf("the reconciles made %d ListTagsForResource calls, want 1 (fam0's)", n)
+	}
+	for f := range 3 {
+		w.isTwinOf(t, w.taskDefOf(t, fmt.Sprintf("svc-fam%d", f)), 1)
+	}
+}
+
+// Callers that want the same uncached revision at once share one
+// DescribeTaskDefinition.
+func TestConcurrentReadsOfARevisionShareADescribe(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	c := w.controller(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	w.sim.AddGate(func(_ context.Context, r awssim.Request) error {
+		if r.Operation == "DescribeTaskDefinition" {
+			once.Do(func() { close(entered); <-release })
+		}
+		return nil
+	})
+	errs := make(chan error, 2)
+	read := func() {
+		_, _, err := c.revision(context.Background(), src)
+		errs <- err
+	}
+	go read()
+	<-entered // the first describe is under way
+	go read()
+	// The second caller either waits for the first describe or makes its
+	// own call; the count below tells which.
+	time.Sleep(100 * time.Millisecond)
+	close(release)
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := w.count("DescribeTaskDefinition"); n != 1 {
+		t.Errorf("two concurrent reads of one revision made %d DescribeTaskDefinition calls, want 1", n)
 	}
 }

@@ -45,6 +45,11 @@ type revision struct {
 	tags   []types.Tag
 	// planned is a twin that audit mode would register: not in AWS.
 	planned bool
+	// prefetched: described by the restart's prefetch, during the first
+	// service sweep (Controller.prefetch). Its tags then count as read by
+	// the family's first reconcile when that one takes the restart's
+	// listing (nothing outside said the family changed since).
+	prefetched bool
 }
 
 // inactive says whether the revision was deregistered when it was read.
@@ -974,36 +979,65 @@ func arnOfRevision(arn string, n int32) string {
 // revision returns the content of a revision: from the cache, or from
 // DescribeTaskDefinition with its tags (the only time a revision is
 // described). fresh is true when the tags were read just now.
+//
+// Callers that want the same uncached revision at once share one
+// DescribeTaskDefinition (the restart's prefetch and a reconcile, two
+// reconciles of families whose services run it): a revision is described
+// once per process.
 func (c *Controller) revision(ctx context.Context, arn string) (rev *revision, fresh bool, err error) {
+	return c.revisionFor(ctx, arn, false)
+}
+
+// revisionFor is revision; prefetch marks a revision described by the
+// restart's prefetch (revision.prefetched).
+func (c *Controller) revisionFor(ctx context.Context, arn string, prefetch bool) (rev *revision, fresh bool, err error) {
 	c.st.mu.Lock()
 	rev, ok := c.st.revisions[arn]
 	c.st.mu.Unlock()
 	if ok {
 		return rev, false, nil
 	}
+	v, err, _ := c.describing.Do(arn, func() (any, error) {
+		return c.describeRevision(ctx, arn, prefetch)
+	})
+	if err != nil {
+		return nil, false, err
+	}
+	return v.(*revision), true, nil
+}
+
+// describeRevision describes a revision with its tags and caches it.
+func (c *Controller) describeRevision(ctx context.Context, arn string, prefetch bool) (*revision, error) {
+	c.st.mu.Lock()
+	cached, ok := c.st.revisions[arn]
+	c.st.mu.Unlock()
+	if ok { // cached between the look and the call
+		return cached, nil
+	}
 	out, err := c.ecs.DescribeTaskDefinition(ctx, &ecs.DescribeTaskDefinitionInput{
 		TaskDefinition: aws.String(arn),
 		Include:        []types.TaskDefinitionField{types.TaskDefinitionFieldTags},
 	})
 	if err != nil {
-		return nil, false, fmt.Errorf("describe task definition %s: %w", arn, err)
+		return nil, fmt.Errorf("describe task definition %s: %w", arn, err)
 	}
 	td := out.TaskDefinition
 	if td == nil {
-		return nil, false, fmt.Errorf("describe task definition %s: no task definition in the answer", arn)
+		return nil, fmt.Errorf("describe task definition %s: no task definition in the answer", arn)
 	}
 	tags := cloneTags(out.Tags)
-	rev, err = newRevision(td, tags, patch.Classify(td, tags, nil, patch.Options{TagPrefix: c.o.TagPrefix}))
+	rev, err := newRevision(td, tags, patch.Classify(td, tags, nil, patch.Options{TagPrefix: c.o.TagPrefix}))
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
+	rev.prefetched = prefetch
 	c.st.mu.Lock()
 	c.st.putRevisionLocked(rev)
 	if code, ok := patch.TagValue(out.Tags, c.o.TagPrefix+patch.KeyFailed); ok && rev.class.Kind == patch.KindTwin {
 		c.st.failed[rev.arn] = code
 	}
 	c.st.mu.Unlock()
-	return rev, true, nil
+	return rev, nil
 }
 
 // refreshTags re-reads a revision's tags (they can change) and updates the

@@ -82,7 +82,54 @@ func (c *Controller) sweepCluster(ctx context.Context, cluster string, queued ma
 			c.enqueue(f)
 		}
 	}
+	c.prefetchRevisions(ctx, services)
 	return nil
+}
+
+// prefetchRevisions describes, in the background, the revisions the
+// services run that are not cached yet, while the first service sweep of
+// Run goes on (Controller.prefetch): the task definition read bucket, which
+// the first reconciles drain, works from the start of a restart instead of
+// after the sweep. Each revision is still described once (revision shares
+// a describe under way). Errors are left to the reconciles, which describe
+// what is missing.
+func (c *Controller) prefetchRevisions(ctx context.Context, services []*service) {
+	if c.prefetch == nil {
+		return
+	}
+	select {
+	case <-c.swept:
+		return // the first sweep is done
+	default:
+	}
+	seen := map[string]bool{}
+	var arns []string
+	for _, s := range services {
+		if !seen[s.taskDef] && c.st.cachedRevision(s.taskDef) == nil {
+			seen[s.taskDef] = true
+			arns = append(arns, s.taskDef)
+		}
+	}
+	if len(arns) == 0 {
+		return
+	}
+	c.prefetchWG.Add(1)
+	go func() { // one per cluster, handing out the describes
+		defer c.prefetchWG.Done()
+		for _, arn := range arns {
+			select {
+			case <-ctx.Done():
+				return
+			case c.prefetch <- struct{}{}:
+			}
+			c.prefetchWG.Add(1)
+			go func() {
+				defer c.prefetchWG.Done()
+				defer func() { <-c.prefetch }()
+				_, _, _ = c.revisionFor(ctx, arn, true)
+			}()
+		}
+	}()
 }
 
 // needsWork reports whether a service's family must be reconciled for it.
