@@ -1,13 +1,11 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,24 +21,6 @@ import (
 	"github.com/ecs-sidecar/reconciler/internal/lease"
 	"github.com/ecs-sidecar/reconciler/internal/moto"
 )
-
-// syncLog is a log sink safe for concurrent writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // Two `run`s with leases.table set, as the CloudFormation template's two
 // tasks, share one account (awssim) and one lease table (moto's
@@ -98,11 +78,11 @@ func TestRunReplicasShareTheAccountByLeases(t *testing.T) {
 	type replica struct {
 		cancel context.CancelFunc
 		done   chan error
-		logs   *syncLog
+		logs   *syncBuffer
 	}
 	var replicas []*replica
 	for range 2 {
-		r := &replica{done: make(chan error, 1), logs: &syncLog{}}
+		r := &replica{done: make(chan error, 1), logs: &syncBuffer{}}
 		var runCtx context.Context
 		runCtx, r.cancel = context.WithCancel(ctx)
 		go func() {

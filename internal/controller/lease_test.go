@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ecs"
 	"github.com/aws/aws-sdk-go-v2/service/ecs/types"
 
+	"github.com/ecs-sidecar/reconciler/internal/awssim"
 	"github.com/ecs-sidecar/reconciler/internal/lease"
 	"github.com/ecs-sidecar/reconciler/internal/moto"
 )
@@ -44,24 +45,6 @@ func held(m *lease.Manager) []Fence {
 		out = append(out, Fence(f))
 	}
 	return out
-}
-
-// fakeClock is a lease manager's clock, moved by hand.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
 }
 
 // leaseTable is a lease table in a moto_server of the test's own.
@@ -144,7 +127,7 @@ func TestReplicasWithLeasesWriteEachFamilyOnce(t *testing.T) {
 		src := w.register(t, f, "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
 		w.createService(t, f, src, types.DeploymentControllerTypeEcs)
 	}
-	clock := &fakeClock{t: time.UnixMilli(1_800_000_000_000)}
+	clock := awssim.NewFakeClock(time.UnixMilli(1_800_000_000_000))
 	var managers []*lease.Manager
 	for i := range 3 {
 		managers = append(managers, lt.manager(t, fmt.Sprintf("replica-%d", i), clock.Now))
@@ -270,7 +253,7 @@ func TestLeaseTakenDuringAPauseStopsTheWrites(t *testing.T) {
 	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
 	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
 	start := time.UnixMilli(1_800_000_000_000)
-	clockA, clockB := &fakeClock{t: start}, &fakeClock{t: start}
+	clockA, clockB := awssim.NewFakeClock(start), awssim.NewFakeClock(start)
 	a, b := lt.manager(t, "a", clockA.Now), lt.manager(t, "b", clockB.Now)
 	leaseRound(t, a) // a alone: every shard
 	if _, ok := a.Owns("web"); !ok {
@@ -347,7 +330,7 @@ func TestGainedShardQueuesItsFamilies(t *testing.T) {
 			lt := newLeaseTable(t)
 			src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
 			w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
-			clock := &fakeClock{t: time.UnixMilli(1_800_000_000_000)}
+			clock := awssim.NewFakeClock(time.UnixMilli(1_800_000_000_000))
 			a, b := lt.manager(t, "a", clock.Now), lt.manager(t, "b", clock.Now)
 			leaseRound(t, a) // a holds every shard
 			leaseRound(t, b) // b holds none: a's are unexpired
