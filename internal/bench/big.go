@@ -24,15 +24,11 @@ type bigFleet struct {
 func runBigFleet(ctx context.Context, o Options, bin, dir string, logf func(string, ...any)) (bigFleet, error) {
 	t0 := time.Now()
 	res := bigFleet{families: o.BigFamilies, services: o.BigFamilies * o.ServicesPerFamily}
-	s, err := startSim(awssim.Options{NoJournal: true})
+	s, secret, err := startSeededSim(ctx, awssim.Options{NoJournal: true})
 	if err != nil {
 		return res, err
 	}
 	defer s.stop()
-	secret, err := s.seedSecret(ctx)
-	if err != nil {
-		return res, err
-	}
 	f, err := s.seedFleet(ctx, "big", o.Clusters, o.BigFamilies, o.ServicesPerFamily)
 	if err != nil {
 		return res, err

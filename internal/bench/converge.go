@@ -40,15 +40,11 @@ func scaledBucket(action string, scale float64) Bucket {
 // share 1.0 of the same buckets, and times full coverage.
 func runConvergence(ctx context.Context, o Options, bin, dir string, logf func(string, ...any)) (convergence, error) {
 	res := convergence{families: o.ConvergeFamilies, scale: o.ThrottleScale}
-	s, err := startSim(awssim.Options{RolloutDelay: time.Second})
+	s, secret, err := startSeededSim(ctx, awssim.Options{RolloutDelay: time.Second})
 	if err != nil {
 		return res, err
 	}
 	defer s.stop()
-	secret, err := s.seedSecret(ctx)
-	if err != nil {
-		return res, err
-	}
 	f, err := s.seedFleet(ctx, "conv", 1, o.ConvergeFamilies, 1)
 	if err != nil {
 		return res, err

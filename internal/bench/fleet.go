@@ -114,15 +114,11 @@ func ecsClient(ctx context.Context, endpoint, appID string, counter *opCounter) 
 // and its peak RSS.
 func runFleet(ctx context.Context, o Options, bin, dir string, logf func(string, ...any)) (fleetResult, error) {
 	res := fleetResult{families: o.Families, services: o.Families * o.ServicesPerFamily, clusters: o.Clusters}
-	s, err := startSim(awssim.Options{})
+	s, secret, err := startSeededSim(ctx, awssim.Options{})
 	if err != nil {
 		return res, err
 	}
 	defer s.stop()
-	secret, err := s.seedSecret(ctx)
-	if err != nil {
-		return res, err
-	}
 	t0 := time.Now()
 	f, err := s.seedFleet(ctx, "fleet", o.Clusters, o.Families, o.ServicesPerFamily)
 	if err != nil {

@@ -102,15 +102,11 @@ func runInstall(ctx context.Context, o Options, bin, dir string, fail bool, logf
 		clusters: o.InstallClusters, scale: k, pacing: o.InstallPacing, withFailure: fail}
 	res.pacing.deadline = scaledDown(realDeadline, k)
 	rule := &twinRule{}
-	s, err := startSim(awssim.Options{RolloutDelay: scaledDown(realRollout, k), RolloutRule: rule.rule})
+	s, secret, err := startSeededSim(ctx, awssim.Options{RolloutDelay: scaledDown(realRollout, k), RolloutRule: rule.rule})
 	if err != nil {
 		return res, err
 	}
 	defer s.stop()
-	secret, err := s.seedSecret(ctx)
-	if err != nil {
-		return res, err
-	}
 	name := "install"
 	if fail {
 		name = "install-failure"

@@ -52,6 +52,21 @@ type simServer struct {
 	ops      map[string]CallCounts     // run -> operation -> successful calls
 }
 
+// startSeededSim is startSim with the token secret every scenario's
+// profile names, and that secret's ARN.
+func startSeededSim(ctx context.Context, o awssim.Options) (*simServer, string, error) {
+	s, err := startSim(o)
+	if err != nil {
+		return nil, "", err
+	}
+	secret, err := s.seedSecret(ctx)
+	if err != nil {
+		s.stop()
+		return nil, "", err
+	}
+	return s, secret, nil
+}
+
 func startSim(o awssim.Options) (*simServer, error) {
 	s := &simServer{sim: awssim.New(o), describe: map[string]map[string]int{}, ops: map[string]CallCounts{}}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
