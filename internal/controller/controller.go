@@ -323,7 +323,10 @@ func (c *Controller) Run(ctx context.Context) error {
 		go func() {
 			defer wg.Done()
 			defer close(listed)
-			l, err := c.listAccount(ctx, rate.NewLimiter(rate.Limit(c.o.FamilySweepRate), 1))
+			// Not paced at FamilySweepRate: it stands for the restart's
+			// per-family listings, which only the client-side buckets
+			// pace, and the reconciles wait for it.
+			l, err := c.listAccount(ctx, rate.NewLimiter(rate.Inf, 1))
 			if err != nil {
 				if ctx.Err() == nil {
 					c.log.Warn("listing the account's revisions failed; the first reconciles list their families' revisions", "err", err)

@@ -304,3 +304,32 @@ func TestConcurrentReadsOfARevisionShareADescribe(t *testing.T) {
 		t.Errorf("two concurrent reads of one revision made %d DescribeTaskDefinition calls, want 1", n)
 	}
 }
+
+// The restart's listing stands for the per-family listings of the first
+// reconciles, which wait for it: it is not paced at the family sweep's rate
+// (here one call in 100 s; the listing has two pages).
+func TestRestartListingIsNotPacedLikeTheFamilySweep(t *testing.T) {
+	w := newWorld(t)
+	src := w.register(t, "web", "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+	for range 100 {
+		w.register(t, "web", "nginx:1.27", nil)
+	}
+	w.createService(t, "web", src, types.DeploymentControllerTypeEcs)
+	c := w.controller(t, func(o *Options) {
+		o.Tagging, o.FamilySweepRate = resourcegroupstaggingapi.NewFromConfig(w.cfg), 0.01
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		if _, ok := c.st.family("web"); ok {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("web not reconciled within 20s: its reconcile waited for a listing paced at the family sweep's rate")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
