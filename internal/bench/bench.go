@@ -208,8 +208,8 @@ func (r *Report) notes() {
 	if n := ECSCalls(f.restartCalls); n > TargetRestartCalls {
 		note("The restart makes %d ECS calls where the target is %d: %s. It describes %d task definitions for %d distinct "+
 			"revisions in use (a family's source and its twin) and makes %d DescribeServices calls where one service sweep makes %d. "+
-			"What is left of issue 21 is the restart's cost: reuse the first service sweep's reads and find twins and markers through "+
-			"tag:GetResources instead of describing each.",
+			"The first reconciles take the first service sweep's reads and one account-wide listing of revisions; what is left is "+
+			"the source read: a twin in use is checked against its source's content, so each family's source is described too.",
 			n, TargetRestartCalls, f.restartCalls, f.restartCalls["DescribeTaskDefinition"], f.distinctInUse,
 			f.restartCalls["DescribeServices"], f.serviceMin["DescribeServices"])
 	}
