@@ -38,15 +38,7 @@ func TestReceiveAccountingCountsFaultedReceives(t *testing.T) {
 		t.Fatalf("received %d messages, want the one sent", len(got.Messages))
 	}
 	h := got.Messages[0].ReceiptHandle
-	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{ThrottleRate: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q.QueueUrl, ReceiptHandle: h, VisibilityTimeout: 60}, noRetry); err == nil {
-		t.Fatal("the visibility change was not refused")
-	}
-	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	refuseExtension(t, e, q.QueueUrl, h)
 	// A refusal that a later change makes good does not count; one that
 	// the message's coming back follows does, at that receive.
 	must[*sqs.ChangeMessageVisibilityOutput](t)(e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q.QueueUrl, ReceiptHandle: h, VisibilityTimeout: 1}))
@@ -55,12 +47,7 @@ func TestReceiveAccountingCountsFaultedReceives(t *testing.T) {
 	if d, r, _ := e.sim.ReceiveAccounting(id); d != 1 || r != 0 {
 		t.Errorf("after a refusal made good: dropped %d, refused %d; want 1 and 0", d, r)
 	}
-	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{ThrottleRate: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q.QueueUrl, ReceiptHandle: h, VisibilityTimeout: 60}, noRetry); err == nil {
-		t.Fatal("the visibility change was not refused")
-	}
+	refuseExtension(t, e, q.QueueUrl, h)
 	e.clock.Advance(60e9)
 	if got := must[*sqs.ReceiveMessageOutput](t)(e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: q.QueueUrl})); len(got.Messages) != 1 {
 		t.Fatal("the message did not come back")
@@ -96,15 +83,7 @@ func TestReceiveHistoryNamesEachReceive(t *testing.T) {
 	h := receive("first").Messages[0].ReceiptHandle // 1: its holder lets it lapse
 	e.clock.Advance(11e9)
 	h = receive("second").Messages[0].ReceiptHandle // 2: its extension is refused
-	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{ThrottleRate: 1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := e.sqs.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: q.QueueUrl, ReceiptHandle: h, VisibilityTimeout: 60}, noRetry); err == nil {
-		t.Fatal("the visibility change was not refused")
-	}
-	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{}); err != nil {
-		t.Fatal(err)
-	}
+	refuseExtension(t, e, q.QueueUrl, h)
 	e.clock.Advance(11e9)
 	if err := e.sim.SetFaults("sqs:ReceiveMessage", Faults{DropRate: 1}); err != nil { // 3: dropped
 		t.Fatal(err)
@@ -141,5 +120,22 @@ func TestReceiveHistoryNamesEachReceive(t *testing.T) {
 	}
 	if got := must[*sqs.ReceiveMessageOutput](t)(e.sqs.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: dlq.QueueUrl})); len(got.Messages) != 1 || aws.ToString(got.Messages[0].MessageId) != id {
 		t.Errorf("the DLQ holds %d messages, want the one moved", len(got.Messages))
+	}
+}
+
+// refuseExtension has an injected throttle refuse one visibility extension
+// of the message of receipt h (no retry), then lifts the fault.
+func refuseExtension(t *testing.T, e *env, queue, h *string) {
+	t.Helper()
+	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{ThrottleRate: 1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := e.sqs.ChangeMessageVisibility(ctxT(t), &sqs.ChangeMessageVisibilityInput{QueueUrl: queue, ReceiptHandle: h, VisibilityTimeout: 60},
+		func(o *sqs.Options) { o.RetryMaxAttempts = 1 })
+	if err == nil {
+		t.Fatal("the visibility change was not refused")
+	}
+	if err := e.sim.SetFaults("sqs:ChangeMessageVisibility", Faults{}); err != nil {
+		t.Fatal(err)
 	}
 }
