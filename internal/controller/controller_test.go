@@ -495,10 +495,7 @@ func TestServiceCreatedLaterIsMovedBySweep(t *testing.T) {
 		o.ServiceSweep, o.FamilySweep = 5*time.Minute, time.Hour
 		o.Now, o.After = clock.Now, timers.After
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, c)
 	<-c.Swept()
 	// Each sweep has run once and waits for its interval.
 	waits := []time.Duration{timers.NextWait(t.Fatal), timers.NextWait(t.Fatal)}

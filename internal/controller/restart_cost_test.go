@@ -130,10 +130,7 @@ func TestRestartListsTheAccountOnce(t *testing.T) {
 		o.ServiceSweep, o.FamilySweep = 5*time.Minute, time.Hour
 		o.Now, o.After = clock.Now, timers.After
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, c)
 	// Both sweeps have run once and wait for their intervals.
 	timers.NextWait(t.Fatal)
 	timers.NextWait(t.Fatal)
@@ -318,10 +315,7 @@ func TestRestartListingIsNotPacedLikeTheFamilySweep(t *testing.T) {
 	c := w.controller(t, func(o *Options) {
 		o.Tagging, o.FamilySweepRate = resourcegroupstaggingapi.NewFromConfig(w.cfg), 0.01
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- c.Run(ctx) }()
-	defer func() { cancel(); <-done }()
+	runInBackground(t, c)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
 		if _, ok := c.st.family("web"); ok {
@@ -332,4 +326,13 @@ func TestRestartListingIsNotPacedLikeTheFamilySweep(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// runInBackground runs c until the test ends.
+func runInBackground(t *testing.T, c *Controller) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- c.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
 }
