@@ -490,6 +490,14 @@ func (st *state) windowLocked(p pacing) int {
 // rampDone moves the ramp's window after a rollout of a twin ended: one
 // place more after a completed one (up to maxInFlight), back to the start
 // after a failure. It returns the window before and after.
+//
+// A completion widens the window only while the rollouts still in flight
+// fit in it: after a brake, the rollouts admitted under the wider window
+// before it are still completing, and if each of them widened it the
+// window would be back where it was by the time they had drained, the
+// brake undone by rollouts it never admitted. So the window stays at the
+// start until the rollouts in flight are fewer than it, and widens from
+// there on completions of rollouts it admitted.
 func (st *state) rampDone(p pacing, completed bool) (was, now int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -497,12 +505,35 @@ func (st *state) rampDone(p pacing, completed bool) (was, now int) {
 	if p.rampStart <= 0 {
 		return was, was
 	}
-	if completed {
-		st.window = min(was+1, p.maxInFlight)
-	} else {
+	if !completed {
 		st.window = p.rampStart
+		return was, st.window
+	}
+	if total, _ := st.inFlightLocked(""); total < was {
+		st.window = min(was+1, p.maxInFlight)
 	}
 	return was, st.window
+}
+
+// inFlightLocked counts the rollouts of twins in flight: admitted moves not
+// answered yet, and services whose primary deployment rolls out a twin; in
+// all, and in cluster.
+func (st *state) inFlightLocked(cluster string) (total, inCluster int) {
+	total = len(st.pending)
+	for _, m := range st.pending {
+		if m.cluster == cluster {
+			inCluster++
+		}
+	}
+	for arn, o := range st.rolling {
+		if _, reserved := st.pending[arn]; !reserved && st.twinInFlightLocked(o) {
+			total++
+			if o.cluster == cluster {
+				inCluster++
+			}
+		}
+	}
+	return total, inCluster
 }
 
 // admit applies pacing to a move of s to twin: at most maxInFlight
@@ -515,20 +546,7 @@ func (st *state) rampDone(p pacing, completed bool) (was, now int) {
 func (st *state) admit(s *service, family []*service, twins map[string]bool, p pacing, twin string) (ok bool, why string, release func()) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	total, cluster := len(st.pending), 0
-	for _, m := range st.pending {
-		if m.cluster == s.cluster {
-			cluster++
-		}
-	}
-	for arn, o := range st.rolling {
-		if _, reserved := st.pending[arn]; !reserved && st.twinInFlightLocked(o) {
-			total++
-			if o.cluster == s.cluster {
-				cluster++
-			}
-		}
-	}
+	total, cluster := st.inFlightLocked(s.cluster)
 	no := func() {}
 	if total >= p.maxInFlight {
 		return false, "max_in_flight", no
