@@ -37,9 +37,9 @@ fmt-check:
 vet:
 	$(GO) vet ./...
 
-cfn-lint: ## lint the CloudFormation templates in deploy/cloudformation (the stack and the macro)
+cfn-lint: ## lint the CloudFormation templates in deploy/cloudformation (the stack, the macro, hub mode's hub and member)
 	@command -v cfn-lint >/dev/null || { echo "cfn-lint is missing: pip install cfn-lint (it comes with the machine's Python)"; exit 1; }
-	cfn-lint deploy/cloudformation/reconciler.yaml deploy/cloudformation/macro.yaml
+	cfn-lint deploy/cloudformation/reconciler.yaml deploy/cloudformation/macro.yaml deploy/cloudformation/member.yaml deploy/cloudformation/hub.yaml
 
 # No Docker engine needed: cmd/image cross-compiles with -tags noembedded and
 # writes the OCI image with go-containerregistry (docs/image.md).
