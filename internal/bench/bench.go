@@ -225,11 +225,14 @@ func (r *Report) notes() {
 			"upper end.", f.serviceSweepTime.Seconds(), f.restartScale, sb.Seconds(), f.restartScale)
 	}
 	for _, in := range r.installs {
-		if in.withFailure {
+		if in.withFailure && in.lowAfterFailure > in.pacing.RampStart {
 			note("After the failure the window went back to %d, but each completion of a rollout admitted before it widens the "+
 				"window by one again: %d rollouts were in flight at the failure and the fewest within two rollout times after it were "+
 				"%d; the brake slows the install (%s against %s without the failure) rather than stopping it.",
 				in.pacing.RampStart, in.atFailure, in.lowAfterFailure, Minutes(in.real()), Minutes(r.installs[0].real()))
+			continue
+		}
+		if in.withFailure {
 			continue
 		}
 		note("The first installs convert by multiplying the measured time by %g: whatever the machine adds to each round of "+
@@ -389,7 +392,10 @@ func (r *Report) installRows(add func(metric, value, target, st string), in inst
 			fmt.Sprintf("<= %v", TargetInstall), status(in.covered == in.services && in.real() <= TargetInstall))
 		return
 	}
-	braked := len(in.brakes) > 0 && strings.HasSuffix(in.brakes[0], fmt.Sprintf("→ %d", p.RampStart))
+	// Braked: the process said so, and the rollouts in flight came down to
+	// the start within two rollout times (those admitted before the failure
+	// drain; no new ones are admitted until fewer than the window are).
+	braked := len(in.brakes) > 0 && strings.HasSuffix(in.brakes[0], fmt.Sprintf("→ %d", p.RampStart)) && in.lowAfterFailure <= p.RampStart
 	add("the same with one failing rollout (circuit breaker, rollback) once "+fmt.Sprint(r.Options.FailAt)+" are in flight: rollouts in flight at the failure -> fewest within 2 rollout times after -> most later; window",
 		fmt.Sprintf("%d -> %d -> %d; window braked %s; %s real (%.1fs); %d of %d covered (the failed family stays on its source)",
 			in.atFailure, in.lowAfterFailure, in.maxAfterFailure, strings.Join(in.brakes, ", "), Minutes(in.real()), in.measured.Seconds(), in.covered, in.services),
