@@ -97,6 +97,7 @@ type twinKey struct {
 // instrumented is a decision, logged and kept, not an error.
 func (c *Controller) Reconcile(ctx context.Context, family string) (Result, error) {
 	log := c.log.With("family", family)
+	defer c.st.doneWaking(family)
 	fence, err := c.leaseFence(family)
 	if err != nil {
 		return Result{}, err
@@ -591,7 +592,8 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 	for _, t := range twinOf {
 		current[t.arn] = true
 	}
-	again := false // a rollout is under way or a move was deferred: look again later
+	again := false   // a rollout is under way or a move was deferred: look again later
+	rolling := false // a rollout of the family is under way
 	for _, s := range p.services {
 		slog := log.With("cluster", clusterName(s.cluster), "service", s.name)
 		f, err := c.observeService(ctx, p, s, twinOf)
@@ -618,11 +620,25 @@ func (c *Controller) instrument(ctx context.Context, log *slog.Logger, p *plan, 
 		case moveLeft:
 			// Left where it is on purpose: the sweeps need not queue it again.
 			st.ok.add(s.taskDef)
-		case moveStarted, moveDeferred:
+		case moveStarted:
+			again, rolling = true, true
+		case moveDeferred:
 			again = true
 		}
 	}
+	// Places a rollout freed that no rollout's end has handed out (a
+	// rollout the process did not start, a service deleted mid-rollout).
+	for _, f := range c.st.wakeWaiting(c.pacing()) {
+		if f != p.family {
+			c.enqueue(f)
+		}
+	}
 	if again && len(errs) == 0 {
+		if !rolling && c.st.waitingFor(p.family) {
+			// Only waiting for a place: a rollout's end queues the
+			// family (wakeWaiting); this is the fallback.
+			return Result{RequeueAfter: waitingPollFactor * c.o.RolloutPoll}, nil
+		}
 		return Result{RequeueAfter: c.o.RolloutPoll}, nil
 	}
 	return Result{}, errors.Join(errs...)
@@ -878,6 +894,10 @@ func (c *Controller) contested(log *slog.Logger, p *plan, s *service, twin *revi
 		From: s.taskDef, Twin: twin.arn, Reason: SkipContested})
 }
 
+// waitingPollFactor: a family whose moves wait for a place is looked at
+// again after this many RolloutPolls if no rollout's end queued it first.
+const waitingPollFactor = 8
+
 // errNotNow stops a write that must wait (pacing, a changed service).
 var errNotNow = errors.New("not now")
 
@@ -889,6 +909,17 @@ var errChanged = errors.New("the service changed since it was read; reconciling 
 // pacing defers it.
 func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan, s *service, twin *revision, current map[string]bool) (move, error) {
 	a := Action{Kind: ActionUpdateService, Family: twin.family, Cluster: s.cluster, Service: s.arn, From: s.taskDef, To: twin.arn}
+	if p.mode != policy.ModeAudit {
+		// No place: say so before reading the service again (the read
+		// would only be thrown away), and wait for a rollout to end.
+		if ok, why := c.st.placeFree(s, c.pacing()); !ok {
+			log.Info("service move deferred", "reason", why, "to", twin.arn)
+			if why != "max_in_flight_per_cluster" {
+				c.st.wait(p.family)
+			}
+			return moveDeferred, nil
+		}
+	}
 	applied, err := c.write(ctx, p, log, a, func(ctx context.Context, _ *Action) error {
 		// The service was read at the start of the reconcile; a pipeline
 		// may have deployed since. Moving it now would undo that deploy, so
@@ -905,6 +936,9 @@ func (c *Controller) moveService(ctx context.Context, log *slog.Logger, p *plan,
 		ok, why, release := c.st.admit(s, p.services, current, c.pacing(), twin.arn)
 		if !ok {
 			log.Info("service move deferred", "reason", why, "to", twin.arn)
+			if why == "max_in_flight" || why == "ramp_window" {
+				c.st.wait(p.family)
+			}
 			return errNotNow
 		}
 		log.Info("updating service", "from", s.taskDef, "to", twin.arn)

@@ -43,6 +43,9 @@ func (c *Controller) pacing() pacing {
 // change of the window.
 func (c *Controller) rolloutEnded(log *slog.Logger, completed bool) {
 	was, now := c.st.rampDone(c.pacing(), completed)
+	for _, f := range c.st.wakeWaiting(c.pacing()) {
+		c.enqueue(f)
+	}
 	switch {
 	case now > was:
 		log.Info("rollout window widened", "from", was, "to", now, "ceiling", c.o.MaxInFlight)

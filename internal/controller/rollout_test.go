@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -557,5 +558,62 @@ func TestBrakeIsNotUndoneByTheRolloutsBeforeIt(t *testing.T) {
 	}
 	if got := st.window; got >= 10 {
 		t.Errorf("window after the earlier rollouts drained = %d, want it near RampStart 5", got)
+	}
+}
+
+// A family whose move waits for a place is not read again while every place
+// is taken, and the end of a rollout queues as many waiting families as it
+// freed places for, first come first. make bench's first install made 26
+// service-read calls a service because every deferred family was
+// reconciled (and its service read again before the refusal) each
+// RolloutPoll for as long as the window stayed full.
+func TestWaitingFamiliesAreQueuedWhenAPlaceFrees(t *testing.T) {
+	clock := awssim.NewFakeClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
+	w := newWorld(t, awssim.Options{Clock: clock, RolloutDelay: time.Minute})
+	for i := range 6 {
+		src := w.register(t, fmt.Sprintf("f%d", i), "nginx:1.27", map[string]string{"ecs-sidecar/inject": "true"})
+		w.createService(t, fmt.Sprintf("f%d-0", i), src, types.DeploymentControllerTypeEcs)
+	}
+	clock.Advance(2 * time.Minute) // the sources' own deployments complete
+	w.sim.Step()
+	c := w.controller(t, func(o *Options) {
+		o.MaxInFlight, o.MaxInFlightPerCluster, o.Canary, o.Now = 2, 2, false, clock.Now
+	})
+	sweep(t, c)
+	before := w.count("DescribeServices")
+	if got := drain(t, c); len(got) != 6 {
+		t.Fatalf("first reconciles: %v, want the 6 families", got)
+	}
+	moved := w.writes("UpdateService")
+	if len(moved) != 2 {
+		t.Fatalf("%d services moved, want 2 (MaxInFlight)", len(moved))
+	}
+	// The two moves each read their service again before UpdateService; the
+	// four that found no place read nothing (the sweep's read decided).
+	if n := w.count("DescribeServices") - before; n != 2 {
+		t.Errorf("DescribeServices during the first reconciles = %d, want 2 (one before each move)", n)
+	}
+	if c.QueueLen() != 0 {
+		t.Fatalf("%d families queued while both places are taken", c.QueueLen())
+	}
+	for _, f := range []string{"f2", "f3", "f4", "f5"} {
+		if !c.st.waitingFor(f) {
+			t.Errorf("%s does not wait for a place", f)
+		}
+	}
+	// Both rollouts complete; their families' next reconciles (a deployment
+	// event, or the poll) see it and queue two waiting families.
+	clock.Advance(2 * time.Minute)
+	w.sim.Step()
+	reconcile(t, c, "f0")
+	reconcile(t, c, "f1")
+	if got := drain(t, c); !slices.Equal(got, []string{"f2", "f3"}) {
+		t.Errorf("queued after two rollouts ended: %v, want [f2 f3] (the first to wait)", got)
+	}
+	if n := len(w.writes("UpdateService")); n != 4 {
+		t.Errorf("%d services moved, want 4", n)
+	}
+	if c.st.waitingFor("f2") || !c.st.waitingFor("f4") {
+		t.Errorf("waiting after the second round: f2 %v, f4 %v; want false, true", c.st.waitingFor("f2"), c.st.waitingFor("f4"))
 	}
 }

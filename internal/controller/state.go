@@ -300,6 +300,16 @@ type state struct {
 	// window is the ramp's current bound on rollouts in flight (see
 	// Options.RampStart); 0 before the first admission.
 	window int
+	// waiting are the families with a move deferred for want of a place
+	// (max_in_flight, ramp_window, max_in_flight_per_cluster), in the order
+	// they asked: a rollout that ends queues as many as it frees places for
+	// (wakeWaiting), so they are not polled while every place is taken.
+	waiting   []string
+	isWaiting map[string]bool
+	// woken are the waiting families queued by wakeWaiting whose
+	// reconcile has not taken its place yet: each holds one of the free
+	// places, so that two rollouts' ends do not hand out one place twice.
+	woken map[string]bool
 
 	// Indexes of services, kept by setServiceLocked and deleteServiceLocked,
 	// so that a reconcile and pacing cost what the family has, not what the
@@ -385,6 +395,8 @@ func (st *state) dropListing(family string) {
 func newState() *state {
 	return &state{
 		revisions:    map[string]*revision{},
+		isWaiting:    map[string]bool{},
+		woken:        map[string]bool{},
 		services:     map[string]*service{},
 		families:     map[string]*familyState{},
 		moved:        map[string]string{},
@@ -515,6 +527,69 @@ func (st *state) rampDone(p pacing, completed bool) (was, now int) {
 	return was, st.window
 }
 
+// placeFree tells, without taking it, whether pacing has a place for a move
+// of s now (the canary rule aside, which admit applies), and if not why.
+func (st *state) placeFree(s *service, p pacing) (ok bool, why string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total, cluster := st.inFlightLocked(s.cluster)
+	switch {
+	case total >= p.maxInFlight:
+		return false, "max_in_flight"
+	case total >= st.windowLocked(p):
+		return false, "ramp_window"
+	case cluster >= p.perCluster:
+		return false, "max_in_flight_per_cluster"
+	}
+	return true, ""
+}
+
+// wait adds family to those waiting for a place, once.
+func (st *state) wait(family string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.isWaiting[family] {
+		st.isWaiting[family] = true
+		st.waiting = append(st.waiting, family)
+	}
+}
+
+// waitingFor tells whether family waits for a place.
+func (st *state) waitingFor(family string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.isWaiting[family]
+}
+
+// wakeWaiting takes, first come first, as many waiting families as pacing
+// has places for now (at least one when any is free), for the caller to
+// queue.
+func (st *state) wakeWaiting(p pacing) []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	total, _ := st.inFlightLocked("")
+	free := min(st.windowLocked(p), p.maxInFlight) - total - len(st.woken)
+	if free <= 0 || len(st.waiting) == 0 {
+		return nil
+	}
+	n := min(free, len(st.waiting))
+	woken := slices.Clone(st.waiting[:n])
+	st.waiting = slices.Delete(st.waiting, 0, n)
+	for _, f := range woken {
+		delete(st.isWaiting, f)
+		st.woken[f] = true
+	}
+	return woken
+}
+
+// doneWaking ends the hold of a woken family on its place: its reconcile
+// has ended, whether it took the place or not.
+func (st *state) doneWaking(family string) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.woken, family)
+}
+
 // inFlightLocked counts the rollouts of twins in flight: admitted moves not
 // answered yet, and services whose primary deployment rolls out a twin; in
 // all, and in cluster.
@@ -568,6 +643,11 @@ func (st *state) admit(s *service, family []*service, twins map[string]bool, p p
 		}
 	}
 	st.pending[s.arn] = pendingMove{cluster: s.cluster, family: s.family(), twin: twin}
+	delete(st.woken, s.family())
+	if st.isWaiting[s.family()] {
+		delete(st.isWaiting, s.family())
+		st.waiting = slices.DeleteFunc(st.waiting, func(f string) bool { return f == s.family() })
+	}
 	return true, "", func() {
 		st.mu.Lock()
 		defer st.mu.Unlock()
