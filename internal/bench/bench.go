@@ -397,9 +397,12 @@ func (r *Report) installRows(add func(metric, value, target, st string), in inst
 	// drain; no new ones are admitted until fewer than the window are).
 	braked := len(in.brakes) > 0 && strings.HasSuffix(in.brakes[0], fmt.Sprintf("→ %d", p.RampStart)) && in.lowAfterFailure <= p.RampStart
 	add("the same with one failing rollout (circuit breaker, rollback) once "+fmt.Sprint(r.Options.FailAt)+" are in flight: rollouts in flight at the failure -> fewest within 2 rollout times after -> most later; window",
-		fmt.Sprintf("%d -> %d -> %d; window braked %s; %s real (%.1fs); %d of %d covered (the failed family stays on its source)",
+		fmt.Sprintf("%d -> %d -> %d; window braked %s; %s real (%.1fs); %d of %d covered (the failed family's services that had not completed stay on its source)",
 			in.atFailure, in.lowAfterFailure, in.maxAfterFailure, strings.Join(in.brakes, ", "), Minutes(in.real()), in.measured.Seconds(), in.covered, in.services),
-		fmt.Sprintf("brakes to %d", p.RampStart), status(braked && in.covered == in.services-in.services/max(1, in.families)))
+		// The failed family's services that had not completed a rollout of
+		// its twin before the failure stay on the source: at most all of
+		// them (the canary failed), at least one (the failed rollout).
+		fmt.Sprintf("brakes to %d", p.RampStart), status(braked && in.covered >= in.services-in.services/max(1, in.families) && in.covered < in.services))
 }
 
 // real is a time measured against scaled bound sb converted to AWS's
