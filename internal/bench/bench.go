@@ -149,7 +149,9 @@ func Run(ctx context.Context, o Options, logw io.Writer) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
+	if os.Getenv("BENCH_KEEP") == "" { // BENCH_KEEP=1 keeps the processes' configs and logs
+		defer os.RemoveAll(dir)
+	}
 	bin := o.Reconciler
 	if bin == "" {
 		logf("building ./cmd/reconciler")
