@@ -156,19 +156,11 @@ func TestTaskRolePolicyIsLeastPrivilege(t *testing.T) {
 						if _, ok := starActions[a]; !ok {
 							t.Errorf("%s: %s on Resource \"*\": AWS allows a narrower resource, or add it to starActions with the reason", st.Sid, a)
 						}
-						if slices.Contains(starWrites, a) {
-							want := []awssim.Condition{{Operator: "StringEquals", Key: "aws:RequestedRegion", Values: []string{s.Region}}}
-							if d := cmp.Diff(st.Conditions, want); d != "" {
-								t.Errorf("%s: %s on * without the stack's Region (-got +want):\n%s", st.Sid, a, d)
-							}
-						}
+						checkStarWrite(t, st.Sid, a, st.Conditions, s.Region)
 					}
 				}
 				if slices.Contains(st.Actions, "iam:PassRole") {
-					want := []awssim.Condition{{Operator: "StringEquals", Key: "iam:PassedToService", Values: []string{"ecs-tasks.amazonaws.com"}}}
-					if d := cmp.Diff(st.Conditions, want); d != "" {
-						t.Errorf("%s: PassRole condition (-got +want):\n%s", st.Sid, d)
-					}
+					checkPassRoleCondition(t, st.Sid, st.Conditions)
 					if slices.Contains(st.Resources, "*") || slices.ContainsFunc(st.Resources, func(r string) bool { return r == "arn:aws:iam::123456789012:role/*" }) {
 						t.Errorf("%s: PassRole on every role: %v", st.Sid, st.Resources)
 					}
@@ -651,5 +643,27 @@ func TestLeaseTableFollowsReplicas(t *testing.T) {
 				t.Errorf("LeaseTable is not internal/lease's schema (-template +lease.CreateTableInput):\n%s", d)
 			}
 		})
+	}
+}
+
+// checkStarWrite holds a write that AWS only allows on Resource "*" (one of
+// starWrites) to the stack's Region.
+func checkStarWrite(t *testing.T, sid, action string, conds []awssim.Condition, region string) {
+	t.Helper()
+	if !slices.Contains(starWrites, action) {
+		return
+	}
+	want := []awssim.Condition{{Operator: "StringEquals", Key: "aws:RequestedRegion", Values: []string{region}}}
+	if d := cmp.Diff(conds, want); d != "" {
+		t.Errorf("%s: %s on * without the stack's Region (-got +want):\n%s", sid, action, d)
+	}
+}
+
+// checkPassRoleCondition holds iam:PassRole to ECS tasks.
+func checkPassRoleCondition(t *testing.T, sid string, conds []awssim.Condition) {
+	t.Helper()
+	want := []awssim.Condition{{Operator: "StringEquals", Key: "iam:PassedToService", Values: []string{"ecs-tasks.amazonaws.com"}}}
+	if d := cmp.Diff(conds, want); d != "" {
+		t.Errorf("%s: PassRole condition (-got +want):\n%s", sid, d)
 	}
 }
