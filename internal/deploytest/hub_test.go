@@ -8,7 +8,6 @@ package deploytest
 // rules match.
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -19,7 +18,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -135,19 +133,6 @@ func inlinePolicy(t *testing.T, tpl *Template, s Stack, role string) []awssim.St
 		t.Fatalf("%s: %v\n%s", role, err, b)
 	}
 	return st
-}
-
-func TestHubTemplatesCfnLint(t *testing.T) {
-	bin, err := exec.LookPath("cfn-lint")
-	if err != nil {
-		t.Fatalf("cfn-lint is not installed (pip package cfn-lint): %v", err)
-	}
-	for _, name := range []string{"member.yaml", "hub.yaml"} {
-		out, err := exec.Command(bin, hubTemplatePath(name)).CombinedOutput()
-		if err != nil || len(bytes.TrimSpace(out)) > 0 {
-			t.Errorf("cfn-lint %s: %v\n%s", name, err, out)
-		}
-	}
 }
 
 func TestHubStacksAreDeployable(t *testing.T) {

@@ -122,9 +122,12 @@ func TestCfnLint(t *testing.T) {
 	if err != nil {
 		t.Fatalf("cfn-lint is not installed (pip package cfn-lint): %v", err)
 	}
-	out, err := exec.Command(bin, Path()).CombinedOutput()
-	if err != nil || len(bytes.TrimSpace(out)) > 0 {
-		t.Fatalf("cfn-lint %s: %v\n%s", Path(), err, out)
+	// The stack, and hub mode's member and hub templates (hub_test.go).
+	for _, path := range []string{Path(), hubTemplatePath("member.yaml"), hubTemplatePath("hub.yaml")} {
+		out, err := exec.Command(bin, path).CombinedOutput()
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("cfn-lint %s: %v\n%s", path, err, out)
+		}
 	}
 }
 
