@@ -251,6 +251,7 @@ func runReconciler(ctx context.Context, log *slog.Logger, cfg *config.Config, cr
 		RampStart:             cfg.Rollouts.RampStart,
 		Canary:                cfg.Rollouts.Canary,
 		RolloutDeadline:       cfg.Rollouts.Deadline.Duration,
+		RolloutPoll:           cfg.Rollouts.Poll.Duration,
 		ContestedAfter:        cfg.Rollouts.ContestedAfter,
 		OwnerTag:              cfg.OwnerTag,
 		ContestedWindow:       cfg.Rollouts.ContestedWindow.Duration,

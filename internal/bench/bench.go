@@ -538,7 +538,7 @@ measured at scale S is converted to AWS's rates two ways, which bracket the real
 (measured - bound(S)), the time beyond the bound taken as the machine's overhead, which does not
 scale (ToRealAdditive), to measured / bound(S) x bound(1), the run's ratio to its bound kept at AWS's
 rates (ToReal). Rows with a target show the measured ratio to the bound at S. The
-first installs scale time itself (rollouts, sweep intervals, the rollout deadline divided by S,
+first installs scale time itself (rollouts, sweep intervals, the rollout deadline and poll divided by S,
 refills multiplied by S): their real time is measured x S.
 
 - **Convergence.** %d families, each with one revision tagged `+"`ecs-sidecar/inject=true`"+` and one
@@ -557,7 +557,7 @@ refills multiplied by S): their real time is measured x S.
   with the deployment circuit breaker and rollback, nothing instrumented. Time divided by %g: the
   simulator's rollouts take %v (5 minutes), its buckets and the process's refill x%g; the process has the
   default config but for `+"`sweeps: {services: {interval: %v}, families: {interval: %v, maxCallsPerSecond: %g}}`"+`
-  (the defaults' 5m, 30m and 2/s, scaled) and `+"`rollouts: {canary: true, rampStart: %d, maxInFlight: %d, maxInFlightPerCluster: %d, deadline: %v}`"+`
+  (the defaults' 5m, 30m and 2/s, scaled) and `+"`rollouts: {canary: true, rampStart: %d, maxInFlight: %d, maxInFlightPerCluster: %d, deadline: %v, poll: %v}`"+`
   (the defaults' ramp and bounds, with the canary on, which the default leaves off: an upper
   bound for the defaults; the previous defaults, 5 at once with no ramp, are the computed row). It finds the work through
   its first sweeps and ECS's deployment events on the queue, as in an account. Measured from the
@@ -570,7 +570,7 @@ refills multiplied by S): their real time is measured x S.
   computed: services / 5 in flight x 5 minutes, with no overhead.
 `, in.families, in.services/max(1, in.families), in.clusters, in.scale, scaledDown(realRollout, in.scale), in.scale,
 			scaledDown(realServiceInterval, in.scale), scaledDown(realFamilyInterval, in.scale), DefaultFamilyRate*in.scale,
-			p.RampStart, p.MaxInFlight, p.PerCluster, p.deadline, o.FailAt)
+			p.RampStart, p.MaxInFlight, p.PerCluster, p.deadline, p.poll, o.FailAt)
 	}
 	fmt.Fprintf(&b, `- **The 20,000-service fleet.** %d families of %d services each in %d clusters, opted in by
   tag, instrumented first by the reconciler's own code (controller.Reconcile in the harness, over the

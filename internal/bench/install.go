@@ -22,6 +22,7 @@ const (
 	realServiceInterval = 5 * time.Minute
 	realFamilyInterval  = 30 * time.Minute
 	realDeadline        = 30 * time.Minute
+	realPoll            = 15 * time.Second // rollouts.poll's default
 )
 
 // installResult is one first install.
@@ -101,6 +102,7 @@ func runInstall(ctx context.Context, o Options, bin, dir string, fail bool, logf
 	res := installResult{families: o.InstallFamilies, services: o.InstallFamilies * o.InstallServicesPerFamily,
 		clusters: o.InstallClusters, scale: k, pacing: o.InstallPacing, withFailure: fail}
 	res.pacing.deadline = scaledDown(realDeadline, k)
+	res.pacing.poll = scaledDown(realPoll, k)
 	rule := &twinRule{}
 	s, secret, err := startSeededSim(ctx, awssim.Options{RolloutDelay: scaledDown(realRollout, k), RolloutRule: rule.rule})
 	if err != nil {

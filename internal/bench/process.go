@@ -49,6 +49,7 @@ type RolloutPacing struct {
 	MaxInFlight, PerCluster, RampStart int
 	Canary                             bool
 	deadline                           time.Duration
+	poll                               time.Duration // rollouts.poll
 }
 
 func (c processConfig) yaml(metricsListen string) string {
@@ -75,8 +76,8 @@ func (c processConfig) yaml(metricsListen string) string {
 			c.serviceInterval, c.familyInterval, c.familyRate)
 	}
 	if r := c.rollouts; r != nil {
-		fmt.Fprintf(&b, "rollouts:\n  canary: %t\n  maxInFlight: %d\n  maxInFlightPerCluster: %d\n  rampStart: %d\n  deadline: %s\n",
-			r.Canary, r.MaxInFlight, r.PerCluster, r.RampStart, r.deadline)
+		fmt.Fprintf(&b, "rollouts:\n  canary: %t\n  maxInFlight: %d\n  maxInFlightPerCluster: %d\n  rampStart: %d\n  deadline: %s\n  poll: %s\n",
+			r.Canary, r.MaxInFlight, r.PerCluster, r.RampStart, r.deadline, r.poll)
 	} else {
 		b.WriteString("rollouts:\n  canary: false\n")
 		if c.maxInFlight > 0 {

@@ -159,6 +159,10 @@ type Rollouts struct {
 	RampStart int `json:"rampStart"`
 	// Deadline marks a rollout failed ("deadline") when it has no outcome by then.
 	Deadline Duration `json:"deadline"`
+	// Poll is how soon a family with a rollout under way is looked at again
+	// when no deployment event has said its rollout ended (a family that
+	// waits for a place: 8 times that). Default 15s.
+	Poll Duration `json:"poll"`
 	// Canary rolls a new spec out to one service first, and to the family's
 	// other services only once that rollout has completed.
 	Canary bool `json:"canary"`
@@ -282,6 +286,7 @@ func Default() *Config {
 			MaxInFlightPerCluster: DefaultMaxInFlightPerCluster,
 			RampStart:             DefaultRampStart,
 			Deadline:              D(30 * time.Minute),
+			Poll:                  D(15 * time.Second),
 			OnOptOut:              OnOptOutRevert,
 			ContestedAfter:        3,
 			ContestedWindow:       D(24 * time.Hour),

@@ -187,6 +187,7 @@ func TestDefaults(t *testing.T) {
 		{"rollouts.maxInFlightPerCluster", c.Rollouts.MaxInFlightPerCluster, 20},
 		{"rollouts.rampStart", c.Rollouts.RampStart, 5},
 		{"rollouts.deadline", c.Rollouts.Deadline, D(30 * time.Minute)},
+		{"rollouts.poll", c.Rollouts.Poll, D(15 * time.Second)},
 		{"rollouts.canary", c.Rollouts.Canary, false},
 		{"rollouts.onOptOut", c.Rollouts.OnOptOut, OnOptOutRevert},
 		{"rollouts.contestedAfter", c.Rollouts.ContestedAfter, 3},

@@ -105,6 +105,7 @@ func (c *Config) Validate() error {
 		add("rollouts.rampStart", "must be between 0 (no ramp) and rollouts.maxInFlight (%d)", c.Rollouts.MaxInFlight)
 	}
 	positiveDuration(add, "rollouts.deadline", c.Rollouts.Deadline, time.Second)
+	positiveDuration(add, "rollouts.poll", c.Rollouts.Poll, 100*time.Millisecond)
 	intRange(add, "rollouts.contestedAfter", c.Rollouts.ContestedAfter, 0, 100)
 	positiveDuration(add, "rollouts.contestedWindow", c.Rollouts.ContestedWindow, time.Minute)
 	positiveDuration(add, "images.tagTTL", c.Images.TagTTL, time.Second)
