@@ -827,7 +827,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 			c.st.setMoved(s.arn, "")
 			log.Info("rollout of twin completed", "twin", revisionNumber(d.taskDef))
 			c.o.Observer.RolloutDone(RolloutCompleted)
-			c.rolloutEnded(log, true, s.arn)
+			c.rolloutEnded(log, true)
 		}
 	}
 	twin := c.st.cachedRevision(next.twin)
@@ -846,7 +846,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 		} else {
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		c.rolloutEnded(log, false, s.arn)
+		c.rolloutEnded(log, false)
 		return moveLeft, c.markFailed(ctx, log, p, twin, next.code)
 	case stepAbandon:
 		if next.code == FailedDeadline {
@@ -856,7 +856,7 @@ func (c *Controller) applyStep(ctx context.Context, log *slog.Logger, p *plan, s
 			log.Warn("rollout of twin failed and ECS did not roll it back", "twin", twin.number)
 			c.o.Observer.RolloutDone(RolloutFailed)
 		}
-		c.rolloutEnded(log, false, s.arn)
+		c.rolloutEnded(log, false)
 		if err := c.markFailed(ctx, log, p, twin, next.code); err != nil {
 			return moveLeft, err
 		}

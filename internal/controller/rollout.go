@@ -41,8 +41,8 @@ func (c *Controller) pacing() pacing {
 
 // rolloutEnded moves the ramp after a rollout of a twin ended, and logs a
 // change of the window.
-func (c *Controller) rolloutEnded(log *slog.Logger, completed bool, service string) {
-	was, now := c.st.rampDone(c.pacing(), completed, service)
+func (c *Controller) rolloutEnded(log *slog.Logger, completed bool) {
+	was, now := c.st.rampDone(c.pacing(), completed)
 	for _, f := range c.st.wakeWaiting(c.pacing()) {
 		c.enqueue(f)
 	}

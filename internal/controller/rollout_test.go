@@ -513,7 +513,7 @@ func TestNoRampAdmitsUpToMaxInFlight(t *testing.T) {
 			t.Errorf("refused with %q, want max_in_flight", why)
 		}
 	}
-	if was, now := st.rampDone(p, false, ""); was != 5 || now != 5 {
+	if was, now := st.rampDone(p, false); was != 5 || now != 5 {
 		t.Errorf("a failure without a ramp moved the window %d -> %d", was, now)
 	}
 }

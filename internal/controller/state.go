@@ -507,8 +507,8 @@ func (st *state) windowLocked(p pacing) int {
 // window again as they complete. Widening only while the rollouts in flight
 // fit in the window stalled the ramp at its start in make bench's first
 // install once rollouts.poll was scaled like the rollouts, so it is not
-// done; done, the service whose rollout ended, is for that next attempt.
-func (st *state) rampDone(p pacing, completed bool, done string) (was, now int) {
+// done (the closing note of that stop says what was tried).
+func (st *state) rampDone(p pacing, completed bool) (was, now int) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	was = st.windowLocked(p)
@@ -528,7 +528,7 @@ func (st *state) rampDone(p pacing, completed bool, done string) (was, now int) 
 func (st *state) placeFree(s *service, p pacing) (ok bool, why string) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	total, cluster := st.inFlightLocked(s.cluster, "")
+	total, cluster := st.inFlightLocked(s.cluster)
 	switch {
 	case total >= p.maxInFlight:
 		return false, "max_in_flight"
@@ -563,7 +563,7 @@ func (st *state) waitingFor(family string) bool {
 func (st *state) wakeWaiting(p pacing) []string {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	total, _ := st.inFlightLocked("", "")
+	total, _ := st.inFlightLocked("")
 	free := min(st.windowLocked(p), p.maxInFlight) - total - len(st.woken)
 	if free <= 0 || len(st.waiting) == 0 {
 		return nil
@@ -589,7 +589,7 @@ func (st *state) doneWaking(family string) {
 // inFlightLocked counts the rollouts of twins in flight: admitted moves not
 // answered yet, and services whose primary deployment rolls out a twin; in
 // all, and in cluster.
-func (st *state) inFlightLocked(cluster, except string) (total, inCluster int) {
+func (st *state) inFlightLocked(cluster string) (total, inCluster int) {
 	total = len(st.pending)
 	for _, m := range st.pending {
 		if m.cluster == cluster {
@@ -597,7 +597,7 @@ func (st *state) inFlightLocked(cluster, except string) (total, inCluster int) {
 		}
 	}
 	for arn, o := range st.rolling {
-		if _, reserved := st.pending[arn]; !reserved && arn != except && st.twinInFlightLocked(o) {
+		if _, reserved := st.pending[arn]; !reserved && st.twinInFlightLocked(o) {
 			total++
 			if o.cluster == cluster {
 				inCluster++
@@ -617,7 +617,7 @@ func (st *state) inFlightLocked(cluster, except string) (total, inCluster int) {
 func (st *state) admit(s *service, family []*service, twins map[string]bool, p pacing, twin string) (ok bool, why string, release func()) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	total, cluster := st.inFlightLocked(s.cluster, "")
+	total, cluster := st.inFlightLocked(s.cluster)
 	no := func() {}
 	if total >= p.maxInFlight {
 		return false, "max_in_flight", no
